@@ -1,0 +1,122 @@
+"""Batches drawn from a mixture whose weights may change at every step.
+
+HF ``interleave_datasets`` fixes its probabilities when the dataset is built; popmix's policies
+change them during training, so batches come from this sampler instead. All randomness comes from
+one ``np.random.Generator`` whose state is part of :meth:`MixtureSampler.state_dict`, so a
+restored run draws exactly the batches the uninterrupted run would have drawn.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from popmix.data.domains import DomainSet
+
+COUNT_MODES = ("multinomial", "exact")
+
+
+def largest_remainder(expected: np.ndarray, total: int) -> np.ndarray:
+    """Integer counts summing to ``total`` that round ``expected`` (which sums to ``total``).
+
+    Floors first, then gives the remaining units to the largest fractional parts (ties go to the
+    lower index). Every count is >= 0.
+    """
+    base = np.floor(expected).astype(np.int64)
+    rest = int(total - base.sum())
+    if rest > 0:
+        order = np.argsort(-(expected - base), kind="stable")
+        base[order[:rest]] += 1
+    return base
+
+
+class MixtureSampler:
+    """Draws training batches of token windows from a :class:`DomainSet`.
+
+    The batch composition (examples per domain) follows the weights given at each call:
+
+    - ``count_mode="multinomial"``: counts ~ Multinomial(batch_size, weights), each example's
+      domain drawn independently (what "sampling from p" means).
+    - ``count_mode="exact"``: deterministic counts by largest-remainder rounding of a running
+      deficit, so the composition over consecutive batches tracks the weights exactly, and a
+      batch that can hold every domain's share holds it (stratified batches when the weights are
+      uniform and batch_size is a multiple of n_domains).
+
+    A window is ``seq_len + 1`` consecutive tokens at a uniformly drawn offset of the domain's
+    training split.
+
+    Args:
+        domains: the domain set.
+        batch_size: examples per batch.
+        seq_len: model context; a window holds seq_len + 1 tokens.
+        seed: seed of the sampler's generator.
+        count_mode: ``"multinomial"`` or ``"exact"``.
+    """
+
+    def __init__(
+        self,
+        domains: DomainSet,
+        batch_size: int,
+        seq_len: int,
+        seed: int = 0,
+        count_mode: str = "multinomial",
+    ) -> None:
+        if count_mode not in COUNT_MODES:
+            raise ValueError(f"unknown count_mode {count_mode!r}; choose one of {COUNT_MODES}")
+        self.domains = domains
+        self.batch_size = batch_size
+        self.seq_len = seq_len
+        self.count_mode = count_mode
+        self._rng = np.random.default_rng(seed)
+        self._deficit = np.zeros(len(domains))
+        self._window = np.arange(seq_len + 1)
+        # Valid window starts per domain: [0, n_i - seq_len - 1].
+        self._n_starts = np.array([d.train.size - seq_len for d in domains], dtype=np.int64)
+        if np.any(self._n_starts < 1):
+            small = [d.name for d, n in zip(domains, self._n_starts) if n < 1]
+            raise ValueError(f"training split shorter than seq_len + 1 in: {small}")
+
+    def counts(self, weights: np.ndarray) -> np.ndarray:
+        """Examples per domain for the next batch, shape (n_domains,), summing to batch_size."""
+        w = np.asarray(weights, dtype=np.float64)
+        if self.count_mode == "multinomial":
+            return self._rng.multinomial(self.batch_size, w / w.sum())
+        # Carry the rounding error over to the next batches so no domain is starved.
+        self._deficit += self.batch_size * (w / w.sum())
+        c = largest_remainder(self._deficit, self.batch_size)
+        self._deficit -= c
+        return c
+
+    def batch(self, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Windows for the given composition: tokens (B, seq_len + 1) int64, domain ids (B,)."""
+        rows, ids = [], []
+        for i, c in enumerate(counts):
+            if c == 0:
+                continue
+            starts = self._rng.integers(0, self._n_starts[i], size=int(c))
+            rows.append(self.domains[i].train[starts[:, None] + self._window])
+            ids.append(np.full(int(c), i, dtype=np.int64))
+        return np.concatenate(rows).astype(np.int64), np.concatenate(ids)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rng": self._rng.bit_generator.state, "deficit": self._deficit.tolist()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._rng.bit_generator.state = state["rng"]
+        self._deficit = np.asarray(state["deficit"], dtype=np.float64)
+
+
+def eval_windows(tokens: np.ndarray, seq_len: int, max_windows: int | None) -> np.ndarray:
+    """Contiguous, non-overlapping windows of ``seq_len + 1`` tokens from a held-out split.
+
+    Deterministic (no sampling), so every method and every evaluation sees the same text. When
+    the split holds more than ``max_windows`` windows, they are spread evenly over the split.
+    """
+    n = (tokens.size - 1) // seq_len
+    if n < 1:
+        return np.zeros((0, seq_len + 1), dtype=np.int64)
+    starts = np.arange(n) * seq_len
+    if max_windows is not None and n > max_windows:
+        starts = starts[np.linspace(0, n - 1, max_windows).round().astype(np.int64)]
+    return tokens[starts[:, None] + np.arange(seq_len + 1)].astype(np.int64)

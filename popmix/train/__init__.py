@@ -1,0 +1,16 @@
+"""The proxy model and the one training loop every method shares (torch; no Ray)."""
+
+from popmix.train.loop import Diverged, TrainConfig, Trainer, perplexity_summary
+from popmix.train.model import ModelConfig, TinyGPT
+from popmix.train.run import eval_record, run_training
+
+__all__ = [
+    "Diverged",
+    "ModelConfig",
+    "TinyGPT",
+    "TrainConfig",
+    "Trainer",
+    "eval_record",
+    "perplexity_summary",
+    "run_training",
+]

@@ -1,0 +1,358 @@
+"""The one training loop every method shares (``popmix run`` and every Tune trainable).
+
+Read :meth:`Trainer.train_step` top to bottom: it is the whole algorithm. A policy decides the
+weights; ``apply`` decides whether they shape the batch (``sample``) or scale the loss
+(``loss``); everything else (AdamW, warm-up + cosine LR, clipping) is the same for every method,
+so differences between methods come from the mixture alone.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+import torch
+
+from popmix.data.domains import DomainSet
+from popmix.data.sampler import MixtureSampler, eval_windows
+from popmix.policies import DomainSignals, MixingPolicy, loss_weights
+from popmix.train.model import ModelConfig, TinyGPT
+
+APPLY_MODES = ("sample", "loss")
+
+
+class Diverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass
+class Batch:
+    """One training batch: tokens (B, T+1), domain ids (B,), examples per domain (n_domains,)
+    and the weight of each example's loss (B,)."""
+
+    tokens: torch.Tensor
+    ids: torch.Tensor
+    counts: np.ndarray
+    example_weight: torch.Tensor
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything about a run except the model size and the mixing method.
+
+    Args:
+        steps: optimizer steps in the whole run (the LR schedule and policies span this).
+        batch_size: windows per batch.
+        lr: peak learning rate.
+        min_lr_frac: the cosine decays to lr * min_lr_frac.
+        warmup_steps: linear warm-up from 0 to lr.
+        weight_decay: AdamW decay on matrices (not on biases, norms).
+        grad_clip: global gradient-norm clip (0 disables).
+        eval_interval: steps between validation evaluations (0: only at the end).
+        eval_windows: validation windows per domain per evaluation (cost bound).
+        test_windows: test windows per domain for the final report.
+        apply: ``sample`` (batch composition follows the weights) or ``loss`` (batches drawn
+            from ``loss_base``, per-example losses scaled by w = p / q).
+        loss_base: the batch distribution q in ``loss`` mode: ``stratified`` or ``proportional``.
+        seed: seeds the model initialisation and the sampler.
+        threads: torch intra-op threads (default: the CPUs this process may use).
+        device: ``cpu``, ``cuda`` or ``auto``.
+    """
+
+    steps: int = 300
+    batch_size: int = 16
+    lr: float = 3e-3
+    min_lr_frac: float = 0.1
+    warmup_steps: int = 20
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    eval_interval: int = 50
+    eval_windows: int = 16
+    test_windows: int = 64
+    apply: str = "sample"
+    loss_base: str = "stratified"
+    seed: int = 0
+    threads: int | None = None
+    device: str = "cpu"
+
+    def validate(self) -> None:
+        positive = ("steps", "batch_size", "eval_windows", "test_windows")
+        for key in positive:
+            v = getattr(self, key)
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{key} must be a positive integer, got {v!r}")
+        for key in ("warmup_steps", "eval_interval"):
+            v = getattr(self, key)
+            if not isinstance(v, int) or v < 0:
+                raise ValueError(f"{key} must be a non-negative integer, got {v!r}")
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        if not 0 <= self.min_lr_frac <= 1:
+            raise ValueError(f"min_lr_frac must be in [0, 1], got {self.min_lr_frac!r}")
+        if self.weight_decay < 0 or self.grad_clip < 0:
+            raise ValueError("weight_decay and grad_clip must be >= 0")
+        if self.apply not in APPLY_MODES:
+            raise ValueError(f"unknown apply mode {self.apply!r}; choose one of {APPLY_MODES}")
+        if self.loss_base not in ("stratified", "proportional"):
+            raise ValueError(
+                f"unknown loss_base {self.loss_base!r}; choose 'stratified' or 'proportional'"
+            )
+        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
+            raise ValueError(f"threads must be a positive integer, got {self.threads!r}")
+        if self.device not in ("cpu", "cuda", "auto") and not self.device.startswith("cuda:"):
+            raise ValueError(f"unknown device {self.device!r}; use cpu, cuda or auto")
+
+    @classmethod
+    def field_names(cls) -> set[str]:
+        return {f.name for f in fields(cls)}
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (respects affinity masks set by Ray or taskset)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class Trainer:
+    """Owns the model, optimizer, sampler and policy of one run, and trains it step by step.
+
+    ``train(n)`` may be called repeatedly (a Tune trainable calls it once per report);
+    :meth:`state_dict` / :meth:`load_state_dict` capture everything needed to continue exactly,
+    bit for bit on the same device: model, optimizer moments, step (the LR schedule is a pure
+    function of it), policy state and the sampler's generator.
+
+    Args:
+        domains: the training domains.
+        policy: the mixing policy; its weights are read before every step.
+        model_cfg: proxy-model size.
+        cfg: training settings.
+    """
+
+    def __init__(
+        self, domains: DomainSet, policy: MixingPolicy, model_cfg: ModelConfig, cfg: TrainConfig
+    ) -> None:
+        cfg.validate()
+        model_cfg.validate()
+        if policy.n_domains != len(domains):
+            raise ValueError(f"policy has {policy.n_domains} domains, data has {len(domains)}")
+        self.domains, self.policy, self.model_cfg, self.cfg = domains, policy, model_cfg, cfg
+        self.device = resolve_device(cfg.device)
+        torch.set_num_threads(cfg.threads or available_cpus())
+
+        # Independent streams for the model init and the sampler, both from the run's seed.
+        init_seed, sampler_seed = np.random.SeedSequence(cfg.seed).generate_state(2)
+        gen = torch.Generator().manual_seed(int(init_seed))
+        self.model = TinyGPT(model_cfg, gen).to(self.device)
+        decay = [p for n, p in self.model.named_parameters() if p.dim() >= 2]
+        no_decay = [p for n, p in self.model.named_parameters() if p.dim() < 2]
+        self.optimizer = torch.optim.AdamW(
+            [
+                {"params": decay, "weight_decay": cfg.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
+            lr=cfg.lr,
+            betas=(0.9, 0.95),
+        )
+        # Loss mode trains on fixed (stratified or proportional) batches; "exact" counts make
+        # them stratified batch by batch rather than only in expectation.
+        count_mode = "multinomial" if cfg.apply == "sample" else "exact"
+        self.sampler = MixtureSampler(
+            domains, cfg.batch_size, model_cfg.seq_len, int(sampler_seed), count_mode
+        )
+        sizes = domains.sizes.astype(np.float64)
+        k = len(domains)
+        self.base_q = np.full(k, 1.0 / k) if cfg.loss_base == "stratified" else sizes / sizes.sum()
+
+        self.step = 0
+        self.tokens_seen = 0
+        self.last_weights = policy.weights(0)
+        self.last_lr = 0.0
+        # Per-domain training-loss sums since the last report, kept on the device so that a
+        # static method never forces a device→host sync inside the step.
+        self._loss_sum = torch.zeros(k, dtype=torch.float64, device=self.device)
+        self._loss_count = np.zeros(k, dtype=np.int64)
+        self._val = self._windows("validation", cfg.eval_windows)
+        self._test = self._windows("test", cfg.test_windows)
+
+    # -- schedule -------------------------------------------------------------------------------
+    def lr_at(self, step: int) -> float:
+        """Linear warm-up to ``lr``, then cosine decay to ``lr * min_lr_frac`` at the last step."""
+        cfg = self.cfg
+        if step < cfg.warmup_steps:
+            return cfg.lr * (step + 1) / cfg.warmup_steps
+        span = max(1, cfg.steps - cfg.warmup_steps)
+        progress = min(1.0, (step - cfg.warmup_steps) / span)
+        min_lr = cfg.lr * cfg.min_lr_frac
+        return min_lr + 0.5 * (cfg.lr - min_lr) * (1.0 + math.cos(math.pi * progress))
+
+    # -- training -------------------------------------------------------------------------------
+    def draw_batch(self, weights: np.ndarray) -> Batch:
+        """The next training batch for mixture ``weights``.
+
+        ``sample`` mode draws the composition from ``weights`` and weighs every example 1;
+        ``loss`` mode draws it from the fixed base q and weighs domain i's examples by p_i / q_i.
+        """
+        if self.cfg.apply == "sample":
+            counts = self.sampler.counts(weights)
+            domain_weight = np.ones(len(weights))
+        else:
+            counts = self.sampler.counts(self.base_q)
+            domain_weight = loss_weights(weights, self.base_q)
+        tokens, ids = self.sampler.batch(counts)
+        ids_t = torch.from_numpy(ids).to(self.device, non_blocking=True)
+        return Batch(
+            tokens=torch.from_numpy(tokens).to(self.device, non_blocking=True),
+            ids=ids_t,
+            counts=counts,
+            example_weight=torch.from_numpy(domain_weight).to(self.device, torch.float32)[ids_t],
+        )
+
+    def batch_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(training loss, per-example losses) of a batch.
+
+        The loss is the batch mean of w_domain · loss: in expectation Σ_i p_i L_i in both modes.
+        """
+        example_loss = self.model.example_losses(batch.tokens)
+        return (example_loss * batch.example_weight).mean(), example_loss
+
+    def train_step(self) -> None:
+        """One optimizer step on one batch."""
+        step = self.step
+        weights = self.policy.weights(step)
+        lr = self.lr_at(step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+        batch = self.draw_batch(weights)
+        loss, example_loss = self.batch_loss(batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.optimizer.step()
+
+        detached = example_loss.detach().double()
+        self._loss_sum.index_add_(0, batch.ids, detached)
+        self._loss_count += batch.counts
+        if self.policy.is_adaptive:
+            # Adaptive policies see this step's per-domain losses (one host sync per step).
+            per_domain = torch.zeros_like(self._loss_sum).index_add_(0, batch.ids, detached)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                train_loss = per_domain.cpu().numpy() / batch.counts
+            train_loss[batch.counts == 0] = np.nan
+            self.policy.update(
+                DomainSignals(step=step, train_loss=train_loss, counts=batch.counts, lr=lr)
+            )
+        self.step += 1
+        self.tokens_seen += batch.tokens.shape[0] * (batch.tokens.shape[1] - 1)
+        self.last_weights, self.last_lr = weights, lr
+
+    def train(self, n_steps: int) -> None:
+        """Train ``n_steps`` more steps (not past ``cfg.steps``)."""
+        end = min(self.step + n_steps, self.cfg.steps)
+        while self.step < end:
+            self.train_step()
+
+    def pop_train_losses(self) -> np.ndarray:
+        """Mean training loss per domain since the last call (NaN where none was drawn).
+
+        Raises:
+            Diverged: a training loss was NaN or infinite.
+        """
+        sums = self._loss_sum.cpu().numpy()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = sums / self._loss_count
+        if not np.all(np.isfinite(sums)):
+            raise Diverged(
+                f"training loss became non-finite by step {self.step} (lr {self.last_lr:.3g}); "
+                "lower the learning rate or the loss weights"
+            )
+        means[self._loss_count == 0] = np.nan
+        self._loss_sum.zero_()
+        self._loss_count[:] = 0
+        return means
+
+    # -- evaluation -----------------------------------------------------------------------------
+    def _windows(self, split: str, max_windows: int) -> list[torch.Tensor]:
+        return [
+            torch.from_numpy(eval_windows(d.split(split), self.model_cfg.seq_len, max_windows))
+            for d in self.domains
+        ]
+
+    @torch.no_grad()
+    def evaluate(self, split: str = "validation") -> np.ndarray:
+        """Mean next-byte loss (nats) per domain on held-out windows, shape (n_domains,).
+
+        The mean is over windows of each window's mean token loss (the Aioli paper's order:
+        per-chunk mean, then mean over chunks, then exp for perplexity).
+        """
+        windows = self._val if split == "validation" else self._test
+        was_training = self.model.training
+        self.model.eval()
+        out = np.empty(len(windows))
+        chunk = max(self.cfg.batch_size, 64)
+        for i, w in enumerate(windows):
+            losses = [
+                self.model.example_losses(w[j : j + chunk].to(self.device))
+                for j in range(0, w.shape[0], chunk)
+            ]
+            out[i] = torch.cat(losses).double().mean().item()
+        self.model.train(was_training)
+        return out
+
+    # -- checkpointing --------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "tokens_seen": self.tokens_seen,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "policy": self.policy.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "loss_sum": self._loss_sum.cpu(),
+            "loss_count": self._loss_count.copy(),
+            "last_weights": np.asarray(self.last_weights).copy(),
+            "last_lr": self.last_lr,
+            "config": {"train": asdict(self.cfg), "model": asdict(self.model_cfg)},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step = int(state["step"])
+        self.tokens_seen = int(state["tokens_seen"])
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.policy.load_state_dict(state["policy"])
+        self.sampler.load_state_dict(state["sampler"])
+        self._loss_sum = state["loss_sum"].to(self.device)
+        self._loss_count = np.asarray(state["loss_count"]).copy()
+        self.last_weights = np.asarray(state["last_weights"]).copy()
+        self.last_lr = float(state["last_lr"])
+
+    def save(self, path: str | os.PathLike) -> None:
+        torch.save(self.state_dict(), path)
+
+    def load(self, path: str | os.PathLike) -> None:
+        self.load_state_dict(torch.load(path, map_location=self.device, weights_only=False))
+
+
+def perplexity_summary(losses: np.ndarray, names: list[str]) -> dict[str, Any]:
+    """Mean over domains of per-domain perplexity (the Aioli paper's metric) and the worst."""
+    ppl = np.exp(np.asarray(losses, dtype=np.float64))
+    worst = int(np.argmax(ppl))
+    return {
+        "mean_ppl": float(ppl.mean()),
+        "worst_ppl": float(ppl[worst]),
+        "worst_domain": names[worst],
+        "mean_loss": float(np.mean(losses)),
+    }

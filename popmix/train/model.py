@@ -1,0 +1,108 @@
+"""A small byte-level decoder-only transformer (the proxy model every method trains)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from popmix.data.domains import VOCAB_SIZE
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Size of the proxy model.
+
+    Args:
+        n_layer: transformer blocks.
+        n_head: attention heads (must divide d_model).
+        d_model: residual width.
+        seq_len: context length in bytes.
+    """
+
+    n_layer: int = 2
+    n_head: int = 4
+    d_model: int = 128
+    seq_len: int = 128
+
+    def validate(self) -> None:
+        for key in ("n_layer", "n_head", "d_model", "seq_len"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"model.{key} must be a positive integer, got {value!r}")
+        if self.d_model % self.n_head:
+            raise ValueError(
+                f"model.d_model ({self.d_model}) must be a multiple of "
+                f"model.n_head ({self.n_head})"
+            )
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.n_head = cfg.n_head
+        self.ln1 = nn.LayerNorm(cfg.d_model)
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model)
+        self.ln2 = nn.LayerNorm(cfg.d_model)
+        self.fc = nn.Linear(cfg.d_model, 4 * cfg.d_model)
+        self.out = nn.Linear(4 * cfg.d_model, cfg.d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, c = x.shape
+        q, k, v = self.qkv(self.ln1(x)).split(c, dim=2)
+        q, k, v = (z.view(b, t, self.n_head, c // self.n_head).transpose(1, 2) for z in (q, k, v))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        x = x + self.proj(y.transpose(1, 2).reshape(b, t, c))
+        return x + self.out(F.gelu(self.fc(self.ln2(x))))
+
+
+class TinyGPT(nn.Module):
+    """Pre-LayerNorm GPT over bytes, with tied input/output embeddings and no dropout.
+
+    No dropout on purpose: dropout draws from torch's global generator, which would make a
+    restored trial diverge from the uninterrupted one.
+    """
+
+    def __init__(self, cfg: ModelConfig, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        cfg.validate()
+        self.cfg = cfg
+        self.tok = nn.Embedding(VOCAB_SIZE, cfg.d_model)
+        self.pos = nn.Embedding(cfg.seq_len, cfg.d_model)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.ln_f = nn.LayerNorm(cfg.d_model)
+        self.reset_parameters(generator)
+
+    @torch.no_grad()
+    def reset_parameters(self, generator: torch.Generator | None) -> None:
+        # GPT-2 initialisation, drawn from an explicit generator so a seed fixes the model.
+        for name, p in self.named_parameters():
+            if name.endswith("bias"):
+                p.zero_()
+            elif "ln" in name:
+                p.fill_(1.0)
+            else:
+                std = 0.02
+                if name.endswith(("proj.weight", "out.weight")):
+                    std /= math.sqrt(2 * self.cfg.n_layer)  # residual branches
+                p.normal_(0.0, std, generator=generator)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """Logits of shape (B, T, 256) for byte ids ``idx`` of shape (B, T)."""
+        t = idx.shape[1]
+        x = self.tok(idx) + self.pos(torch.arange(t, device=idx.device))
+        for block in self.blocks:
+            x = block(x)
+        return self.ln_f(x) @ self.tok.weight.T
+
+    def example_losses(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Mean next-byte cross-entropy (nats) of each window: shape (B,) for tokens (B, T+1)."""
+        logits = self(tokens[:, :-1])
+        tok_loss = F.cross_entropy(
+            logits.reshape(-1, VOCAB_SIZE).float(), tokens[:, 1:].reshape(-1), reduction="none"
+        )
+        return tok_loss.view(tokens.shape[0], -1).mean(dim=1)

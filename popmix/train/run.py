@@ -1,0 +1,102 @@
+"""One complete run: train with periodic validation, then test every domain.
+
+Used by ``popmix run`` and by the benchmarks; the Tune trainables drive :class:`Trainer` in
+chunks instead, with the same :func:`eval_record`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+
+from popmix.data.domains import DomainSet
+from popmix.policies import MixingPolicy
+from popmix.train.loop import TrainConfig, Trainer, perplexity_summary
+from popmix.train.model import ModelConfig
+
+
+def per_domain(names: list[str], values: np.ndarray) -> dict[str, float]:
+    return {n: float(v) for n, v in zip(names, values)}
+
+
+def eval_record(trainer: Trainer) -> dict[str, Any]:
+    """Validation losses, training losses since the last record, weights and LR, at this step."""
+    names = trainer.domains.names
+    train_loss = trainer.pop_train_losses()
+    val_loss = trainer.evaluate("validation")
+    summary = perplexity_summary(val_loss, names)
+    return {
+        "step": trainer.step,
+        "tokens_seen": trainer.tokens_seen,
+        "lr": trainer.last_lr,
+        "weights": per_domain(names, trainer.last_weights),
+        "train_loss": {n: (None if np.isnan(v) else float(v)) for n, v in zip(names, train_loss)},
+        "val_loss": per_domain(names, val_loss),
+        "val_mean_loss": summary["mean_loss"],
+        "val_mean_ppl": summary["mean_ppl"],
+        "val_worst_ppl": summary["worst_ppl"],
+    }
+
+
+def run_training(
+    domains: DomainSet,
+    policy: MixingPolicy,
+    model_cfg: ModelConfig,
+    cfg: TrainConfig,
+    log: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Train one model on ``domains`` with ``policy`` and return the result record.
+
+    Args:
+        log: called with each validation record as training goes on.
+
+    Returns:
+        The content of ``result.json``: per-domain test loss and perplexity, their mean and
+        worst, the final weights, the validation history and the run's settings.
+
+    Raises:
+        Diverged: the training loss became non-finite (raised at the next validation point).
+    """
+    start = time.perf_counter()
+    trainer = Trainer(domains, policy, model_cfg, cfg)
+    interval = cfg.eval_interval or cfg.steps
+    history = []
+    while trainer.step < cfg.steps:
+        trainer.train(interval - trainer.step % interval)
+        record = eval_record(trainer)
+        history.append(record)
+        if log is not None:
+            log(record)
+    names = domains.names
+    test_loss = trainer.evaluate("test")
+    summary = perplexity_summary(test_loss, names)
+    return {
+        "benchmark": domains.name,
+        "method": policy.name,
+        "params": policy.hparams(),
+        "domains": names,
+        "sizes": {d.name: d.n_tokens for d in domains},
+        "test_loss": per_domain(names, test_loss),
+        "test_ppl": per_domain(names, np.exp(test_loss)),
+        "mean_test_ppl": summary["mean_ppl"],
+        "worst_test_ppl": summary["worst_ppl"],
+        "worst_domain": summary["worst_domain"],
+        "mean_test_loss": summary["mean_loss"],
+        "weights": per_domain(names, trainer.last_weights),
+        "steps": trainer.step,
+        "train_steps": trainer.step,
+        "tokens_seen": trainer.tokens_seen,
+        "wall_time_s": time.perf_counter() - start,
+        "entropy_rate": (
+            per_domain(names, np.array([d.entropy_rate for d in domains]))
+            if all(d.entropy_rate is not None for d in domains)
+            else None
+        ),
+        "train_config": asdict(cfg),
+        "model_config": asdict(model_cfg),
+        "history": history,
+    }

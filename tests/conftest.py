@@ -1,0 +1,30 @@
+"""Test-session settings: offline, 2 CPUs, Ray on loopback only."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def tiny_domains():
+    """Four small domains with different byte alphabets, sizes 4000..16000 tokens."""
+    from popmix.data.domains import Domain, DomainSet
+
+    rng = np.random.default_rng(123)
+    doms = []
+    for i in range(4):
+
+        def draw(n, i=i):
+            return rng.integers(65, 68 + 2 * i, size=n, dtype=np.uint8)
+
+        doms.append(Domain(f"d{i}", draw(16000 // (i + 1)), draw(1200), draw(1200)))
+    return DomainSet("tiny", tuple(doms))

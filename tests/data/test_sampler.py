@@ -1,0 +1,94 @@
+"""MixtureSampler: frequencies, exact counts, resumable state, deterministic eval windows."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+from popmix.data.sampler import MixtureSampler, eval_windows, largest_remainder
+
+WEIGHTS = np.array([0.55, 0.25, 0.15, 0.05])
+
+
+def test_multinomial_frequencies_match_weights(tiny_domains):
+    s = MixtureSampler(tiny_domains, batch_size=32, seq_len=16, seed=1)
+    n_batches = 4000  # 128k draws
+    total = sum(s.counts(WEIGHTS) for _ in range(n_batches))
+    n = 32 * n_batches
+    freq = total / n
+    sigma = np.sqrt(WEIGHTS * (1 - WEIGHTS) / n)
+    assert np.all(np.abs(freq - WEIGHTS) < 4 * sigma), (freq, WEIGHTS)
+
+
+def test_weights_can_change_every_step(tiny_domains):
+    s = MixtureSampler(tiny_domains, batch_size=8, seq_len=16, seed=2)
+    for i in range(50):
+        one_hot = np.eye(4)[i % 4]
+        c = s.counts(one_hot)
+        assert c[i % 4] == 8 and c.sum() == 8
+        tokens, ids = s.batch(c)
+        assert tokens.shape == (8, 17) and np.all(ids == i % 4)
+
+
+def test_batch_windows_come_from_their_domain(tiny_domains):
+    s = MixtureSampler(tiny_domains, batch_size=64, seq_len=16, seed=3)
+    tokens, ids = s.batch(s.counts(WEIGHTS))
+    for row, i in zip(tokens, ids):
+        # domain i draws bytes from 65 .. 67 + 2i
+        assert row.max() <= 67 + 2 * i
+        train = tiny_domains[i].train
+        start = np.flatnonzero(
+            np.all(np.lib.stride_tricks.sliding_window_view(train, 17) == row, axis=1)
+        )
+        assert start.size >= 1
+
+
+def test_exact_counts_are_stratified_and_track_weights(tiny_domains):
+    s = MixtureSampler(tiny_domains, batch_size=8, seq_len=16, count_mode="exact")
+    for _ in range(20):
+        np.testing.assert_array_equal(s.counts(np.full(4, 0.25)), [2, 2, 2, 2])
+    s = MixtureSampler(tiny_domains, batch_size=6, seq_len=16, count_mode="exact")
+    running = np.zeros(4)
+    for t in range(1, 200):
+        c = s.counts(WEIGHTS)
+        assert c.sum() == 6 and np.all(c >= 0)
+        running += c
+        # the cumulative composition never drifts more than one example from its target
+        assert np.all(np.abs(running - 6 * t * WEIGHTS) <= 1.0 + 1e-9)
+
+
+def test_largest_remainder_k7_batch8():
+    # Aioli's LearnParams case: smoothing 0.75 on one of 7 groups at batch 8.
+    k, b, ohf = 7, 8, 0.75
+    for j in range(k):
+        w = np.full(k, (1 - ohf) / (k - 1))
+        w[j] = ohf
+        c = largest_remainder(b * w, b)
+        assert c.sum() == b and np.all(c >= 0) and c[j] == 6
+
+
+@pytest.mark.parametrize("mode", ["multinomial", "exact"])
+def test_state_round_trip_continues_exactly(tiny_domains, mode):
+    s = MixtureSampler(tiny_domains, batch_size=8, seq_len=16, seed=5, count_mode=mode)
+    for _ in range(7):
+        s.batch(s.counts(WEIGHTS))
+    state = copy.deepcopy(s.state_dict())
+    expected = [s.batch(s.counts(WEIGHTS)) for _ in range(5)]
+    t = MixtureSampler(tiny_domains, batch_size=8, seq_len=16, seed=999, count_mode=mode)
+    t.load_state_dict(state)
+    for tok, ids in expected:
+        tok2, ids2 = t.batch(t.counts(WEIGHTS))
+        np.testing.assert_array_equal(tok, tok2)
+        np.testing.assert_array_equal(ids, ids2)
+
+
+def test_eval_windows_are_contiguous_and_capped():
+    tokens = np.arange(100, dtype=np.uint8)
+    w = eval_windows(tokens, seq_len=10, max_windows=None)
+    assert w.shape == (9, 11)
+    np.testing.assert_array_equal(w[1], np.arange(10, 21))
+    capped = eval_windows(tokens, seq_len=10, max_windows=3)
+    np.testing.assert_array_equal(capped[:, 0], [0, 40, 80])
+    assert eval_windows(tokens[:5], seq_len=10, max_windows=None).shape == (0, 11)

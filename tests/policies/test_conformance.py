@@ -1,0 +1,113 @@
+"""One suite every registered mixing policy must pass (Optuna's conformance-suite pattern).
+
+Adding a policy means adding one factory line to ``FACTORIES``; a policy missing from it fails
+``test_every_policy_has_a_factory``.
+"""
+
+from __future__ import annotations
+
+import copy
+import pickle
+
+import numpy as np
+import pytest
+
+from popmix.policies import POLICIES, DomainSignals, build_policy
+
+SIZES = np.array([5_000_000, 800_000, 120_000, 40_000, 9_000], dtype=np.float64)
+TOTAL = 60
+
+FACTORIES = {
+    "stratified": {},
+    "proportional": {},
+    "temperature": {"temperature": 2.5},
+    "cooldown": {"t_start": 5.0, "t_end": 1.0, "switch_frac": 0.5},
+    "fixed": {"weights": [3, 1, 0, 2, 1]},
+}
+
+
+def make(name: str, seed: int = 0, sizes=SIZES):
+    return build_policy(name, sizes, TOTAL, FACTORIES[name], seed=seed)
+
+
+def signals(step: int, rng: np.random.Generator, k: int = len(SIZES)) -> DomainSignals:
+    counts = rng.multinomial(8, np.full(k, 1.0 / k))
+    loss = rng.uniform(1.0, 3.0, size=k)
+    loss[counts == 0] = np.nan
+    return DomainSignals(step=step, train_loss=loss, counts=counts, lr=1e-3)
+
+
+def trajectory(policy, start: int, stop: int, seed: int = 7) -> np.ndarray:
+    rng = np.random.default_rng(seed + start)
+    out = []
+    for step in range(start, stop):
+        out.append(policy.weights(step))
+        policy.update(signals(step, rng))
+    return np.array(out)
+
+
+def test_every_policy_has_a_factory():
+    assert set(FACTORIES) == set(POLICIES)
+
+
+@pytest.fixture(params=sorted(FACTORIES))
+def name(request):
+    return request.param
+
+
+def test_weights_on_simplex_every_step(name):
+    traj = trajectory(make(name), 0, TOTAL)
+    assert traj.shape == (TOTAL, len(SIZES))
+    assert traj.dtype == np.float64
+    assert np.all(np.isfinite(traj)) and np.all(traj >= 0)
+    np.testing.assert_allclose(traj.sum(axis=1), 1.0, atol=1e-9)
+
+
+def test_same_seed_same_trajectory(name):
+    np.testing.assert_array_equal(
+        trajectory(make(name, 3), 0, TOTAL), trajectory(make(name, 3), 0, TOTAL)
+    )
+
+
+@pytest.mark.parametrize("cut", [0, 7, 30])
+def test_state_round_trip_gives_identical_future(name, cut):
+    reference = make(name, seed=1)
+    trajectory(reference, 0, cut)
+    state = pickle.loads(pickle.dumps(reference.state_dict()))
+    expected = trajectory(copy.deepcopy(reference), cut, TOTAL)
+
+    restored = make(name, seed=1)
+    restored.load_state_dict(state)
+    np.testing.assert_array_equal(trajectory(restored, cut, TOTAL), expected)
+
+
+def test_state_holds_no_hyperparameters(name):
+    policy = make(name)
+    trajectory(policy, 0, 5)
+    overlap = set(policy.state_dict()) & (set(FACTORIES[name]) | {"sizes", "total_steps", "seed"})
+    assert not overlap
+
+
+def test_non_finite_signals_give_finite_weights(name):
+    policy = make(name)
+    k = len(SIZES)
+    for step in range(10):
+        bad = np.array([np.nan, np.inf, -np.inf, 1e300, 0.0])[:k]
+        policy.update(DomainSignals(step, bad, np.ones(k, dtype=np.int64), lr=np.nan))
+        w = policy.weights(step + 1)
+        assert np.all(np.isfinite(w)) and abs(w.sum() - 1) < 1e-9
+
+
+def test_single_domain_gives_one(name):
+    params = dict(FACTORIES[name])
+    if "weights" in params:
+        params["weights"] = [2.0]
+    policy = build_policy(name, np.array([1234.0]), TOTAL, params)
+    for step in (0, TOTAL // 2, TOTAL - 1):
+        np.testing.assert_allclose(policy.weights(step), [1.0])
+
+
+def test_hparams_are_json_scalars_or_lists(name):
+    import json
+
+    json.dumps(make(name).hparams())

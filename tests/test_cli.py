@@ -1,0 +1,145 @@
+"""``popmix run`` end to end on a tiny budget, and every bad input as a one-line exit-2 error."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from popmix.cli import main
+
+TINY = [
+    "--steps",
+    "6",
+    "--eval-interval",
+    "3",
+    "--n-layer",
+    "1",
+    "--d-model",
+    "32",
+    "--n-head",
+    "2",
+    "--seq-len",
+    "32",
+    "--batch-size",
+    "8",
+    "--eval-windows",
+    "2",
+    "--test-windows",
+    "2",
+    "--threads",
+    "1",
+]
+
+
+def test_run_end_to_end_on_brown16(tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = main(
+        [
+            "run",
+            "--method",
+            "temperature",
+            "--temperature",
+            "3",
+            "--tasks",
+            "16",
+            "--out",
+            str(out),
+            *TINY,
+        ]
+    )
+    assert rc == 0
+    result = json.loads((out / "result.json").read_text())
+    assert len(result["domains"]) == 16 and result["domains"][-1] == "code"
+    for key in ("sizes", "test_loss", "test_ppl", "weights"):
+        assert set(result[key]) == set(result["domains"])
+    assert result["steps"] == 6 and result["tokens_seen"] == 6 * 8 * 32
+    assert result["mean_test_ppl"] > 1 and result["worst_test_ppl"] >= result["mean_test_ppl"]
+    assert abs(sum(result["weights"].values()) - 1) < 1e-9
+    printed = capsys.readouterr().out
+    assert "science_fiction" in printed and "mean test ppl" in printed
+
+
+def test_fixed_weights_and_loss_mode_on_synthetic(tmp_path):
+    out = tmp_path / "fixed"
+    rc = main(
+        [
+            "run",
+            "--benchmark",
+            "synthetic",
+            "--tasks",
+            "3",
+            "--method",
+            "fixed",
+            "--weights",
+            "2,1,1",
+            "--apply",
+            "loss",
+            "--out",
+            str(out),
+            "--quiet",
+            *TINY,
+        ]
+    )
+    assert rc == 0
+    result = json.loads((out / "result.json").read_text())
+    assert list(result["weights"].values()) == [0.5, 0.25, 0.25]
+    assert result["entropy_rate"] is not None
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (
+            ["--method", "temperature", "--temperature", "-1"],
+            "temperature must be a positive number, got -1.0",
+        ),
+        (["--method", "temperature", "--temperature", "0"], "got 0.0"),
+        (["--method", "fixed", "--weights", "1,2", "--tasks", "3"], "got 2 weights for 3 domains"),
+        (["--method", "fixed", "--weights", "0,0,0", "--tasks", "3"], "sum to a positive number"),
+        (
+            ["--method", "fixed", "--weights", "a,b", "--tasks", "2"],
+            "expected comma-separated numbers",
+        ),
+        (["--method", "fixed", "--tasks", "2"], "needs --weights"),
+        (["--method", "magic"], "unknown method 'magic'"),
+        (["--benchmark", "wiki"], "unknown benchmark 'wiki'"),
+        (["--tasks", "0"], "--tasks must be at least 1, got 0"),
+        (["--tasks", "17"], "--tasks 17 asks for more domains than 'brown16' has (16)"),
+        (["--data", "/nonexistent/popmix-data"], "/nonexistent/popmix-data"),
+        (["--apply", "both"], "invalid choice: 'both'"),
+        (["--steps", "0"], "must be at least 1, got 0"),
+        (["--d-model", "30", "--n-head", "4"], "must be a multiple of model.n_head"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(args, needle, tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "popmix.cli", "run", "--out", str(tmp_path / "x"), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert needle in lines[0]
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "x" / "result.json").exists()
+
+
+def test_empty_domain_file_is_a_clear_error(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.txt").write_text("hello world. " * 400)
+    (data / "b.txt").write_text("")
+    proc = subprocess.run(
+        [sys.executable, "-m", "popmix.cli", "run", "--data", str(data), *TINY],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert "b.txt" in proc.stderr and "empty" in proc.stderr

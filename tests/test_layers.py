@@ -1,0 +1,23 @@
+"""Dependencies flow one way: the policies import neither torch nor Ray, the loop not Ray."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.parametrize(
+    "module,forbidden",
+    [
+        ("popmix.policies", ("torch", "ray", "datasets")),
+        ("popmix.data", ("torch", "ray", "datasets")),
+        ("popmix.train", ("ray",)),
+        ("popmix.cli", ("torch", "ray", "datasets")),
+    ],
+)
+def test_import_does_not_pull_higher_layers(module, forbidden):
+    code = f"import sys, {module}; print(','.join(m for m in {forbidden!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"{module} imported {out.stdout.strip()}"
