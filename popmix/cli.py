@@ -36,6 +36,18 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _cpus(text: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or auto, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
 def _float_list(text: str) -> list[float]:
     try:
         return [float(x) for x in text.replace(" ", "").split(",") if x != ""]
@@ -137,6 +149,19 @@ def _build_parser() -> argparse.ArgumentParser:
         "--weights", type=_float_list, help="fixed: comma-separated weights, one per domain"
     )
     g.add_argument(
+        "--weights-from",
+        metavar="FILE",
+        help="replay a weight schedule found by popmix search (its best_schedule.json); "
+        "sets --method schedule",
+    )
+    g.add_argument(
+        "--replay",
+        default="schedule",
+        choices=("schedule", "final"),
+        help="with --weights-from: replay the whole schedule (rescaled to --steps) or train "
+        "with its final weights only (schedule)",
+    )
+    g.add_argument(
         "--apply",
         default="sample",
         choices=("sample", "loss"),
@@ -154,7 +179,90 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", metavar="DIR", help="output folder (default: runs/<method>-<time>)")
     run.add_argument("--quiet", action="store_true", help="print only the final table")
     run.set_defaults(func=_cmd_run)
+
+    search = sub.add_parser(
+        "search",
+        help="search mixtures with PBT (or PB2, Optuna) beside the baselines on Ray Tune",
+        description="Train a population of proxy models whose mixtures PBT perturbs and copies, "
+        "beside the baseline methods, as trials of one Ray Tune experiment; print a comparison "
+        "table and write summary.json, best_schedule.json, lineage.json and TensorBoard logs.",
+    )
+    search.add_argument(
+        "--experiment",
+        metavar="YAML",
+        help="experiment file (default: experiments/default.yaml, or built-in defaults)",
+    )
+    search.add_argument(
+        "--space", metavar="YAML", help="search-space file (overrides the experiment's)"
+    )
+    search.add_argument(
+        "--searcher", choices=("pbt", "pb2", "optuna"), help="how the population searches"
+    )
+    search.add_argument(
+        "--population", type=_positive_int, help="population size (Optuna: trials)"
+    )
+    search.add_argument("--steps", type=_positive_int, help="optimizer steps per model")
+    search.add_argument("--report-every", type=_positive_int, help="steps between reports")
+    search.add_argument("--seeds", help="number of seeds (3 = seeds 0,1,2) or a list like 0,5,7")
+    search.add_argument(
+        "--methods",
+        help="comma-separated: pbt (the searched population), stratified, "
+        "proportional, temperature, cooldown",
+    )
+    search.add_argument("--objective", help="mean (default), worst or domain:<name>")
+    search.add_argument("--asha", action="store_true", help="Optuna: stop bad trials early")
+    _add_data_args(search)
+    g = search.add_argument_group("cluster and output")
+    g.add_argument(
+        "--address", help="an existing Ray cluster (host:port or auto); default: start a local Ray"
+    )
+    g.add_argument("--cpus", type=_positive_int, help="CPUs of the local Ray (default: all)")
+    g.add_argument(
+        "--cpus-per-trial",
+        type=_cpus,
+        help="CPUs per trial, or auto: share all CPUs so every "
+        "trial runs at once (default); torch threads = max(1, floor(value))",
+    )
+    g.add_argument("--gpus-per-trial", type=float, help="GPUs per trial; fractions share a GPU")
+    g.add_argument(
+        "--storage",
+        default="runs",
+        help="experiment root (runs); on a multi-node cluster a shared folder",
+    )
+    g.add_argument("--name", help="experiment name (default: <experiment>-<time>)")
+    g.add_argument(
+        "--out", metavar="DIR", help="where summary files go (default: the experiment folder)"
+    )
+    g.add_argument("--quiet", action="store_true", help="print only the final table")
+    search.set_defaults(func=_cmd_search)
     return parser
+
+
+def _schedule_params(path: str, names: list[str], steps: int, replay: str) -> tuple[str, dict]:
+    """Policy (method, params) replaying a best_schedule.json on a run of ``steps`` steps."""
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"--weights-from {path}: file not found")
+    try:
+        data = json.loads(p.read_text())
+        saved = data["domains"]
+        points = data["points"]
+        total = int(data["total_steps"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise UsageError(f"--weights-from {path}: not a popmix schedule file ({e})") from None
+    if saved != names:
+        raise UsageError(
+            f"--weights-from {path}: its domains ({len(saved)}: {', '.join(saved[:3])}...) differ "
+            f"from this run's ({len(names)}); use the same --benchmark/--data and --tasks"
+        )
+    if replay == "final":
+        return "fixed", {"weights": data["final_weights"]}
+    # Rescale the schedule's steps to this run's length; keep the last point per step.
+    scaled: dict[int, dict[str, Any]] = {}
+    for point in points:
+        step = round(point["step"] * steps / total)
+        scaled[step] = {k: point[k] for k in ("weights", "loss_weights") if k in point}
+    return "schedule", {"points": [{"step": s, **v} for s, v in sorted(scaled.items())]}
 
 
 def _method_params(args: argparse.Namespace) -> dict[str, Any]:
@@ -196,6 +304,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from popmix.policies import build_policy
     from popmix.train import ModelConfig, TrainConfig, run_training
 
+    if args.weights_from and args.weights is not None:
+        raise UsageError("give either --weights or --weights-from, not both")
     if args.method == "fixed" and args.weights is None:
         raise UsageError("--method fixed needs --weights w1,w2,... (one per domain)")
     if args.method != "fixed" and args.weights is not None:
@@ -224,13 +334,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
         args.benchmark, args.tasks, args.data, seed=args.seed, domain_column=args.domain_column
     )
     domains.check(model_cfg.seq_len + 1)
-    policy = build_policy(args.method, domains.sizes, args.steps, _method_params(args), args.seed)
+    method, params = args.method, _method_params(args)
+    if args.weights_from:
+        method, params = _schedule_params(
+            args.weights_from, domains.names, args.steps, args.replay
+        )
+    policy = build_policy(method, domains.sizes, args.steps, params, args.seed)
 
-    out = Path(args.out or f"runs/{args.method}-{time.strftime('%Y%m%d-%H%M%S')}")
+    out = Path(args.out or f"runs/{method}-{time.strftime('%Y%m%d-%H%M%S')}")
     out.mkdir(parents=True, exist_ok=True)
     if not args.quiet:
         print(
-            f"popmix run: {args.method} on {domains.name} ({len(domains)} domains, "
+            f"popmix run: {method} on {domains.name} ({len(domains)} domains, "
             f"{int(domains.sizes.sum())} training tokens), {args.steps} steps, apply={args.apply}",
             flush=True,
         )
@@ -250,6 +365,85 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_seeds(text: str) -> tuple[int, ...]:
+    try:
+        if "," in text:
+            return tuple(int(x) for x in text.split(",") if x.strip())
+        n = int(text)
+    except ValueError:
+        raise UsageError(
+            f"--seeds expects a count like 3 or a list like 0,5,7, got {text!r}"
+        ) from None
+    if n < 1:
+        raise UsageError(f"--seeds must be at least 1, got {n}")
+    return tuple(range(n))
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from popmix.tune.config import (
+        Experiment,
+        load_experiment,
+        load_space,
+        packaged_dir,
+        resolve_space_path,
+    )
+    from popmix.tune.search import SearchOptions, run_search
+
+    if args.tasks is not None and args.tasks < 1:
+        raise UsageError(f"--tasks must be at least 1, got {args.tasks}")
+    if args.experiment:
+        exp = load_experiment(args.experiment)
+    elif (packaged_dir("experiments") / "default.yaml").is_file():
+        exp = load_experiment(packaged_dir("experiments") / "default.yaml")
+    else:
+        exp = Experiment()
+    data = exp.data
+    if args.data:
+        data = dataclasses.replace(data, path=args.data, domain_column=args.domain_column)
+    elif args.benchmark != "brown16" or args.tasks is not None:
+        data = dataclasses.replace(data, benchmark=args.benchmark, path=None)
+    if args.tasks is not None:
+        data = dataclasses.replace(data, tasks=args.tasks)
+    search = exp.search
+    for key in ("searcher", "population", "report_every", "objective"):
+        if getattr(args, key) is not None:
+            search = dataclasses.replace(search, **{key: getattr(args, key)})
+    if args.asha:
+        search = dataclasses.replace(search, asha=True)
+    if args.space:
+        search = dataclasses.replace(search, space=args.space)
+    changes: dict[str, Any] = {"data": data, "search": search}
+    if args.steps is not None:
+        changes["train"] = dataclasses.replace(exp.train, steps=args.steps)
+    if args.seeds is not None:
+        changes["seeds"] = _parse_seeds(args.seeds)
+    if args.methods is not None:
+        changes["methods"] = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    res = exp.resources
+    if args.cpus_per_trial is not None:
+        res = dataclasses.replace(res, cpus_per_trial=args.cpus_per_trial)
+    if args.gpus_per_trial is not None:
+        res = dataclasses.replace(res, gpus_per_trial=args.gpus_per_trial)
+    changes["resources"] = res
+    exp = exp.replace(**changes)
+    exp.validate()
+    space = load_space(
+        resolve_space_path(exp.search.space, exp.source if args.space is None else None)
+    )
+    opts = SearchOptions(
+        address=args.address,
+        storage=args.storage,
+        name=args.name,
+        out=args.out,
+        cpus=args.cpus,
+        quiet=args.quiet,
+    )
+    summary = run_search(exp, space, opts)
+    return 0 if summary["rows"] else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``popmix`` console script; returns the exit code."""
     parser = _build_parser()
@@ -257,9 +451,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from popmix.data.domains import DataError
     from popmix.policies import PolicyError
 
+    errors: tuple[type[Exception], ...] = (UsageError, DataError, PolicyError)
+    if args.command == "search":
+        from popmix.tune.config import ConfigError
+
+        errors += (ConfigError,)
     try:
         return args.func(args)
-    except (UsageError, DataError, PolicyError) as e:
+    except errors as e:
         print(f"popmix {args.command}: error: {e}", file=sys.stderr)
         return 2
     except Exception as e:

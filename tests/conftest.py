@@ -28,3 +28,23 @@ def tiny_domains():
 
         doms.append(Domain(f"d{i}", draw(16000 // (i + 1)), draw(1200), draw(1200)))
     return DomainSet("tiny", tuple(doms))
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray for the whole test session: 2 CPUs, no dashboard, loopback only."""
+    import logging
+
+    import ray
+
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.WARNING,
+        object_store_memory=256 * 2**20,
+    )
+    yield ray
+    ray.shutdown()

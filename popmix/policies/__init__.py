@@ -13,6 +13,8 @@ import numpy as np
 from popmix.policies._base import DomainSignals, MixingPolicy, PolicyError, normalize, softmax
 from popmix.policies._convert import loss_weights
 from popmix.policies._cooldown import CooldownPolicy
+from popmix.policies._mixture import MixturePolicy
+from popmix.policies._schedule import SchedulePolicy
 from popmix.policies._static import (
     FixedPolicy,
     ProportionalPolicy,
@@ -30,6 +32,8 @@ POLICIES: dict[str, type[MixingPolicy]] = {
         TemperaturePolicy,
         CooldownPolicy,
         FixedPolicy,
+        MixturePolicy,
+        SchedulePolicy,
     )
 }
 
@@ -63,6 +67,8 @@ __all__ = [
     "DomainSignals",
     "FixedPolicy",
     "MixingPolicy",
+    "MixturePolicy",
+    "SchedulePolicy",
     "PolicyError",
     "ProportionalPolicy",
     "StratifiedPolicy",

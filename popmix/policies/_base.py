@@ -88,6 +88,18 @@ class MixingPolicy(abc.ABC):
     def weights(self, step: int) -> np.ndarray:
         """Domain weights to use at optimizer step ``step``: shape (n_domains,), on the simplex."""
 
+    def loss_multipliers(self, step: int) -> np.ndarray | None:
+        """Per-domain factors on each example's loss, shape (n_domains,), or None (all ones).
+
+        Lets one policy set sampling weights and loss weights at once (scalarization on top of
+        sampling); most policies leave it None.
+        """
+        return None
+
+    def current_temperature(self, step: int) -> float | None:
+        """The sampling temperature at ``step``, for policies defined by one; else None."""
+        return None
+
     def update(self, signals: DomainSignals) -> None:
         """Called after every optimizer step with what the loop measured, when overridden.
 

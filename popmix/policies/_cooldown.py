@@ -61,6 +61,9 @@ class CooldownPolicy(MixingPolicy):
         frac = min(step / switch, 1.0)
         return float(self.t_start + frac * (self.t_end - self.t_start))
 
+    def current_temperature(self, step: int) -> float | None:
+        return self.temperature(step)
+
     def weights(self, step: int) -> np.ndarray:
         return temperature_weights(self.sizes, self.temperature(step))
 

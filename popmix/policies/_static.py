@@ -64,6 +64,9 @@ class TemperaturePolicy(MixingPolicy):
     def weights(self, step: int) -> np.ndarray:
         return temperature_weights(self.sizes, self.temperature)
 
+    def current_temperature(self, step: int) -> float | None:
+        return float(self.temperature)
+
     def hparams(self) -> dict[str, Any]:
         return {"temperature": float(self.temperature)}
 

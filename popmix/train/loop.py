@@ -197,11 +197,12 @@ class Trainer:
         return min_lr + 0.5 * (cfg.lr - min_lr) * (1.0 + math.cos(math.pi * progress))
 
     # -- training -------------------------------------------------------------------------------
-    def draw_batch(self, weights: np.ndarray) -> Batch:
+    def draw_batch(self, weights: np.ndarray, multipliers: np.ndarray | None = None) -> Batch:
         """The next training batch for mixture ``weights``.
 
         ``sample`` mode draws the composition from ``weights`` and weighs every example 1;
         ``loss`` mode draws it from the fixed base q and weighs domain i's examples by p_i / q_i.
+        A policy's own loss ``multipliers`` (scalarization on top of sampling) multiply in.
         """
         if self.cfg.apply == "sample":
             counts = self.sampler.counts(weights)
@@ -209,6 +210,8 @@ class Trainer:
         else:
             counts = self.sampler.counts(self.base_q)
             domain_weight = loss_weights(weights, self.base_q)
+        if multipliers is not None:
+            domain_weight = domain_weight * multipliers
         tokens, ids = self.sampler.batch(counts)
         ids_t = torch.from_numpy(ids).to(self.device, non_blocking=True)
         return Batch(
@@ -234,7 +237,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
 
-        batch = self.draw_batch(weights)
+        batch = self.draw_batch(weights, self.policy.loss_multipliers(step))
         loss, example_loss = self.batch_loss(batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

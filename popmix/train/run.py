@@ -29,11 +29,15 @@ def eval_record(trainer: Trainer) -> dict[str, Any]:
     train_loss = trainer.pop_train_losses()
     val_loss = trainer.evaluate("validation")
     summary = perplexity_summary(val_loss, names)
+    last = max(trainer.step - 1, 0)
+    multipliers = trainer.policy.loss_multipliers(last)
     return {
         "step": trainer.step,
         "tokens_seen": trainer.tokens_seen,
         "lr": trainer.last_lr,
         "weights": per_domain(names, trainer.last_weights),
+        "loss_multipliers": None if multipliers is None else per_domain(names, multipliers),
+        "temperature": trainer.policy.current_temperature(last),
         "train_loss": {n: (None if np.isnan(v) else float(v)) for n, v in zip(names, train_loss)},
         "val_loss": per_domain(names, val_loss),
         "val_mean_loss": summary["mean_loss"],

@@ -23,6 +23,13 @@ FACTORIES = {
     "temperature": {"temperature": 2.5},
     "cooldown": {"t_start": 5.0, "t_end": 1.0, "switch_frac": 0.5},
     "fixed": {"weights": [3, 1, 0, 2, 1]},
+    "mixture": {"t_start": 4.0, "t_end": 1.5, "switch_frac": 0.3, "loss_weights": [1, 2, 3, 4, 5]},
+    "schedule": {
+        "points": [
+            {"step": 0, "weights": [1, 1, 1, 1, 1]},
+            {"step": 20, "weights": [5, 1, 1, 0, 1], "loss_weights": [1, 1, 2, 2, 1]},
+        ]
+    },
 }
 
 
@@ -102,6 +109,10 @@ def test_single_domain_gives_one(name):
     params = dict(FACTORIES[name])
     if "weights" in params:
         params["weights"] = [2.0]
+    if "loss_weights" in params:
+        params["loss_weights"] = [2.0]
+    if "points" in params:
+        params["points"] = [{"step": 0, "weights": [3.0]}]
     policy = build_policy(name, np.array([1234.0]), TOTAL, params)
     for step in (0, TOTAL // 2, TOTAL - 1):
         np.testing.assert_allclose(policy.weights(step), [1.0])

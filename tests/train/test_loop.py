@@ -170,3 +170,28 @@ def test_sample_and_loss_modes_have_the_same_expected_gradient():
     assert z2(*_mc_mean(loss, p, n)) < 1.6
     # The same check catches a missing reweighting: stratified batches without p/q are biased.
     assert z2(*_mc_mean(loss, p, n, reweight=False)) > 5
+
+
+def test_synthetic_loss_falls_toward_its_known_floor():
+    """On Markov-chain domains the excess loss over the entropy rate shrinks with training."""
+    from popmix.data.synthetic import make_synthetic
+
+    domains = make_synthetic(3, seed=1, vocab=8, max_tokens=40_000, min_tokens=40_000)
+    floor = np.array([d.entropy_rate for d in domains])
+    cfg = TrainConfig(
+        steps=150,
+        batch_size=16,
+        lr=1e-2,
+        warmup_steps=5,
+        threads=1,
+        eval_interval=0,
+        eval_windows=16,
+        test_windows=16,
+    )
+    trainer = Trainer(domains, build_policy("stratified", domains.sizes, cfg.steps), TINY, cfg)
+    excess_start = trainer.evaluate("test") - floor
+    trainer.train(150)
+    excess_end = trainer.evaluate("test") - floor
+    assert np.all(excess_start > 2.0)  # an untrained byte model is far from the floor
+    assert np.all(excess_end < 0.15 * excess_start), (excess_start, excess_end)
+    assert np.all(excess_end > -0.05)  # nothing beats the entropy rate (up to sampling noise)

@@ -1,0 +1,64 @@
+"""Readable progress for ``popmix search``: one short line per report, exploit and end."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from typing import Any
+
+from ray.tune import Callback
+
+
+def trial_label(config: dict[str, Any], population_method: str) -> str:
+    spec = config["spec"]
+    member = int(spec.get("member", -1))
+    if member >= 0:
+        return f"{population_method}#{member}"
+    return str(spec.get("method"))
+
+
+class ProgressPrinter(Callback):
+    """Prints ``[mm:ss] label step s/N objective x`` as trials report, and trial ends."""
+
+    def __init__(self, population_method: str, total_steps: int) -> None:
+        self.population_method = population_method
+        self.total_steps = total_steps
+        self.start = time.time()
+        self.labels: dict[str, str] = {}
+
+    def _print(self, text: str) -> None:
+        elapsed = int(time.time() - self.start)
+        print(f"  [{elapsed // 60:02d}:{elapsed % 60:02d}] {text}", file=sys.stdout, flush=True)
+
+    def _label(self, trial: Any) -> str:
+        if trial.trial_id not in self.labels:
+            self.labels[trial.trial_id] = trial_label(trial.config, self.population_method)
+        return self.labels[trial.trial_id]
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info):
+        obj = result.get("objective")
+        obj_s = "nan" if obj is None or not math.isfinite(obj) else f"{obj:.4f}"
+        extra = f"  T {result['temperature']:.2f}" if "temperature" in result else ""
+        self._print(
+            f"{self._label(trial):<14} step {result.get('step', 0):>6}/{self.total_steps}  "
+            f"objective {obj_s}{extra}"
+        )
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info):
+        r = trial.last_result or {}
+        if r.get("diverged"):
+            self._print(f"{self._label(trial):<14} diverged: {r.get('error', '')}")
+        elif "test_mean_ppl" in r:
+            self._print(
+                f"{self._label(trial):<14} done: test mean ppl {r['test_mean_ppl']:.3f}, "
+                f"worst {r['test_worst_ppl']:.3f}"
+            )
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info):
+        self._print(f"{self._label(trial):<14} failed (see {trial.path} for its error)")
+
+    def exploit(self, row: dict[str, Any]) -> None:
+        target = self.labels.get(row["trial_id"], row["trial_id"])
+        donor = self.labels.get(row["donor"], row["donor"])
+        self._print(f"exploit: {target} copies {donor} at step {row.get('donor_step')}")

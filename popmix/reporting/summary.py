@@ -1,0 +1,139 @@
+"""Turn finished trials into ``summary.json``, ``best_schedule.json`` and the printed table.
+
+Works on plain dicts (one per trial) so it can be tested without Ray. The best population member
+is chosen on its final *validation* objective and reported on *test*, like every baseline.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+ROW_KEYS = (
+    "method",
+    "seed",
+    "trial_id",
+    "status",
+    "objective",
+    "mean_test_ppl",
+    "worst_test_ppl",
+    "test_loss",
+    "steps",
+    "tokens",
+    "train_steps",
+    "wall_time_s",
+)
+
+
+def _row(rec: dict[str, Any]) -> dict[str, Any]:
+    m = rec.get("metrics") or {}
+    return {
+        "method": rec["method"],
+        "seed": rec["seed"],
+        "trial_id": rec["trial_id"],
+        "status": rec["status"],
+        "objective": m.get("objective"),
+        "mean_test_ppl": m.get("test_mean_ppl"),
+        "worst_test_ppl": m.get("test_worst_ppl"),
+        "test_loss": m.get("test_loss"),
+        "steps": m.get("step"),
+        "tokens": m.get("timesteps_total"),
+        "train_steps": rec.get("train_steps"),
+        "train_time_s": rec.get("train_time_s"),
+        "wall_time_s": rec.get("wall_time_s"),
+        "params": rec.get("params", {}),
+        "error": rec.get("error"),
+        "node": m.get("node"),
+    }
+
+
+def _finished(rec: dict[str, Any]) -> bool:
+    m = rec.get("metrics") or {}
+    obj = m.get("objective")
+    return (
+        rec["status"] == "ok"
+        and m.get("test_mean_ppl") is not None
+        and obj is not None
+        and math.isfinite(obj)
+    )
+
+
+def summarize(records: list[dict[str, Any]], population_method: str) -> dict[str, Any]:
+    """One row per method and seed, every population member, and the best member overall."""
+    rows: list[dict[str, Any]] = []
+    members = [r for r in records if r.get("member", -1) >= 0]
+    for seed in sorted({r["seed"] for r in members}):
+        group = [r for r in members if r["seed"] == seed]
+        done = [r for r in group if _finished(r)]
+        if done:
+            best = min(done, key=lambda r: r["metrics"]["objective"])
+            row = _row(best)
+        else:
+            row = {**_row(group[0]), "status": "failed", "mean_test_ppl": None}
+        row["method"] = population_method
+        row["members"] = len(group)
+        row["members_finished"] = len(done)
+        # What the whole population cost, in optimizer steps (replays after exploits included).
+        row["population_train_steps"] = sum(r.get("train_steps") or 0 for r in group)
+        rows.append(row)
+    for rec in records:
+        if rec.get("member", -1) < 0:
+            rows.append(_row(rec))
+    rows.sort(key=lambda r: (r["seed"], r["method"] != population_method, r["method"]))
+
+    finished = [r for r in members if _finished(r)]
+    best_member = min(finished, key=lambda r: r["metrics"]["objective"]) if finished else None
+    return {
+        "population_method": population_method,
+        "rows": rows,
+        "members": [_row(r) | {"member": r["member"]} for r in members],
+        "best_trial_id": best_member["trial_id"] if best_member else None,
+    }
+
+
+def best_schedule(records: list[dict[str, Any]], names: list[str]) -> dict[str, Any] | None:
+    """The best member's weights over steps, loadable by ``popmix run --weights-from``."""
+    finished = [r for r in records if r.get("member", -1) >= 0 and _finished(r)]
+    finished = [r for r in finished if r.get("schedule")]
+    if not finished:
+        return None
+    best = min(finished, key=lambda r: r["metrics"]["objective"])
+    sched = best["schedule"]
+    return {
+        "method": best["method"],
+        "seed": best["seed"],
+        "trial_id": best["trial_id"],
+        "domains": names,
+        "total_steps": sched["total_steps"],
+        "objective": best["metrics"]["objective"],
+        "mean_test_ppl": best["metrics"].get("test_mean_ppl"),
+        "points": [
+            {
+                k: p[k]
+                for k in ("step", "weights", "loss_weights", "temperature", "trial_id")
+                if k in p
+            }
+            for p in sched["points"]
+        ],
+        "final_weights": sched["final_weights"],
+        "lineage": sched.get("lineage", []),
+    }
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    def f(x: Any, spec: str) -> str:
+        return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
+
+    header = (
+        f"{'method':<14}{'seed':>5}{'mean test ppl':>15}{'worst test ppl':>16}"
+        f"{'val objective':>15}{'train steps':>13}{'wall s':>8}  status"
+    )
+    lines = [header, "-" * len(header)]
+    for r in summary["rows"]:
+        steps = r.get("population_train_steps") or r.get("train_steps")
+        lines.append(
+            f"{r['method']:<14}{r['seed']:>5}{f(r['mean_test_ppl'], '.3f'):>15}"
+            f"{f(r['worst_test_ppl'], '.3f'):>16}{f(r['objective'], '.4f'):>15}"
+            f"{f(steps, 'd'):>13}{f(r['wall_time_s'], '.0f'):>8}  {r['status']}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,118 @@
+"""TensorBoard logs for every trial, written by the driver as results arrive.
+
+One run folder per trial (``<logdir>/<method>_<trial id>``), so ``tensorboard --logdir`` on the
+experiment folder shows every method side by side. Tags (x-axis: the trial's optimizer step):
+
+- ``val_loss/<domain>``, ``train_loss/<domain>``, ``test_loss/<domain>`` (nats per byte);
+- ``weight/<domain>`` (sampling weights in effect), ``loss_weight/<domain>`` when searched;
+- ``objective``, ``temperature``, ``lr``, ``val/mean_ppl``, ``val/worst_ppl``,
+  ``test/mean_ppl``, ``test/worst_ppl``;
+- the HParams plugin: method, seed, member and the trial's searched values, with the final
+  objective and test perplexities as metrics, so methods compare in one table.
+
+Written on the driver, so the files land in the experiment folder directly, on any cluster.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback
+
+GROUPS = ("val_loss", "train_loss", "test_loss", "weight", "loss_weight")
+SCALARS = {
+    "objective": "objective",
+    "temperature": "temperature",
+    "lr": "lr",
+    "val_mean_ppl": "val/mean_ppl",
+    "val_worst_ppl": "val/worst_ppl",
+    "test_mean_ppl": "test/mean_ppl",
+    "test_worst_ppl": "test/worst_ppl",
+}
+HPARAM_METRICS = {
+    "objective": "hparam/objective",
+    "test_mean_ppl": "hparam/test_mean_ppl",
+    "test_worst_ppl": "hparam/test_worst_ppl",
+}
+
+
+def _hparams(spec: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in spec.items():
+        if value is None:
+            continue
+        if isinstance(value, dict):
+            for dom, w in value.items():
+                out[f"{key}/{dom}"] = float(w)
+        elif isinstance(value, (bool, int, float, str)):
+            out[key] = value
+    return out
+
+
+class TensorBoardLogger(Callback):
+    """Tune callback: per-trial SummaryWriters under ``logdir``."""
+
+    def __init__(self, logdir: str | Path, population_method: str) -> None:
+        self.logdir = Path(logdir)
+        self.population_method = population_method
+        self._writers: dict[str, Any] = {}
+        self._first_spec: dict[str, dict[str, Any]] = {}
+
+    def _writer(self, trial: Any) -> Any:
+        if trial.trial_id not in self._writers:
+            from torch.utils.tensorboard import SummaryWriter
+
+            spec = trial.config["spec"]
+            self._first_spec[trial.trial_id] = dict(spec)
+            name = f"{spec['method']}_{trial.trial_id}"
+            self._writers[trial.trial_id] = SummaryWriter(str(self.logdir / name))
+        return self._writers[trial.trial_id]
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info):
+        w = self._writer(trial)
+        step = int(result.get("step", result.get("training_iteration", 0)))
+        for group in GROUPS:
+            for dom, value in (result.get(group) or {}).items():
+                w.add_scalar(f"{group}/{dom}", value, step)
+        for key, tag in SCALARS.items():
+            value = result.get(key)
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                w.add_scalar(tag, value, step)
+        w.flush()
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info):
+        self._close(trial, hparams=True)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info):
+        self._close(trial, hparams=False)
+
+    def _close(self, trial: Any, hparams: bool) -> None:
+        w = self._writers.pop(trial.trial_id, None)
+        if w is None:
+            return
+        if hparams:
+            from torch.utils.tensorboard.summary import hparams as hparams_summary
+
+            # The member's *final* values (after any exploits), plus where it started.
+            spec = {**trial.config["spec"], "method": trial.config["spec"]["method"]}
+            result = trial.last_result or {}
+            metrics = {
+                tag: float(result[k])
+                for k, tag in HPARAM_METRICS.items()
+                if isinstance(result.get(k), (int, float))
+            }
+            exp, ssi, sei = hparams_summary(_hparams(spec), metrics)
+            fw = w._get_file_writer()
+            for summary in (exp, ssi, sei):
+                fw.add_summary(summary)
+            step = int(result.get("step", 0))
+            for tag, value in metrics.items():
+                if math.isfinite(value):
+                    w.add_scalar(tag, value, step)
+        w.close()
+
+    def on_experiment_end(self, trials: list, **info):
+        for trial in trials:
+            self._close(trial, hparams=False)

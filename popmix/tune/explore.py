@@ -1,0 +1,120 @@
+"""PBT's explore step for per-domain weights, and the initial population.
+
+Ray's built-in mutation multiplies a value by 0.8 or 1.2 or resamples it; on a weight vector
+that leaves the simplex (and on a list it raises). popmix keeps vectors out of
+``hyperparam_mutations`` and perturbs them here instead, in log space, renormalising every time,
+so every member's weights stay a probability vector with at least ``floor`` per domain. Scalars
+(temperature-schedule parameters) use Ray's mutation and are clipped back into their bounds here.
+
+All randomness comes from the explorer's own ``np.random.Generator``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from popmix.policies import temperature_weights
+from popmix.tune.config import SearchSpace, VectorSpec
+
+
+def floor_simplex(w: np.ndarray, floor: float) -> np.ndarray:
+    """Renormalise ``w`` and mix with uniform so that every entry is at least ``floor``."""
+    w = np.where(np.isfinite(w) & (w > 0), w, 0.0)
+    w = w / w.sum() if w.sum() > 0 else np.full(w.size, 1.0 / w.size)
+    return floor + (1.0 - floor * w.size) * w
+
+
+def as_dict(names: list[str], w: np.ndarray) -> dict[str, float]:
+    return {n: float(x) for n, x in zip(names, w)}
+
+
+def as_vector(names: list[str], d: dict[str, float]) -> np.ndarray:
+    return np.array([d[n] for n in names], dtype=np.float64)
+
+
+class Explorer:
+    """The ``custom_explore_fn`` for PBT and PB2, and the initial population.
+
+    Config layout: a vector lives in the trial config as ``{domain name: weight}`` (so PB2 can
+    bound it and TensorBoard's HParams shows each weight); scalars as plain floats.
+
+    Args:
+        space: what is searched.
+        names: domain names, in order.
+        sizes: training tokens per domain (for ``proportional`` / ``temperature`` init).
+        seed: seed of the explorer's generator.
+        perturb: True for PBT (perturb or resample vectors); False for PB2, whose model already
+            chose new values and which only needs them put back on the simplex.
+        resample_probability: chance that a vector is resampled instead of perturbed.
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        names: list[str],
+        sizes: np.ndarray,
+        seed: int = 0,
+        perturb: bool = True,
+        resample_probability: float = 0.25,
+    ) -> None:
+        self.space = space
+        self.names = list(names)
+        self.sizes = np.asarray(sizes, dtype=np.float64)
+        self.rng = np.random.default_rng(seed)
+        self.perturb = perturb
+        self.resample_probability = resample_probability
+
+    # -- explore ----------------------------------------------------------------------------
+    def explore_vector(self, parent: np.ndarray, spec: VectorSpec) -> np.ndarray:
+        k = parent.size
+        parent = floor_simplex(parent, spec.floor)
+        if self.rng.random() < self.resample_probability:
+            # A Dirichlet whose mean is the parent: a big jump that still remembers it.
+            child = self.rng.dirichlet(spec.resample_concentration * k * parent)
+        else:
+            child = parent * np.exp(spec.sigma * self.rng.standard_normal(k))
+        return floor_simplex(child, spec.floor)
+
+    def __call__(self, config: dict[str, Any]) -> dict[str, Any]:
+        """Explore a trial config ``{"spec": {...}}`` in place (Ray's custom_explore_fn)."""
+        trial = config["spec"]
+        for key, spec in self.space.vectors().items():
+            if not isinstance(trial.get(key), dict):
+                continue
+            w = as_vector(self.names, trial[key])
+            w = self.explore_vector(w, spec) if self.perturb else floor_simplex(w, spec.floor)
+            trial[key] = as_dict(self.names, w)
+        if self.space.temperature is not None:
+            for key, (lo, hi) in self.space.temperature.bounds().items():
+                if trial.get(key) is not None:
+                    trial[key] = float(np.clip(trial[key], lo, hi))
+        return config
+
+    # -- initial population -----------------------------------------------------------------
+    def _init_vector(self, spec: VectorSpec, member: int) -> np.ndarray:
+        k = len(self.names)
+        if spec.init == "dirichlet":
+            return floor_simplex(
+                self.rng.dirichlet(np.full(k, spec.init_concentration)), spec.floor
+            )
+        if spec.init == "uniform":
+            start = np.full(k, 1.0 / k)
+        elif spec.init == "proportional":
+            start = self.sizes / self.sizes.sum()
+        else:
+            start = temperature_weights(self.sizes, spec.init_temperature)
+        start = floor_simplex(start, spec.floor)
+        # Member 0 starts exactly at the named mixture; the others one explore step away.
+        return start if member == 0 else self.explore_vector(start, spec)
+
+    def initial_config(self, member: int) -> dict[str, Any]:
+        """The searched keys of population member ``member``'s first configuration."""
+        config: dict[str, Any] = {}
+        for key, spec in self.space.vectors().items():
+            config[key] = as_dict(self.names, self._init_vector(spec, member))
+        if self.space.temperature is not None:
+            for key, (lo, hi) in self.space.temperature.bounds().items():
+                config[key] = float(self.rng.uniform(lo, hi))
+        return config

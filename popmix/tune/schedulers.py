@@ -1,0 +1,135 @@
+"""Ray's schedulers and Optuna searcher, limited to the searched population.
+
+PBT treats every trial of its Tuner as population. popmix runs the baselines in the same Tuner
+(so they share the cluster with the population at once) and keeps them out of the population:
+a trial whose config has ``member < 0`` is never scored, never a donor and never exploited, and
+ASHA never stops it. The schedulers are Ray's own; these subclasses only filter and log.
+
+Files written: ``lineage.jsonl`` in the experiment folder, one JSON row per exploit
+(``time``, ``trial_id``, ``donor``, both steps, the new searched values).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ray.tune.schedulers import ASHAScheduler, PopulationBasedTraining, TrialScheduler
+from ray.tune.search import Searcher
+
+from popmix.tune.trainable import SEARCHED_KEYS
+
+
+def is_member(trial: Any) -> bool:
+    return int(trial.config["spec"].get("member", -1)) >= 0
+
+
+class _PopulationOnly:
+    """Mixin: results of baseline trials pass straight through as CONTINUE."""
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        if not is_member(trial):
+            return TrialScheduler.CONTINUE
+        return super().on_trial_result(tune_controller, trial, result)  # type: ignore[misc]
+
+
+class _LineageLog:
+    """Mixin for PBT/PB2: log each exploit to ``lineage_path`` and tell ``on_exploit``."""
+
+    lineage_path: Path | None = None
+    on_exploit: Callable[[dict[str, Any]], None] | None = None
+
+    def _exploit(self, tune_controller: Any, trial: Any, trial_to_clone: Any) -> None:
+        donor_state = self._trial_state[trial_to_clone]  # type: ignore[attr-defined]
+        own_state = self._trial_state[trial]  # type: ignore[attr-defined]
+        member = trial.config["spec"]["member"]
+        super()._exploit(tune_controller, trial, trial_to_clone)  # type: ignore[misc]
+        # The new config is a mutated copy of the donor's; the population slot stays ours.
+        config = trial.config
+        config["spec"] = {**config["spec"], "member": member}
+        trial.set_config(config)
+        spec = trial.config["spec"]
+        row = {
+            "time": time.time(),
+            "trial_id": trial.trial_id,
+            "donor": trial_to_clone.trial_id,
+            "step_before": (own_state.last_result or {}).get("step"),
+            "donor_step": (donor_state.last_result or {}).get("step"),
+            "new_config": {k: spec.get(k) for k in SEARCHED_KEYS if spec.get(k) is not None},
+        }
+        if self.lineage_path is not None:
+            with open(self.lineage_path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+        if self.on_exploit is not None:
+            self.on_exploit(row)
+
+
+class PopulationPBT(_PopulationOnly, _LineageLog, PopulationBasedTraining):
+    """Ray's PopulationBasedTraining over the population members only."""
+
+
+def make_pb2(**kwargs: Any) -> Any:
+    """Ray's PB2 over the population members only (needs scikit-learn)."""
+    try:
+        import sklearn  # noqa: F401
+        from ray.tune.schedulers.pb2 import PB2
+    except ImportError:
+        raise RuntimeError(
+            "searcher pb2 needs scikit-learn: pip install scikit-learn (or use --searcher pbt)"
+        ) from None
+
+    class PopulationPB2(_PopulationOnly, _LineageLog, PB2):
+        pass
+
+    return PopulationPB2(**kwargs)
+
+
+class PopulationASHA(_PopulationOnly, ASHAScheduler):
+    """ASHA early stopping for searched trials; baselines always run to the end."""
+
+
+class WithFixedTrials(Searcher):
+    """A searcher that first hands out fixed configs (the baselines), then asks ``inner``.
+
+    The fixed trials' results are not told to ``inner``, so they never shape its model.
+    """
+
+    def __init__(self, inner: Searcher, fixed: list[dict[str, Any]]) -> None:
+        super().__init__(metric=inner.metric, mode=inner.mode)
+        self.inner = inner
+        self.fixed = list(fixed)
+        self._fixed_ids: set[str] = set()
+        self._members = 0
+
+    def set_search_properties(self, metric: Any, mode: Any, config: dict, **spec: Any) -> bool:
+        ok = self.inner.set_search_properties(metric, mode, config, **spec)
+        self._metric, self._mode = self.inner.metric, self.inner.mode
+        return ok
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        if self.fixed:
+            self._fixed_ids.add(trial_id)
+            return self.fixed.pop(0)
+        suggestion = self.inner.suggest(trial_id)
+        if isinstance(suggestion, dict):
+            # Number the searched trials like a population, for labels and summaries.
+            suggestion.setdefault("spec", {})["member"] = self._members
+            self._members += 1
+        return suggestion
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if trial_id not in self._fixed_ids:
+            self.inner.on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
+        if trial_id not in self._fixed_ids:
+            self.inner.on_trial_complete(trial_id, result, error)
+
+    def save(self, checkpoint_path: str) -> None:
+        self.inner.save(checkpoint_path)
+
+    def restore(self, checkpoint_path: str) -> None:
+        self.inner.restore(checkpoint_path)

@@ -1,0 +1,222 @@
+"""The Ray Tune trainable every method runs as: the shared training loop, reported in chunks.
+
+One class serves the searched population and every baseline: the trial config names the method
+and its hyperparameters, the loop is the same. Hyperparameters are read from the config every
+time the trainable is (re)built and never from a checkpoint, so after a PBT exploit the donor's
+state continues under the mutated hyperparameters.
+
+Each checkpoint folder holds ``state.pt`` (the full training state, the weight schedule followed
+so far and the lineage events) and ``schedule.json`` (the same schedule, readable).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import ray
+import torch
+from ray import tune
+
+from popmix.data.domains import DomainSet
+from popmix.policies import MixingPolicy, build_policy, normalize
+from popmix.train.loop import Diverged, TrainConfig, Trainer
+from popmix.train.model import ModelConfig
+from popmix.train.run import eval_record, per_domain
+
+#: trial-config keys that hold each method's hyperparameters.
+METHOD_KEYS = {
+    "stratified": (),
+    "proportional": (),
+    "temperature": ("temperature",),
+    "cooldown": ("t_start", "t_end", "switch_frac"),
+}
+SEARCHED_KEYS = ("sample_weights", "loss_weights", "t_start", "t_end", "switch_frac")
+
+
+def objective_of(val_loss: np.ndarray, names: list[str], objective: str) -> float:
+    """The scalar a search minimises: mean, worst or one domain's validation loss."""
+    if objective == "mean":
+        return float(np.mean(val_loss))
+    if objective == "worst":
+        return float(np.max(val_loss))
+    return float(val_loss[names.index(objective.split(":", 1)[1])])
+
+
+def policy_from_config(
+    config: dict[str, Any], domains: DomainSet, total_steps: int, shape: str = "step"
+) -> MixingPolicy:
+    """Build the policy a trial spec (``config["spec"]``) describes: member or baseline."""
+    method = config["method"]
+    names = domains.names
+    if method in METHOD_KEYS:
+        params = {k: config[k] for k in METHOD_KEYS[method] if config.get(k) is not None}
+        return build_policy(method, domains.sizes, total_steps, params, config.get("seed", 0))
+    params: dict[str, Any] = {}
+    for key in ("sample_weights", "loss_weights"):
+        if isinstance(config.get(key), dict):
+            params[key] = [float(config[key][n]) for n in names]
+    if config.get("t_start") is not None:
+        params.update(t_start=config["t_start"], t_end=config.get("t_end"), shape=shape)
+        if config.get("switch_frac") is not None:
+            params["switch_frac"] = config["switch_frac"]
+    return build_policy("mixture", domains.sizes, total_steps, params, config.get("seed", 0))
+
+
+class MixtureTrainable(tune.Trainable):
+    """Tune trainable around :class:`popmix.train.Trainer`.
+
+    The trial config is ``{"spec": {...}}``: ``method``, ``seed``, ``member`` (the population
+    slot; -1 for baselines) and the method's hyperparameters (``sample_weights`` and
+    ``loss_weights`` as ``{domain: weight}``, ``temperature``, ``t_start``, ``t_end``,
+    ``switch_frac``; None where unused).
+    ``setup`` receives, besides the trial config, ``domains`` (through the object store, so every
+    node of a cluster gets the same data) and ``settings``: ``model`` and ``train`` dicts,
+    ``report_every``, ``objective``, ``threads`` and the temperature-schedule ``shape``.
+    """
+
+    def setup(self, config: dict[str, Any], domains: DomainSet, settings: dict[str, Any]):
+        self.domains = domains
+        self.settings = settings
+        self._build(config)
+
+    def _build(self, config: dict[str, Any]) -> None:
+        spec = config["spec"]
+        s = self.settings
+        resources = self.trial_resources
+        gpu = bool(resources and resources.required_resources.get("GPU", 0))
+        device = "cuda" if gpu and torch.cuda.is_available() else "cpu"
+        cfg = TrainConfig(
+            **{
+                **s["train"],
+                "seed": int(spec.get("seed", 0)),
+                "threads": s["threads"],
+                "device": device,
+            }
+        )
+        policy = policy_from_config(spec, self.domains, cfg.steps, s.get("shape", "step"))
+        self.trainer = Trainer(self.domains, policy, ModelConfig(**s["model"]), cfg)
+        self._node = ray.get_runtime_context().get_node_id()
+        self.schedule: list[dict[str, Any]] = []  # weights whenever they change, by step
+        self.lineage: list[dict[str, Any]] = []  # exploits this member's state went through
+
+    def _record_schedule(self, start: int, stop: int) -> None:
+        policy = self.trainer.policy
+        for t in range(start, stop):
+            w = policy.weights(t)
+            lm = policy.loss_multipliers(t)
+            lw = None if lm is None else normalize(lm).tolist()
+            last = self.schedule[-1] if self.schedule else None
+            if last is None or last["weights"] != w.tolist() or last.get("loss_weights") != lw:
+                point = {"step": t, "weights": w.tolist(), "trial_id": self.trial_id}
+                if lw is not None:
+                    point["loss_weights"] = lw
+                temp = policy.current_temperature(t)
+                if temp is not None:
+                    point["temperature"] = temp
+                self.schedule.append(point)
+
+    def step(self) -> dict[str, Any]:
+        trainer = self.trainer
+        names = self.domains.names
+        start = trainer.step
+        t0 = time.perf_counter()
+        trainer.train(self.settings["report_every"])
+        t_train = time.perf_counter() - t0
+        self._record_schedule(start, trainer.step)
+        done = trainer.step >= trainer.cfg.steps
+        try:
+            rec = eval_record(trainer)
+        except Diverged as e:
+            # Stop this trial, keep the search going; the summary lists it as diverged.
+            return {
+                "objective": math.nan,
+                "diverged": 1,
+                "error": str(e),
+                "done": True,
+                "step": trainer.step,
+                "steps_this_report": trainer.step - start,
+            }
+        val = np.array([rec["val_loss"][n] for n in names])
+        metrics: dict[str, Any] = {
+            "objective": objective_of(val, names, self.settings["objective"]),
+            "val_loss": rec["val_loss"],
+            "val_mean_loss": rec["val_mean_loss"],
+            "val_mean_ppl": rec["val_mean_ppl"],
+            "val_worst_ppl": rec["val_worst_ppl"],
+            "train_loss": {n: v for n, v in rec["train_loss"].items() if v is not None},
+            "weight": rec["weights"],
+            "lr": rec["lr"],
+            "step": trainer.step,
+            "timesteps_total": trainer.tokens_seen,  # TensorBoard's x-axis: tokens in lineage
+            "steps_this_report": trainer.step - start,
+            "diverged": 0,
+            "node": self._node,
+            "time_train_s": t_train,
+        }
+        if rec["loss_multipliers"] is not None:
+            mult = np.array([rec["loss_multipliers"][n] for n in names])
+            metrics["loss_weight"] = per_domain(names, normalize(mult))
+        if rec["temperature"] is not None:
+            metrics["temperature"] = rec["temperature"]
+        if done:
+            test = trainer.evaluate("test")
+            ppl = np.exp(test)
+            metrics.update(
+                test_loss=per_domain(names, test),
+                test_mean_ppl=float(ppl.mean()),
+                test_worst_ppl=float(ppl.max()),
+                test_mean_loss=float(test.mean()),
+                done=True,
+            )
+        return metrics
+
+    def save_checkpoint(self, checkpoint_dir: str) -> None:
+        state = {
+            "trainer": self.trainer.state_dict(),
+            "schedule": self.schedule,
+            "lineage": self.lineage,
+            "trial_id": self.trial_id,
+        }
+        torch.save(state, os.path.join(checkpoint_dir, "state.pt"))
+        readable = {
+            "trial_id": self.trial_id,
+            "domains": self.domains.names,
+            "step": self.trainer.step,
+            "total_steps": self.trainer.cfg.steps,
+            "points": self.schedule,
+            "lineage": self.lineage,
+            "final_weights": np.asarray(self.trainer.last_weights).tolist(),
+        }
+        Path(checkpoint_dir, "schedule.json").write_text(json.dumps(readable))
+
+    def load_checkpoint(self, checkpoint_dir: str) -> None:
+        state = torch.load(
+            os.path.join(checkpoint_dir, "state.pt"),
+            map_location=self.trainer.device,
+            weights_only=False,
+        )
+        self.trainer.load_state_dict(state["trainer"])
+        self.schedule = state["schedule"]
+        self.lineage = state["lineage"]
+        if state["trial_id"] != self.trial_id:
+            # A PBT exploit: this trial continues the donor's run under its own new config.
+            self.lineage.append(
+                {
+                    "step": self.trainer.step,
+                    "donor": state["trial_id"],
+                    "trial_id": self.trial_id,
+                    "config": {k: self.config["spec"].get(k) for k in SEARCHED_KEYS},
+                }
+            )
+
+    def reset_config(self, new_config: dict[str, Any]) -> bool:
+        # Actor reuse: rebuild from the new config; an exploit's checkpoint is loaded after.
+        self._build(new_config)
+        self.config = new_config
+        return True

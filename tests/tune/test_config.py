@@ -1,0 +1,89 @@
+"""Every YAML file in the repo loads and validates; bad files give one clear line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from popmix.tune.config import (
+    ConfigError,
+    Experiment,
+    load_experiment,
+    load_space,
+    resolve_space_path,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+EXPERIMENTS = sorted((ROOT / "experiments").glob("*.yaml"))
+SPACES = sorted((ROOT / "search_spaces").glob("*.yaml"))
+
+
+def test_the_repo_ships_the_promised_files():
+    names = {p.stem for p in EXPERIMENTS}
+    assert {"default", "smoke", "gpu_cluster16", "synthetic64"} <= names
+    assert {"sampling", "loss", "temperature"} <= {p.stem for p in SPACES}
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.name)
+def test_every_experiment_loads_and_says_how_to_launch_it(path):
+    first = path.read_text().splitlines()[0]
+    assert first.startswith("#")
+    assert "popmix search" in path.read_text().split("\n\n")[0] or "Launch:" in path.read_text()
+    exp = load_experiment(path)
+    exp.validate()
+    load_space(resolve_space_path(exp.search.space, exp.source))
+
+
+@pytest.mark.parametrize("path", SPACES, ids=lambda p: p.name)
+def test_every_search_space_loads(path):
+    assert path.read_text().startswith("#")
+    assert "Launch:" in path.read_text()
+    load_space(path)
+
+
+def test_default_yaml_matches_the_built_in_defaults_where_it_matters():
+    exp = load_experiment(ROOT / "experiments" / "default.yaml")
+    assert exp.data.benchmark == "brown16" and exp.data.tasks == 16
+    assert exp.methods == Experiment().methods
+
+
+@pytest.mark.parametrize(
+    "text,needle",
+    [
+        ("name: x\nsearch: {populaton: 4}\n", "unknown key 'populaton'"),
+        ("name: x\nbogus: 1\n", "unknown key 'bogus'"),
+        ("search: {population: four}\n", "search.population: expected a int, got 'four'"),
+        ("methods: [pbt, magic]\n", "unknown method 'magic'"),
+        ("search: {searcher: grid}\n", "unknown searcher 'grid'"),
+        ("train: {steps: 0}\n", "steps must be a positive integer"),
+        ("search: {objective: median}\n", "unknown objective 'median'"),
+        ("resources: {cpus_per_trial: lots}\n", "expected a number or auto"),
+        ("name: [unclosed\n", "malformed YAML at line"),
+    ],
+)
+def test_bad_experiment_files(tmp_path, text, needle):
+    p = tmp_path / "bad.yaml"
+    p.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_experiment(p)
+    assert needle in str(info.value) and "\n" not in str(info.value)
+    assert str(p) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "text,needle",
+    [
+        ("sample_weights: {sigma: -1}\n", "sigma must be >= 0"),
+        ("sample_weights: {}\ntemperature: {}\n", "keep one"),
+        ("temperature: {t_start: [5, 1]}\n", "0 < low <= high"),
+        ("weights: {}\n", "unknown key 'weights'"),
+        ("{}\n", "searches nothing"),
+    ],
+)
+def test_bad_space_files(tmp_path, text, needle):
+    p = tmp_path / "space.yaml"
+    p.write_text(text)
+    with pytest.raises(ConfigError, match=".*") as info:
+        load_space(p)
+    assert needle in str(info.value)

@@ -1,0 +1,94 @@
+"""The explore step and the initial population, without Ray."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from popmix.tune.config import SearchSpace, TemperatureSpec, VectorSpec
+from popmix.tune.explore import Explorer, as_vector, floor_simplex
+
+NAMES = [f"d{i}" for i in range(16)]
+SIZES = np.geomspace(1e6, 1e4, 16)
+
+
+def make(perturb=True, seed=0, **vec):
+    space = SearchSpace(
+        sample_weights=VectorSpec(**vec),
+        loss_weights=VectorSpec(init="uniform"),
+        temperature=TemperatureSpec(),
+    )
+    return Explorer(space, NAMES, SIZES, seed=seed, perturb=perturb, resample_probability=0.25)
+
+
+def test_vectors_stay_on_simplex_with_floor_over_many_draws():
+    ex = make(floor=1e-3, sigma=1.0)
+    config = {"spec": ex.initial_config(0)}
+    for _ in range(5000):
+        config = ex(config)
+        for key in ("sample_weights", "loss_weights"):
+            w = as_vector(NAMES, config["spec"][key])
+            assert abs(w.sum() - 1) < 1e-12
+            assert w.min() >= 1e-3 - 1e-15
+
+
+def test_scalars_are_clipped_into_bounds():
+    ex = make()
+    bounds = TemperatureSpec().bounds()
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        spec = ex.initial_config(1)
+        # what Ray's built-in mutation may produce: x0.8, x1.2 of a value, or far outside
+        for key, (lo, hi) in bounds.items():
+            spec[key] = float(rng.choice([lo * 0.8, hi * 1.2, rng.uniform(-5, 50)]))
+        out = ex({"spec": spec})["spec"]
+        for key, (lo, hi) in bounds.items():
+            assert lo <= out[key] <= hi
+
+
+def test_resample_is_centred_on_parent():
+    spec = VectorSpec(resample_concentration=5.0, floor=0.0)
+    ex = make(resample_concentration=5.0, floor=0.0)
+    parent = floor_simplex(np.linspace(1, 16, 16), 0.0)
+    ex.resample_probability = 1.0
+    draws = np.array([ex.explore_vector(parent, spec) for _ in range(4000)])
+    np.testing.assert_allclose(draws.mean(0), parent, atol=0.01)
+    # a perturbation moves the weights but keeps their order of magnitude
+    ex.resample_probability = 0.0
+    child = ex.explore_vector(parent, VectorSpec(sigma=0.3, floor=0.0))
+    assert not np.allclose(child, parent) and np.all(np.abs(np.log(child / parent)) < 2.5)
+
+
+def test_pb2_mode_only_renormalises():
+    ex = make(perturb=False, floor=0.01)
+    spec = {
+        "sample_weights": {n: 3.0 for n in NAMES},
+        "loss_weights": {n: float(i + 1) for i, n in enumerate(NAMES)},
+    }
+    out = ex({"spec": spec})["spec"]
+    np.testing.assert_allclose(as_vector(NAMES, out["sample_weights"]), 1 / 16)
+    lw = as_vector(NAMES, out["loss_weights"])
+    assert abs(lw.sum() - 1) < 1e-12 and np.all(np.diff(lw) > 0)
+
+
+def test_initial_population_is_seeded_and_starts_at_the_named_mixture():
+    a = [
+        make(seed=3, init="temperature", init_temperature=2.0).initial_config(m) for m in range(1)
+    ]
+    ex = make(seed=3, init="temperature", init_temperature=2.0)
+    first, second = ex.initial_config(0), ex.initial_config(1)
+    p = SIZES**0.5 / (SIZES**0.5).sum()
+    np.testing.assert_allclose(as_vector(NAMES, first["sample_weights"]), floor_simplex(p, 1e-3))
+    assert first["sample_weights"] != second["sample_weights"]
+    assert a[0] == first
+    other = make(seed=4, init="temperature", init_temperature=2.0)
+    other.initial_config(0)
+    assert other.initial_config(1) != second
+
+
+@pytest.mark.parametrize("init", ["dirichlet", "uniform", "proportional", "temperature"])
+def test_every_init_is_on_the_simplex(init):
+    ex = make(init=init)
+    for m in range(6):
+        w = as_vector(NAMES, ex.initial_config(m)["sample_weights"])
+        assert abs(w.sum() - 1) < 1e-12 and w.min() > 0

@@ -1,0 +1,56 @@
+"""Summary rows: the best member is chosen on validation and reported on test."""
+
+from __future__ import annotations
+
+from popmix.reporting.summary import best_schedule, format_table, summarize
+
+
+def rec(method, member, objective, test_ppl, status="ok", seed=0, steps=100):
+    return {
+        "trial_id": f"{method}{member}",
+        "method": method,
+        "seed": seed,
+        "member": member,
+        "status": status,
+        "train_steps": steps,
+        "wall_time_s": 1.0,
+        "params": {},
+        "metrics": {
+            "objective": objective,
+            "test_mean_ppl": test_ppl,
+            "test_worst_ppl": None if test_ppl is None else test_ppl + 1,
+            "step": 100,
+            "timesteps_total": 1000,
+            "test_loss": {"a": 1.0},
+        },
+        "schedule": {
+            "total_steps": 100,
+            "final_weights": [0.5, 0.5],
+            "lineage": [],
+            "points": [{"step": 0, "weights": [0.5, 0.5], "trial_id": f"{method}{member}"}],
+        },
+    }
+
+
+def test_best_member_by_validation_not_test():
+    records = [
+        rec("pbt", 0, objective=2.0, test_ppl=9.0),
+        rec("pbt", 1, objective=1.9, test_ppl=9.5),  # better on validation, worse on test
+        rec("pbt", 2, objective=float("nan"), test_ppl=None, status="diverged"),
+        rec("stratified", -1, objective=2.1, test_ppl=9.9),
+    ]
+    s = summarize(records, "pbt")
+    pbt = next(r for r in s["rows"] if r["method"] == "pbt")
+    assert pbt["trial_id"] == "pbt1" and pbt["mean_test_ppl"] == 9.5
+    assert pbt["members"] == 3 and pbt["members_finished"] == 2
+    assert pbt["population_train_steps"] == 300
+    assert {r["method"] for r in s["rows"]} == {"pbt", "stratified"}
+    assert best_schedule(records, ["a", "b"])["trial_id"] == "pbt1"
+    table = format_table(s)
+    assert "pbt" in table and "9.500" in table and "stratified" in table
+
+
+def test_rows_per_seed_and_failed_population():
+    records = [rec("pbt", 0, 2.0, 9.0, seed=0), rec("pbt", 0, 2.0, None, status="error", seed=1)]
+    s = summarize(records, "pbt")
+    assert [(r["seed"], r["status"]) for r in s["rows"]] == [(0, "ok"), (1, "failed")]
