@@ -20,13 +20,16 @@ COUNT_MODES = ("multinomial", "exact")
 def largest_remainder(expected: np.ndarray, total: int) -> np.ndarray:
     """Integer counts summing to ``total`` that round ``expected`` (which sums to ``total``).
 
-    Floors first, then gives the remaining units to the largest fractional parts (ties go to the
-    lower index). Every count is >= 0.
+    Negative entries (a carried-over rounding deficit) count as 0 and the rest is rescaled to
+    ``total``; then floors first, and the remaining units go to the largest fractional parts
+    (ties to the lower index). Every count is >= 0.
     """
-    base = np.floor(expected).astype(np.int64)
+    e = np.maximum(np.asarray(expected, dtype=np.float64), 0.0)
+    e = e * (total / e.sum()) if e.sum() > 0 else np.full(e.size, total / e.size)
+    base = np.floor(e + 1e-9).astype(np.int64)
     rest = int(total - base.sum())
     if rest > 0:
-        order = np.argsort(-(expected - base), kind="stable")
+        order = np.argsort(-(e - base), kind="stable")
         base[order[:rest]] += 1
     return base
 
@@ -44,7 +47,7 @@ class MixtureSampler:
       uniform and batch_size is a multiple of n_domains).
 
     A window is ``seq_len + 1`` consecutive tokens at a uniformly drawn offset of the domain's
-    training split.
+    ``split`` (training by default). Rows of a batch are grouped by domain, in domain order.
 
     Args:
         domains: the domain set.
@@ -61,6 +64,7 @@ class MixtureSampler:
         seq_len: int,
         seed: int = 0,
         count_mode: str = "multinomial",
+        split: str = "train",
     ) -> None:
         if count_mode not in COUNT_MODES:
             raise ValueError(f"unknown count_mode {count_mode!r}; choose one of {COUNT_MODES}")
@@ -71,18 +75,24 @@ class MixtureSampler:
         self._rng = np.random.default_rng(seed)
         self._deficit = np.zeros(len(domains))
         self._window = np.arange(seq_len + 1)
+        self._tokens = [d.split(split) for d in domains]
+        self._last_weights: np.ndarray | None = None
         # Valid window starts per domain: [0, n_i - seq_len - 1].
-        self._n_starts = np.array([d.train.size - seq_len for d in domains], dtype=np.int64)
+        self._n_starts = np.array([t.size - seq_len for t in self._tokens], dtype=np.int64)
         if np.any(self._n_starts < 1):
             small = [d.name for d, n in zip(domains, self._n_starts) if n < 1]
-            raise ValueError(f"training split shorter than seq_len + 1 in: {small}")
+            raise ValueError(f"{split} split shorter than seq_len + 1 in: {small}")
 
     def counts(self, weights: np.ndarray) -> np.ndarray:
         """Examples per domain for the next batch, shape (n_domains,), summing to batch_size."""
         w = np.asarray(weights, dtype=np.float64)
         if self.count_mode == "multinomial":
             return self._rng.multinomial(self.batch_size, w / w.sum())
-        # Carry the rounding error over to the next batches so no domain is starved.
+        # Carry the rounding error over to the next batches so no domain is starved; a new
+        # mixture starts afresh, so each batch of it is exactly its largest-remainder rounding.
+        if self._last_weights is None or not np.array_equal(w, self._last_weights):
+            self._deficit[:] = 0.0
+            self._last_weights = w.copy()
         self._deficit += self.batch_size * (w / w.sum())
         c = largest_remainder(self._deficit, self.batch_size)
         self._deficit -= c
@@ -95,16 +105,23 @@ class MixtureSampler:
             if c == 0:
                 continue
             starts = self._rng.integers(0, self._n_starts[i], size=int(c))
-            rows.append(self.domains[i].train[starts[:, None] + self._window])
+            rows.append(self._tokens[i][starts[:, None] + self._window])
             ids.append(np.full(int(c), i, dtype=np.int64))
         return np.concatenate(rows).astype(np.int64), np.concatenate(ids)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"rng": self._rng.bit_generator.state, "deficit": self._deficit.tolist()}
+        last = None if self._last_weights is None else self._last_weights.tolist()
+        return {
+            "rng": self._rng.bit_generator.state,
+            "deficit": self._deficit.tolist(),
+            "last_weights": last,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._rng.bit_generator.state = state["rng"]
         self._deficit = np.asarray(state["deficit"], dtype=np.float64)
+        last = state.get("last_weights")
+        self._last_weights = None if last is None else np.asarray(last, dtype=np.float64)
 
 
 def eval_windows(tokens: np.ndarray, seq_len: int, max_windows: int | None) -> np.ndarray:

@@ -10,9 +10,11 @@ from typing import Any
 
 import numpy as np
 
+from popmix.policies._aioli import AioliPolicy
 from popmix.policies._base import DomainSignals, MixingPolicy, PolicyError, normalize, softmax
 from popmix.policies._convert import loss_weights
 from popmix.policies._cooldown import CooldownPolicy
+from popmix.policies._doge import DoGEPolicy
 from popmix.policies._mixture import MixturePolicy
 from popmix.policies._schedule import SchedulePolicy
 from popmix.policies._static import (
@@ -34,6 +36,8 @@ POLICIES: dict[str, type[MixingPolicy]] = {
         FixedPolicy,
         MixturePolicy,
         SchedulePolicy,
+        DoGEPolicy,
+        AioliPolicy,
     )
 }
 
@@ -63,6 +67,8 @@ def build_policy(
 
 __all__ = [
     "POLICIES",
+    "AioliPolicy",
+    "DoGEPolicy",
     "CooldownPolicy",
     "DomainSignals",
     "FixedPolicy",

@@ -29,14 +29,19 @@ class DomainSignals:
             had no example in the batch.
         counts: examples per domain in this step's batch.
         lr: the learning rate used at this step.
-        eval_loss: held-out loss per domain, when the policy requires ``"eval_loss"``.
+        grad_dots: Gram matrix ⟨g_i, g_j⟩ of the per-domain gradients (each clipped as the
+            policy's ``grad_clip`` asks), shape (n_domains, n_domains), when the policy requires
+            ``"domain_grads"``; zero rows and columns for domains absent from the batch.
+        target_dots: ⟨g_i, g_target⟩, shape (n_domains,), when the policy's ``grad_target``
+            names a target other than ``"others"``.
     """
 
     step: int
     train_loss: np.ndarray
     counts: np.ndarray
     lr: float = 0.0
-    eval_loss: np.ndarray | None = None
+    grad_dots: np.ndarray | None = None
+    target_dots: np.ndarray | None = None
 
 
 class MixingPolicy(abc.ABC):
@@ -60,8 +65,13 @@ class MixingPolicy(abc.ABC):
 
     #: registry name, e.g. ``"temperature"``.
     name: ClassVar[str]
-    #: signals beyond ``train_loss``/``counts`` that :meth:`update` needs, e.g. ``{"eval_loss"}``.
+    #: signals beyond ``train_loss``/``counts`` that :meth:`update` needs: ``"domain_grads"``.
     requires: ClassVar[frozenset[str]] = frozenset()
+    #: how the weights must act (``"sample"`` or ``"loss"``), or None to follow the run's setting.
+    apply: ClassVar[str | None] = None
+    #: ``"exact"`` for policies that need each batch's composition to be exactly the weights
+    #: (largest-remainder counts) in ``sample`` mode; None for i.i.d. (multinomial) draws.
+    count_mode: ClassVar[str | None] = None
 
     def __init__(self, sizes: np.ndarray, total_steps: int, seed: int = 0) -> None:
         self.sizes = np.asarray(sizes, dtype=np.float64)
@@ -98,6 +108,24 @@ class MixingPolicy(abc.ABC):
 
     def current_temperature(self, step: int) -> float | None:
         """The sampling temperature at ``step``, for policies defined by one; else None."""
+        return None
+
+    def needs_eval(self, step: int) -> bool:
+        """Whether the policy wants held-out losses measured *before* optimizer step ``step``.
+
+        When True the loop evaluates (on :attr:`eval_windows` windows per domain) and calls
+        :meth:`observe_eval` before running the step.
+        """
+        return False
+
+    #: validation windows per domain for the evaluations this policy asks for (cost bound).
+    eval_windows: int = 8
+    #: where a ``"domain_grads"`` policy wants its target gradient: ``"others"`` (none),
+    #: ``"validation"`` or ``"domain:<name>"``.
+    grad_target: str = "others"
+
+    def observe_eval(self, step: int, eval_loss: np.ndarray) -> None:
+        """Receives the held-out loss per domain measured before step ``step``."""
         return None
 
     def update(self, signals: DomainSignals) -> None:

@@ -164,12 +164,29 @@ class Trainer:
             lr=cfg.lr,
             betas=(0.9, 0.95),
         )
+        # A policy may fix how its weights act (DoGE: on the loss; Aioli: on the batch).
+        self.apply = policy.apply or cfg.apply
         # Loss mode trains on fixed (stratified or proportional) batches; "exact" counts make
         # them stratified batch by batch rather than only in expectation.
-        count_mode = "multinomial" if cfg.apply == "sample" else "exact"
+        exact = self.apply == "loss" or policy.count_mode == "exact"
         self.sampler = MixtureSampler(
-            domains, cfg.batch_size, model_cfg.seq_len, int(sampler_seed), count_mode
+            domains,
+            cfg.batch_size,
+            model_cfg.seq_len,
+            int(sampler_seed),
+            "exact" if exact else "multinomial",
         )
+        # Held-out batches for a gradient target (DoGE), from the validation splits.
+        self.val_sampler = MixtureSampler(
+            domains,
+            int(getattr(policy, "target_batch", cfg.batch_size)),
+            model_cfg.seq_len,
+            int(sampler_seed) + 1,
+            "exact",
+            split="validation",
+        )
+        #: work beyond the plain training steps, in windows (see :meth:`extra_step_equivalents`)
+        self.extra = {"eval_windows": 0, "forward_windows": 0, "backward_windows": 0}
         sizes = domains.sizes.astype(np.float64)
         k = len(domains)
         self.base_q = np.full(k, 1.0 / k) if cfg.loss_base == "stratified" else sizes / sizes.sum()
@@ -182,8 +199,7 @@ class Trainer:
         # static method never forces a device→host sync inside the step.
         self._loss_sum = torch.zeros(k, dtype=torch.float64, device=self.device)
         self._loss_count = np.zeros(k, dtype=np.int64)
-        self._val = self._windows("validation", cfg.eval_windows)
-        self._test = self._windows("test", cfg.test_windows)
+        self._windows_cache: dict[tuple[str, int], list[torch.Tensor]] = {}
 
     # -- schedule -------------------------------------------------------------------------------
     def lr_at(self, step: int) -> float:
@@ -204,7 +220,7 @@ class Trainer:
         ``loss`` mode draws it from the fixed base q and weighs domain i's examples by p_i / q_i.
         A policy's own loss ``multipliers`` (scalarization on top of sampling) multiply in.
         """
-        if self.cfg.apply == "sample":
+        if self.apply == "sample":
             counts = self.sampler.counts(weights)
             domain_weight = np.ones(len(weights))
         else:
@@ -232,15 +248,23 @@ class Trainer:
     def train_step(self) -> None:
         """One optimizer step on one batch."""
         step = self.step
+        if self.policy.needs_eval(step):
+            # Aioli measures held-out losses between its perturbations: extra forward passes.
+            n = self.policy.eval_windows
+            self.policy.observe_eval(step, self.evaluate("validation", n))
+            self.extra["eval_windows"] += n * len(self.domains)
         weights = self.policy.weights(step)
         lr = self.lr_at(step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
 
         batch = self.draw_batch(weights, self.policy.loss_multipliers(step))
-        loss, example_loss = self.batch_loss(batch)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if "domain_grads" in self.policy.requires:
+            example_loss = self._domain_gradient_step(batch, step, lr)
+        else:
+            loss, example_loss = self.batch_loss(batch)
+            loss.backward()
         if self.cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         self.optimizer.step()
@@ -248,7 +272,7 @@ class Trainer:
         detached = example_loss.detach().double()
         self._loss_sum.index_add_(0, batch.ids, detached)
         self._loss_count += batch.counts
-        if self.policy.is_adaptive:
+        if self.policy.is_adaptive and "domain_grads" not in self.policy.requires:
             # Adaptive policies see this step's per-domain losses (one host sync per step).
             per_domain = torch.zeros_like(self._loss_sum).index_add_(0, batch.ids, detached)
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -260,6 +284,117 @@ class Trainer:
         self.step += 1
         self.tokens_seen += batch.tokens.shape[0] * (batch.tokens.shape[1] - 1)
         self.last_weights, self.last_lr = weights, lr
+
+    def _domain_gradient_step(self, batch: Batch, step: int, lr: float) -> torch.Tensor:
+        """Per-domain gradients for DoGE-style policies; leaves Σ_i α_i g_i in ``.grad``.
+
+        Per-example gradients come from one vectorised forward and backward over the batch
+        (``torch.func.vmap`` of ``grad``), about the cost of one ordinary backward pass instead
+        of one full backward per domain; g_i is the mean of domain i's examples' gradients
+        (the gradient of its mean loss), clipped to the policy's ``grad_clip``. A domain
+        absent from the batch gets g_i = 0.
+        """
+        names = [n for n, _ in self.model.named_parameters()]
+        params = [p for _, p in self.model.named_parameters()]
+        k = len(self.domains)
+        # Per-domain *sums* of per-example gradients, one (k, numel) block per parameter; the
+        # 1/count and the clip are folded into one factor per domain, so the blocks are only
+        # read (norms, Gram, combination), never rescaled in place.
+        sums, example_loss = self._per_domain_grad_sums(batch, names, params)
+        counts = torch.as_tensor(batch.counts, dtype=torch.float32, device=self.device)
+        scale = 1.0 / counts.clamp(min=1.0)  # sum -> mean
+        raw_gram = sum(s @ s.T for s in sums)
+        clip = float(getattr(self.policy, "grad_clip", 0.0))
+        if clip > 0:
+            norms = raw_gram.diagonal().clamp(min=0.0).sqrt() * scale
+            scale = scale * torch.clamp(clip / (norms + 1e-6), max=1.0)
+        gram = raw_gram * scale[:, None] * scale[None, :]
+        target = self.policy.grad_target
+        target_dots = None
+        if target != "others":
+            g_target = self._target_gradient(target, params)
+            raw = sum(s @ gt.reshape(-1) for s, gt in zip(sums, g_target))
+            target_dots = (raw * scale).double().cpu().numpy()
+        per_domain = torch.zeros(k, dtype=torch.float64, device=self.device)
+        per_domain.index_add_(0, batch.ids, example_loss.double())
+        with np.errstate(invalid="ignore", divide="ignore"):
+            train_loss = per_domain.cpu().numpy() / batch.counts
+        train_loss[batch.counts == 0] = np.nan
+        self.policy.update(
+            DomainSignals(
+                step=step,
+                train_loss=train_loss,
+                counts=batch.counts,
+                lr=lr,
+                grad_dots=gram.double().cpu().numpy(),
+                target_dots=target_dots,
+            )
+        )
+        # The model step follows the *updated* weights.
+        alpha = torch.as_tensor(
+            self.policy.weights(step + 1), dtype=torch.float32, device=self.device
+        )
+        coef = alpha * scale
+        for p, s_p in zip(params, sums):
+            p.grad = (coef @ s_p).view_as(p)
+        return example_loss
+
+    def _per_domain_grad_sums(
+        self, batch: Batch, names: list[str], params: list[torch.Tensor]
+    ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Per parameter, the (n_domains, numel) sums of per-example gradients over each
+        domain's examples; and the (B,) example losses."""
+        from torch.func import functional_call, grad_and_value, vmap
+
+        model = self.model
+
+        def example_loss(p: dict[str, torch.Tensor], row: torch.Tensor) -> torch.Tensor:
+            logits = functional_call(model, p, (row[None, :-1],))
+            return torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]).float(), row[1:]
+            )
+
+        detached = {n: p.detach() for n, p in zip(names, params)}
+        model.set_explicit_attention(True)
+        try:
+            g, loss = vmap(grad_and_value(example_loss), in_dims=(None, 0))(detached, batch.tokens)
+        finally:
+            model.set_explicit_attention(False)
+        k = len(self.domains)
+        b = batch.tokens.shape[0]
+        counts = batch.counts
+        sums = []
+        for n in names:
+            per_example = g[n].reshape(b, -1)
+            if np.all(counts == counts[0]):
+                # Stratified batch, grouped by domain: a reshape, no scatter.
+                sums.append(per_example.view(k, int(counts[0]), -1).sum(dim=1))
+            else:
+                block = torch.zeros(k, per_example.shape[1], device=self.device)
+                sums.append(block.index_add_(0, batch.ids, per_example))
+        return sums, loss.detach()
+
+    def _target_gradient(self, target: str, params: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Gradient of the mean loss over a held-out batch: every domain, or one (OOD)."""
+        k = len(self.domains)
+        if target == "validation":
+            w = np.full(k, 1.0 / k)
+        else:
+            w = np.zeros(k)
+            w[self.domains.index(target.split(":", 1)[1])] = 1.0
+        tokens, _ = self.val_sampler.batch(self.val_sampler.counts(w))
+        tokens_t = torch.from_numpy(tokens).to(self.device)
+        g = torch.autograd.grad(self.model.example_losses(tokens_t).mean(), params)
+        self.extra["forward_windows"] += tokens.shape[0]
+        self.extra["backward_windows"] += tokens.shape[0]
+        return list(g)
+
+    def extra_step_equivalents(self) -> float:
+        """Extra work in training-step equivalents (a step = forward + backward ≈ 3 forwards
+        over batch_size windows): evaluations a policy asked for and held-out gradients."""
+        e = self.extra
+        forwards = e["eval_windows"] + e["forward_windows"] + 2 * e["backward_windows"]
+        return forwards / (3.0 * self.cfg.batch_size)
 
     def train(self, n_steps: int) -> None:
         """Train ``n_steps`` more steps (not past ``cfg.steps``)."""
@@ -288,19 +423,24 @@ class Trainer:
 
     # -- evaluation -----------------------------------------------------------------------------
     def _windows(self, split: str, max_windows: int) -> list[torch.Tensor]:
-        return [
-            torch.from_numpy(eval_windows(d.split(split), self.model_cfg.seq_len, max_windows))
-            for d in self.domains
-        ]
+        key = (split, max_windows)
+        if key not in self._windows_cache:
+            self._windows_cache[key] = [
+                torch.from_numpy(eval_windows(d.split(split), self.model_cfg.seq_len, max_windows))
+                for d in self.domains
+            ]
+        return self._windows_cache[key]
 
     @torch.no_grad()
-    def evaluate(self, split: str = "validation") -> np.ndarray:
+    def evaluate(self, split: str = "validation", max_windows: int | None = None) -> np.ndarray:
         """Mean next-byte loss (nats) per domain on held-out windows, shape (n_domains,).
 
         The mean is over windows of each window's mean token loss (the Aioli paper's order:
         per-chunk mean, then mean over chunks, then exp for perplexity).
         """
-        windows = self._val if split == "validation" else self._test
+        if max_windows is None:
+            max_windows = self.cfg.eval_windows if split == "validation" else self.cfg.test_windows
+        windows = self._windows(split, max_windows)
         was_training = self.model.training
         self.model.eval()
         out = np.empty(len(windows))
@@ -323,6 +463,8 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "policy": self.policy.state_dict(),
             "sampler": self.sampler.state_dict(),
+            "val_sampler": self.val_sampler.state_dict(),
+            "extra": dict(self.extra),
             "loss_sum": self._loss_sum.cpu(),
             "loss_count": self._loss_count.copy(),
             "last_weights": np.asarray(self.last_weights).copy(),
@@ -337,6 +479,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.policy.load_state_dict(state["policy"])
         self.sampler.load_state_dict(state["sampler"])
+        self.val_sampler.load_state_dict(state["val_sampler"])
+        self.extra = dict(state["extra"])
         self._loss_sum = state["loss_sum"].to(self.device)
         self._loss_count = np.asarray(state["loss_count"]).copy()
         self.last_weights = np.asarray(state["last_weights"]).copy()

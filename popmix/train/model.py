@@ -44,6 +44,7 @@ class Block(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.n_head = cfg.n_head
+        self.explicit_attention = False
         self.ln1 = nn.LayerNorm(cfg.d_model)
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model)
@@ -55,7 +56,14 @@ class Block(nn.Module):
         b, t, c = x.shape
         q, k, v = self.qkv(self.ln1(x)).split(c, dim=2)
         q, k, v = (z.view(b, t, self.n_head, c // self.n_head).transpose(1, 2) for z in (q, k, v))
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        if self.explicit_attention:
+            # Plain ops, which torch.func.vmap batches well (the fused CPU kernel has no vmap
+            # rule and falls back to a per-example loop); same result up to float rounding.
+            att = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
+            mask = torch.ones(t, t, dtype=torch.bool, device=x.device).tril()
+            y = att.masked_fill(~mask, float("-inf")).softmax(dim=-1) @ v
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         x = x + self.proj(y.transpose(1, 2).reshape(b, t, c))
         return x + self.out(F.gelu(self.fc(self.ln2(x))))
 
@@ -90,6 +98,11 @@ class TinyGPT(nn.Module):
                 if name.endswith(("proj.weight", "out.weight")):
                     std /= math.sqrt(2 * self.cfg.n_layer)  # residual branches
                 p.normal_(0.0, std, generator=generator)
+
+    def set_explicit_attention(self, on: bool) -> None:
+        """Use plain matmul attention (for per-example gradients with torch.func.vmap)."""
+        for block in self.blocks:
+            block.explicit_attention = on
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         """Logits of shape (B, T, 256) for byte ids ``idx`` of shape (B, T)."""

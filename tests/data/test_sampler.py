@@ -92,3 +92,22 @@ def test_eval_windows_are_contiguous_and_capped():
     capped = eval_windows(tokens, seq_len=10, max_windows=3)
     np.testing.assert_array_equal(capped[:, 0], [0, 40, 80])
     assert eval_windows(tokens[:5], seq_len=10, max_windows=None).shape == (0, 11)
+
+
+def test_largest_remainder_never_negative_with_carried_deficit():
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        k = rng.integers(2, 20)
+        total = int(rng.integers(1, 33))
+        e = rng.dirichlet(np.full(k, 0.3)) * total + rng.uniform(-0.99, 0.99, size=k)
+        e += (total - e.sum()) / k
+        c = largest_remainder(e, total)
+        assert c.sum() == total and np.all(c >= 0)
+
+
+def test_exact_mode_with_changing_mixtures_stays_valid(tiny_domains):
+    s = MixtureSampler(tiny_domains, batch_size=5, seq_len=16, count_mode="exact")
+    rng = np.random.default_rng(1)
+    for _ in range(300):
+        c = s.counts(rng.dirichlet(np.full(4, 0.2)) if rng.random() < 0.3 else WEIGHTS)
+        assert c.sum() == 5 and np.all(c >= 0)

@@ -30,6 +30,8 @@ FACTORIES = {
             {"step": 20, "weights": [5, 1, 1, 0, 1], "loss_weights": [1, 1, 2, 2, 1]},
         ]
     },
+    "doge": {"mu": 0.05, "eps": 0.01},
+    "aioli": {"eta": 0.5, "lp_rounds": 1, "lp_steps": 2, "update_steps": 15, "ema": 0.3},
 }
 
 
@@ -41,15 +43,26 @@ def signals(step: int, rng: np.random.Generator, k: int = len(SIZES)) -> DomainS
     counts = rng.multinomial(8, np.full(k, 1.0 / k))
     loss = rng.uniform(1.0, 3.0, size=k)
     loss[counts == 0] = np.nan
-    return DomainSignals(step=step, train_loss=loss, counts=counts, lr=1e-3)
+    grads = rng.normal(size=(k, 6)) * (counts > 0)[:, None]
+    return DomainSignals(
+        step=step,
+        train_loss=loss,
+        counts=counts,
+        lr=1e-3,
+        grad_dots=grads @ grads.T,
+        target_dots=None,
+    )
 
 
 def trajectory(policy, start: int, stop: int, seed: int = 7) -> np.ndarray:
+    """Drive a policy like the loop does: evaluations it asks for, weights, then update."""
     rng = np.random.default_rng(seed + start)
     out = []
     for step in range(start, stop):
+        if policy.needs_eval(step):
+            policy.observe_eval(step, rng.uniform(1.0, 3.0, size=policy.n_domains))
         out.append(policy.weights(step))
-        policy.update(signals(step, rng))
+        policy.update(signals(step, rng, policy.n_domains))
     return np.array(out)
 
 
@@ -68,6 +81,12 @@ def test_weights_on_simplex_every_step(name):
     assert traj.dtype == np.float64
     assert np.all(np.isfinite(traj)) and np.all(traj >= 0)
     np.testing.assert_allclose(traj.sum(axis=1), 1.0, atol=1e-9)
+
+
+def test_adaptive_policies_actually_move(name):
+    traj = trajectory(make(name), 0, TOTAL)
+    if name in ("doge", "aioli", "cooldown", "schedule"):
+        assert not np.allclose(traj[0], traj[-1])
 
 
 def test_same_seed_same_trajectory(name):
@@ -98,9 +117,14 @@ def test_state_holds_no_hyperparameters(name):
 def test_non_finite_signals_give_finite_weights(name):
     policy = make(name)
     k = len(SIZES)
-    for step in range(10):
+    for step in range(TOTAL):
         bad = np.array([np.nan, np.inf, -np.inf, 1e300, 0.0])[:k]
-        policy.update(DomainSignals(step, bad, np.ones(k, dtype=np.int64), lr=np.nan))
+        if policy.needs_eval(step):
+            policy.observe_eval(step, bad)
+        gram = np.full((k, k), np.nan)
+        policy.update(
+            DomainSignals(step, bad, np.ones(k, dtype=np.int64), lr=np.nan, grad_dots=gram)
+        )
         w = policy.weights(step + 1)
         assert np.all(np.isfinite(w)) and abs(w.sum() - 1) < 1e-9
 

@@ -1,0 +1,179 @@
+"""DoGE: domain reweighting with generalization estimation (Fan, Pagliardini, Jaggi 2024)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from popmix.policies._base import DomainSignals, MixingPolicy, PolicyError, softmax
+
+TARGETS = ("others", "validation")
+
+
+class DoGEPolicy(MixingPolicy):
+    """Mirror descent on domain weights α from per-domain gradient alignment.
+
+    At every step, with g_i the gradient of domain i's mean loss on its part of the (stratified)
+    batch, each clipped to norm ``grad_clip`` (official code: ``max_grad_norm``, before the dot
+    products):
+
+    - scores W_i = ⟨g_i, g_T⟩ for a target gradient g_T (``target="validation"``: the gradient
+      of the mean loss over a validation batch drawn from every domain, the held-out-mix
+      setting; ``target="domain:<name>"``: that domain's validation batch, the OOD setting), or
+      W_i = Σ_j ⟨g_i, g_j⟩ − ⟨g_i, g_i⟩ (``target="others"``: train and target sets coincide);
+    - s_i = lr_t · W_i / (mean_i ‖g_i‖ + 1e-6), clipped to [lr_t · dw_min, lr_t · dw_max];
+    - log α ← log α + s / μ, α = softmax(log α), α ← (1 − ε) α + ε / k;
+    - the model step uses Σ_i α_i g_i with the *new* α (the loop does this);
+    - the output is the time average of α (DoGE's transferred weights), :meth:`average_weights`.
+
+    α starts uniform. Deviations from the reference code, on purpose:
+
+    - a domain absent from a step's batch (batch smaller than k) gets g_i = 0 explicitly (the
+      official code silently reuses a stale gradient); its score is 0, so it is not up-weighted
+      that step; the mean gradient norm is taken over the domains present; absences are counted
+      in ``state_dict()["missing"]``.
+    - non-finite gradient products skip the update (counted in ``skipped``), so α stays finite.
+
+    Args:
+        mu: mirror-descent step size μ (official universal config 0.01; OOD 0.05).
+        dw_min, dw_max: score clip, in units of the current LR (0 and 5 in the reference).
+        eps: mixing with uniform after each step (``reweight_eps``, 0 in the reference).
+        grad_clip: per-domain gradient clip before the dot products (1.0; 5.0 universal).
+        target: ``others``, ``validation`` or ``domain:<name>``.
+        target_batch: windows in the held-out batch that gives g_T (validation targets only;
+            the Aioli re-implementation splits its batch 4 + 4 the same way).
+    """
+
+    name = "doge"
+    requires = frozenset({"domain_grads"})
+    apply = "loss"  # stratified batches; α acts on the per-domain gradients
+
+    def __init__(
+        self,
+        sizes: np.ndarray,
+        total_steps: int,
+        seed: int = 0,
+        mu: float = 0.01,
+        dw_min: float = 0.0,
+        dw_max: float = 5.0,
+        eps: float = 0.0,
+        grad_clip: float = 1.0,
+        target: str = "others",
+        target_batch: int = 8,
+    ) -> None:
+        super().__init__(sizes, total_steps, seed)
+        self.mu = mu
+        self.dw_min = dw_min
+        self.dw_max = dw_max
+        self.eps = eps
+        self.grad_clip = grad_clip
+        self.target = target
+        self.target_batch = target_batch
+        self._reset()
+
+    def _reset(self) -> None:
+        k = self.n_domains
+        self.log_alpha = np.zeros(k)
+        self.alpha_sum = np.zeros(k)
+        self.n_updates = 0
+        self.missing = np.zeros(k, dtype=np.int64)
+        self.skipped = 0
+
+    def validate(self) -> None:
+        super().validate()
+        for key in ("mu", "grad_clip"):
+            value = getattr(self, key)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise PolicyError(f"doge {key} must be a positive number, got {value!r}")
+        if not self.dw_min <= self.dw_max:
+            raise PolicyError(
+                f"doge dw_min ({self.dw_min}) must not exceed dw_max ({self.dw_max})"
+            )
+        if not isinstance(self.target_batch, int) or self.target_batch < 1:
+            raise PolicyError(
+                f"doge target_batch must be a positive integer, got {self.target_batch!r}"
+            )
+        if not 0 <= self.eps <= 1:
+            raise PolicyError(f"doge eps must be in [0, 1], got {self.eps!r}")
+        if self.target not in TARGETS and not str(self.target).startswith("domain:"):
+            raise PolicyError(
+                f"unknown doge target {self.target!r}; use others, validation or domain:<name>"
+            )
+
+    @property
+    def grad_target(self) -> str:
+        """What the loop measures g_T on: ``others`` (nothing extra), ``validation`` or
+        ``domain:<name>`` (the loop resolves the name)."""
+        return self.target
+
+    def alpha(self) -> np.ndarray:
+        p = softmax(self.log_alpha)
+        return (1.0 - self.eps) * p + self.eps / self.n_domains
+
+    def weights(self, step: int) -> np.ndarray:
+        return self.alpha()
+
+    def average_weights(self) -> np.ndarray:
+        """Time average of α over the updates so far (uniform before the first)."""
+        if self.n_updates == 0:
+            return self.alpha()
+        return self.alpha_sum / self.n_updates
+
+    def scores(self, grad_dots: np.ndarray, target_dots: np.ndarray | None) -> np.ndarray:
+        """W_i: alignment with the target gradient, or with the other domains' gradients."""
+        if target_dots is not None:
+            return np.asarray(target_dots, dtype=np.float64)
+        g = np.asarray(grad_dots, dtype=np.float64)
+        return g.sum(axis=1) - np.diag(g)
+
+    def update(self, signals: DomainSignals) -> None:
+        if signals.grad_dots is None:
+            raise PolicyError("doge needs per-domain gradient products (signals.grad_dots)")
+        present = np.asarray(signals.counts) > 0
+        self.missing += ~present
+        gram = np.asarray(signals.grad_dots, dtype=np.float64)
+        target = None if signals.target_dots is None else np.asarray(signals.target_dots, float)
+        lr = float(signals.lr)
+        if not (np.all(np.isfinite(gram)) and math.isfinite(lr)) or (
+            target is not None and not np.all(np.isfinite(target))
+        ):
+            self.skipped += 1
+        else:
+            w = np.where(present, self.scores(gram, target), 0.0)
+            norms = np.sqrt(np.clip(np.diag(gram), 0.0, None))
+            mean_norm = norms[present].mean() if present.any() else 0.0
+            s = lr * w / (mean_norm + 1e-6)
+            s = np.clip(s, lr * self.dw_min, lr * self.dw_max)
+            self.log_alpha = self.log_alpha + s / self.mu
+            self.log_alpha -= self.log_alpha.max()  # keep it bounded; softmax is shift-free
+        self.alpha_sum += self.alpha()
+        self.n_updates += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "log_alpha": self.log_alpha.tolist(),
+            "alpha_sum": self.alpha_sum.tolist(),
+            "n_updates": self.n_updates,
+            "missing": self.missing.tolist(),
+            "skipped": self.skipped,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.log_alpha = np.asarray(state["log_alpha"], dtype=np.float64)
+        self.alpha_sum = np.asarray(state["alpha_sum"], dtype=np.float64)
+        self.n_updates = int(state["n_updates"])
+        self.missing = np.asarray(state["missing"], dtype=np.int64)
+        self.skipped = int(state["skipped"])
+
+    def hparams(self) -> dict[str, Any]:
+        return {
+            "mu": self.mu,
+            "dw_min": self.dw_min,
+            "dw_max": self.dw_max,
+            "eps": self.eps,
+            "grad_clip": self.grad_clip,
+            "target": self.target,
+            "target_batch": self.target_batch,
+        }

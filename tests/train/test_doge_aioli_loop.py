@@ -1,0 +1,127 @@
+"""DoGE and Aioli inside the shared loop: per-domain gradients, exact counts, extra compute."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from popmix.policies import build_policy
+from popmix.train import ModelConfig, TrainConfig, Trainer
+
+TINY = ModelConfig(n_layer=1, n_head=2, d_model=32, seq_len=16)
+
+
+def trainer(domains, method, params, **kw):
+    cfg = TrainConfig(
+        **{
+            "steps": 40,
+            "batch_size": 8,
+            "warmup_steps": 2,
+            "threads": 1,
+            "eval_windows": 4,
+            "test_windows": 4,
+            **kw,
+        }
+    )
+    return Trainer(domains, build_policy(method, domains.sizes, cfg.steps, params), TINY, cfg)
+
+
+def flat_grad(model):
+    return torch.cat([p.grad.reshape(-1) for p in model.parameters()]).double()
+
+
+def test_per_domain_gradients_equal_separate_backward_passes(tiny_domains):
+    t = trainer(tiny_domains, "doge", {"mu": 0.05, "grad_clip": 1e9})
+    ref = trainer(tiny_domains, "stratified", {})
+    ref.model.load_state_dict(t.model.state_dict())
+    batch = t.draw_batch(t.policy.weights(0))
+    captured = {}
+    update = t.policy.update
+    t.policy.update = lambda s: (captured.setdefault("s", s), update(s))
+    t.optimizer.zero_grad(set_to_none=True)
+    t._domain_gradient_step(batch, step=0, lr=1e-3)
+    combined = flat_grad(t.model)
+    gram = captured["s"].grad_dots
+
+    # Reference: one forward over the whole batch, one separate backward per domain.
+    grads = []
+    for i in range(len(tiny_domains)):
+        ref.model.zero_grad(set_to_none=True)
+        losses = ref.model.example_losses(batch.tokens)
+        losses[batch.ids == i].mean().backward()
+        grads.append(flat_grad(ref.model))
+    g = torch.stack(grads)
+    np.testing.assert_allclose(gram, (g @ g.T).numpy(), rtol=1e-4, atol=1e-9)
+    alpha = torch.as_tensor(t.policy.weights(1), dtype=torch.float64)
+    torch.testing.assert_close(combined, alpha @ g, rtol=1e-4, atol=1e-8)
+
+
+def test_doge_clips_each_domain_gradient(tiny_domains):
+    t = trainer(tiny_domains, "doge", {"grad_clip": 1e-3})
+    captured = {}
+    update = t.policy.update
+    t.policy.update = lambda s: (captured.setdefault("s", s), update(s))
+    t.train_step()
+    np.testing.assert_allclose(np.sqrt(np.diag(captured["s"].grad_dots)), 1e-3, rtol=1e-3)
+
+
+@pytest.mark.parametrize("target", ["others", "validation", "domain:d2"])
+def test_doge_trains_and_counts_its_extra_work(tiny_domains, target):
+    t = trainer(tiny_domains, "doge", {"mu": 0.01, "target": target})
+    t.train(10)
+    w = t.policy.weights(10)
+    assert abs(w.sum() - 1) < 1e-9 and not np.allclose(w, 0.25)
+    avg = t.policy.average_weights()
+    assert abs(avg.sum() - 1) < 1e-9
+    extra = t.extra_step_equivalents()
+    # a held-out target batch of 8 windows: one forward and one backward per step
+    assert extra == (0.0 if target == "others" else pytest.approx(10 * 8 * 3 / (3 * 8)))
+    assert t.apply == "loss"  # DoGE trains on stratified batches
+
+
+def test_doge_counts_missing_domains(tiny_domains):
+    t = trainer(tiny_domains, "doge", {}, batch_size=2)  # 2 slots, 4 domains
+    t.train(6)
+    missing = np.array(t.policy.state_dict()["missing"])
+    assert missing.sum() == 6 * 2  # two domains absent at every step
+
+
+def test_aioli_exact_counts_and_counted_evaluations(tiny_domains):
+    params = {
+        "eta": 0.5,
+        "lp_rounds": 1,
+        "lp_steps": 2,
+        "update_steps": 12,
+        "one_hot_factor": 0.75,
+        "eval_windows": 2,
+    }
+    t = trainer(tiny_domains, "aioli", params)
+    seen = []
+    draw = t.sampler.counts
+    t.sampler.counts = lambda w: seen.append((np.array(w), draw(w))) or seen[-1][1]
+    t.train(24)
+    for w, c in seen:
+        assert c.sum() == 8
+        if w.max() == 0.75:  # a LearnParams batch: exactly 6 of 8 from the perturbed domain
+            assert c[np.argmax(w)] == 6
+    # two rounds, each 4 perturbations + 1 start evaluation, 2 windows per domain each
+    assert t.policy.evals == 10
+    assert t.extra["eval_windows"] == 10 * 2 * 4
+    assert t.policy.updates == 2
+    assert not np.allclose(t.policy.mixture(), 0.25)
+
+
+def test_aioli_restore_continues_exactly(tiny_domains, tmp_path):
+    params = {"eta": 0.5, "lp_rounds": 1, "lp_steps": 2, "update_steps": 12, "eval_windows": 2}
+    a = trainer(tiny_domains, "aioli", params)
+    a.train(30)
+    b = trainer(tiny_domains, "aioli", params)
+    b.train(13)
+    b.save(tmp_path / "s.pt")
+    c = trainer(tiny_domains, "aioli", params)
+    c.load(tmp_path / "s.pt")
+    c.train(17)
+    np.testing.assert_array_equal(a.policy.mixture(), c.policy.mixture())
+    for x, y in zip(a.model.parameters(), c.model.parameters()):
+        assert torch.equal(x, y)
