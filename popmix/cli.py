@@ -128,7 +128,16 @@ def _build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--method",
         default="stratified",
-        help="stratified (default), proportional, temperature, cooldown or fixed",
+        help="stratified (default), proportional, temperature, cooldown, fixed, doge or aioli",
+    )
+    g.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a parameter of the method, repeatable; e.g. doge: mu=0.01 target=validation "
+        "grad_clip=1; aioli: eta=0.2 lp_rounds=1 lp_steps=4 update_steps=100 "
+        "one_hot_factor=0.75 ema=0.1 eval_windows=4",
     )
     g.add_argument("--temperature", type=float, default=3.0, help="T for temperature (3)")
     g.add_argument("--t-start", type=float, default=5.0, help="cooldown: T at the start (5)")
@@ -265,7 +274,26 @@ def _schedule_params(path: str, names: list[str], steps: int, replay: str) -> tu
     return "schedule", {"points": [{"step": s, **v} for s, v in sorted(scaled.items())]}
 
 
+def _key_values(items: list[str]) -> dict[str, Any]:
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--param expects KEY=VALUE, got {item!r}")
+        try:
+            out[key] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise UsageError(f"--param {key}: cannot read value {value!r}") from None
+    return out
+
+
 def _method_params(args: argparse.Namespace) -> dict[str, Any]:
+    if args.param and args.method not in ("doge", "aioli"):
+        raise UsageError(f"--param is for --method doge or aioli, not {args.method!r}")
+    if args.method in ("doge", "aioli"):
+        return _key_values(args.param)
     if args.method == "temperature":
         return {"temperature": args.temperature}
     if args.method == "cooldown":
@@ -303,6 +331,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from popmix.data import load_domains
     from popmix.policies import build_policy
     from popmix.train import ModelConfig, TrainConfig, run_training
+    from popmix.train.run import weight_schedule
 
     if args.weights_from and args.weights is not None:
         raise UsageError("give either --weights or --weights-from, not both")
@@ -360,8 +389,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     result = run_training(domains, policy, model_cfg, cfg, log=log)
     (out / "result.json").write_text(json.dumps(result, indent=2))
+    (out / "weights.json").write_text(json.dumps(weight_schedule(result), indent=2))
     print(_format_table(result))
-    print(f"wrote {out / 'result.json'}")
+    if result["extra_step_equivalents"]:
+        print(
+            f"extra work beyond the training steps: {result['extra_step_equivalents']:.1f} "
+            "step-equivalents (evaluations, held-out gradients)"
+        )
+    print(
+        f"wrote {out / 'result.json'} and {out / 'weights.json'} (replay or transfer it with "
+        f"--weights-from {out / 'weights.json'} [--replay final])"
+    )
     return 0
 
 

@@ -98,6 +98,10 @@ class MixingPolicy(abc.ABC):
     def weights(self, step: int) -> np.ndarray:
         """Domain weights to use at optimizer step ``step``: shape (n_domains,), on the simplex."""
 
+    def final_weights(self, step: int) -> np.ndarray:
+        """The mixture to transfer to a final run (DoGE: the time average of its weights)."""
+        return self.weights(max(step - 1, 0))
+
     def loss_multipliers(self, step: int) -> np.ndarray | None:
         """Per-domain factors on each example's loss, shape (n_domains,), or None (all ones).
 

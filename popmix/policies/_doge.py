@@ -115,6 +115,9 @@ class DoGEPolicy(MixingPolicy):
     def weights(self, step: int) -> np.ndarray:
         return self.alpha()
 
+    def final_weights(self, step: int) -> np.ndarray:
+        return self.average_weights()
+
     def average_weights(self) -> np.ndarray:
         """Time average of α over the updates so far (uniform before the first)."""
         if self.n_updates == 0:

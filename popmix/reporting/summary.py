@@ -39,6 +39,8 @@ def _row(rec: dict[str, Any]) -> dict[str, Any]:
         "steps": m.get("step"),
         "tokens": m.get("timesteps_total"),
         "train_steps": rec.get("train_steps"),
+        # evaluations and held-out gradients a method needs beyond its training steps
+        "extra_step_equivalents": m.get("extra_step_equivalents", 0.0),
         "train_time_s": rec.get("train_time_s"),
         "wall_time_s": rec.get("wall_time_s"),
         "params": rec.get("params", {}),
@@ -126,7 +128,7 @@ def format_table(summary: dict[str, Any]) -> str:
 
     header = (
         f"{'method':<14}{'seed':>5}{'mean test ppl':>15}{'worst test ppl':>16}"
-        f"{'val objective':>15}{'train steps':>13}{'wall s':>8}  status"
+        f"{'val objective':>15}{'train steps':>13}{'+extra':>8}{'wall s':>8}  status"
     )
     lines = [header, "-" * len(header)]
     for r in summary["rows"]:
@@ -134,6 +136,7 @@ def format_table(summary: dict[str, Any]) -> str:
         lines.append(
             f"{r['method']:<14}{r['seed']:>5}{f(r['mean_test_ppl'], '.3f'):>15}"
             f"{f(r['worst_test_ppl'], '.3f'):>16}{f(r['objective'], '.4f'):>15}"
-            f"{f(steps, 'd'):>13}{f(r['wall_time_s'], '.0f'):>8}  {r['status']}"
+            f"{f(steps, 'd'):>13}{f(r.get('extra_step_equivalents') or 0.0, '.0f'):>8}"
+            f"{f(r['wall_time_s'], '.0f'):>8}  {r['status']}"
         )
     return "\n".join(lines)

@@ -16,6 +16,7 @@ Written on the driver, so the files land in the experiment folder directly, on a
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +45,9 @@ def _hparams(spec: dict[str, Any]) -> dict[str, Any]:
         if value is None:
             continue
         if isinstance(value, dict):
-            for dom, w in value.items():
-                out[f"{key}/{dom}"] = float(w)
+            for sub, v in value.items():
+                if isinstance(v, (bool, int, float, str)):
+                    out[f"{key}/{sub}"] = v
         elif isinstance(value, (bool, int, float, str)):
             out[key] = value
     return out
@@ -58,15 +60,12 @@ class TensorBoardLogger(Callback):
         self.logdir = Path(logdir)
         self.population_method = population_method
         self._writers: dict[str, Any] = {}
-        self._first_spec: dict[str, dict[str, Any]] = {}
 
     def _writer(self, trial: Any) -> Any:
         if trial.trial_id not in self._writers:
             from torch.utils.tensorboard import SummaryWriter
 
-            spec = trial.config["spec"]
-            self._first_spec[trial.trial_id] = dict(spec)
-            name = f"{spec['method']}_{trial.trial_id}"
+            name = f"{trial.config['spec']['method']}_{trial.trial_id}"
             self._writers[trial.trial_id] = SummaryWriter(str(self.logdir / name))
         return self._writers[trial.trial_id]
 
@@ -92,26 +91,32 @@ class TensorBoardLogger(Callback):
         w = self._writers.pop(trial.trial_id, None)
         if w is None:
             return
-        if hparams:
-            from torch.utils.tensorboard.summary import hparams as hparams_summary
+        try:
+            if hparams:
+                self._write_hparams(w, trial)
+        except Exception as e:  # logging must never stop a search
+            print(f"popmix: could not write HParams for {trial.trial_id}: {e}", file=sys.stderr)
+        finally:
+            w.close()
 
-            # The member's *final* values (after any exploits), plus where it started.
-            spec = {**trial.config["spec"], "method": trial.config["spec"]["method"]}
-            result = trial.last_result or {}
-            metrics = {
-                tag: float(result[k])
-                for k, tag in HPARAM_METRICS.items()
-                if isinstance(result.get(k), (int, float))
-            }
-            exp, ssi, sei = hparams_summary(_hparams(spec), metrics)
-            fw = w._get_file_writer()
-            for summary in (exp, ssi, sei):
-                fw.add_summary(summary)
-            step = int(result.get("step", 0))
-            for tag, value in metrics.items():
-                if math.isfinite(value):
-                    w.add_scalar(tag, value, step)
-        w.close()
+    @staticmethod
+    def _write_hparams(w: Any, trial: Any) -> None:
+        """The trial's final spec (after any exploits) with its final metrics."""
+        from torch.utils.tensorboard.summary import hparams as hparams_summary
+
+        result = trial.last_result or {}
+        metrics = {
+            tag: float(result[k])
+            for k, tag in HPARAM_METRICS.items()
+            if isinstance(result.get(k), (int, float))
+        }
+        fw = w._get_file_writer()
+        for summary in hparams_summary(_hparams(trial.config["spec"]), metrics):
+            fw.add_summary(summary)
+        step = int(result.get("step", 0))
+        for tag, value in metrics.items():
+            if math.isfinite(value):
+                w.add_scalar(tag, value, step)
 
     def on_experiment_end(self, trials: list, **info):
         for trial in trials:

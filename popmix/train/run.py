@@ -46,6 +46,25 @@ def eval_record(trainer: Trainer) -> dict[str, Any]:
     }
 
 
+def weight_schedule(result: dict[str, Any]) -> dict[str, Any]:
+    """A run's weights over its validation points, in ``best_schedule.json``'s format, so
+    ``popmix run --weights-from`` can replay it (or train on its ``final_weights``)."""
+    names = result["domains"]
+    points, start = [], 0
+    for record in result["history"]:
+        w = [record["weights"][n] for n in names]
+        if not points or points[-1]["weights"] != w:
+            points.append({"step": start, "weights": w})
+        start = record["step"]
+    return {
+        "method": result["method"],
+        "domains": names,
+        "total_steps": result["steps"],
+        "points": points,
+        "final_weights": [result["final_weights"][n] for n in names],
+    }
+
+
 def run_training(
     domains: DomainSet,
     policy: MixingPolicy,
@@ -91,9 +110,13 @@ def run_training(
         "worst_domain": summary["worst_domain"],
         "mean_test_loss": summary["mean_loss"],
         "weights": per_domain(names, trainer.last_weights),
+        # the mixture to transfer to a final run (DoGE: its time-averaged weights)
+        "final_weights": per_domain(names, policy.final_weights(trainer.step)),
         "steps": trainer.step,
         "train_steps": trainer.step,
         "tokens_seen": trainer.tokens_seen,
+        "extra_step_equivalents": trainer.extra_step_equivalents(),
+        "extra": dict(trainer.extra),
         "wall_time_s": time.perf_counter() - start,
         "entropy_rate": (
             per_domain(names, np.array([d.entropy_rate for d in domains]))

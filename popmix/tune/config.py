@@ -20,7 +20,9 @@ from popmix.train.model import ModelConfig
 
 SEARCHERS = ("pbt", "pb2", "optuna")
 #: methods that run as single trials beside the searched population.
-BASELINES = ("stratified", "proportional", "temperature", "cooldown")
+BASELINES = ("stratified", "proportional", "temperature", "cooldown", "doge", "aioli")
+#: what ``popmix search`` runs when the experiment does not say.
+DEFAULT_METHODS = ("pbt", "stratified", "proportional", "temperature", "cooldown")
 POPULATION = "pbt"  # the name of the searched population in ``methods``, whatever the searcher
 OBJECTIVES = ("mean", "worst")  # or "domain:<name>"
 
@@ -89,11 +91,20 @@ class Experiment:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=600, eval_windows=8))
     search: SearchSpec = field(default_factory=SearchSpec)
-    methods: tuple[str, ...] = (POPULATION, *BASELINES)
+    methods: tuple[str, ...] = DEFAULT_METHODS
     baselines: dict[str, dict[str, Any]] = field(
         default_factory=lambda: {
             "temperature": {"temperature": 3.0},
             "cooldown": {"t_start": 5.0, "t_end": 1.0, "switch_frac": 0.5},
+            "doge": {"mu": 0.01, "target": "others"},
+            "aioli": {
+                "eta": 0.2,
+                "lp_rounds": 1,
+                "lp_steps": 4,
+                "update_steps": 250,
+                "one_hot_factor": 0.75,
+                "eval_windows": 4,
+            },
         }
     )
     seeds: tuple[int, ...] = (0,)
@@ -442,7 +453,7 @@ def load_space(path: str | Path) -> SearchSpace:
     return space_from_dict(_read_yaml(path), str(path))
 
 
-def check_baseline_params(exp: Experiment, sizes: Any) -> None:
+def check_baseline_params(exp: Experiment, sizes: Any, names: list[str] | None = None) -> None:
     """Build every baseline policy once, so a bad parameter fails before Ray starts."""
     from popmix.policies import PolicyError, build_policy
 
@@ -451,4 +462,11 @@ def check_baseline_params(exp: Experiment, sizes: Any) -> None:
             build_policy(m, sizes, exp.train.steps, exp.baselines.get(m, {}))
         except PolicyError as e:
             raise ConfigError(f"{exp.source or 'experiment'}: baselines.{m}: {e}") from None
+    target = str(exp.baselines.get("doge", {}).get("target", ""))
+    if "doge" in exp.methods and target.startswith("domain:") and names is not None:
+        if target.split(":", 1)[1] not in names:
+            raise ConfigError(
+                f"{exp.source or 'experiment'}: baselines.doge.target {target!r} is not one of "
+                f"the domains ({', '.join(names[:4])}...)"
+            )
     assert set(BASELINES) <= set(POLICIES)

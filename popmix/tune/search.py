@@ -37,7 +37,15 @@ from popmix.tune.config import (
 from popmix.tune.explore import Explorer
 from popmix.tune.trainable import METHOD_KEYS
 
-CONFIG_KEYS = ("temperature", "sample_weights", "loss_weights", "t_start", "t_end", "switch_frac")
+CONFIG_KEYS = (
+    "temperature",
+    "sample_weights",
+    "loss_weights",
+    "t_start",
+    "t_end",
+    "switch_frac",
+    "params",
+)
 
 
 @dataclass
@@ -59,14 +67,12 @@ def _blank(**values: Any) -> dict[str, Any]:
 def baseline_configs(exp: Experiment, seed: int) -> list[dict[str, Any]]:
     out = []
     for method in exp.baseline_methods():
-        params = exp.baselines.get(method, {})
-        out.append(
-            _blank(
-                method=method,
-                seed=seed,
-                **{k: params[k] for k in METHOD_KEYS[method] if k in params},
-            )
-        )
+        params = dict(exp.baselines.get(method, {}))
+        if METHOD_KEYS[method] == ("params",):  # DoGE, Aioli: their whole parameter dict
+            out.append(_blank(method=method, seed=seed, params=params))
+        else:
+            keys = {k: params[k] for k in METHOD_KEYS[method] if k in params}
+            out.append(_blank(method=method, seed=seed, **keys))
     return out
 
 
@@ -312,7 +318,7 @@ def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> dict
     space.validate(len(domains))
     if exp.search.objective.startswith("domain:"):
         domains.index(exp.search.objective.split(":", 1)[1])
-    check_baseline_params(exp, domains.sizes)
+    check_baseline_params(exp, domains.sizes, domains.names)
     if exp.search.searcher == "pb2":
         try:
             import sklearn  # noqa: F401
@@ -443,6 +449,28 @@ def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> dict
                     "lineage": r["schedule"]["lineage"],
                 }
         (out / "lineage.json").write_text(json.dumps(lineage, indent=2))
+        for r in records:
+            if r["method"] in ("doge", "aioli") and r["schedule"]:
+                # DoGE's two-stage use: train a final model on these (time-averaged) weights
+                # with popmix run --weights-from <file> --replay final.
+                sched = r["schedule"]
+                (out / f"{r['method']}_weights-seed{r['seed']}.json").write_text(
+                    json.dumps(
+                        {
+                            "method": r["method"],
+                            "seed": r["seed"],
+                            "trial_id": r["trial_id"],
+                            "domains": names,
+                            "total_steps": sched["total_steps"],
+                            "points": [
+                                {k: p[k] for k in ("step", "weights") if k in p}
+                                for p in sched["points"]
+                            ],
+                            "final_weights": sched["final_weights"],
+                        },
+                        indent=2,
+                    )
+                )
         if started:
             import ray
 

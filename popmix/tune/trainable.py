@@ -35,6 +35,8 @@ METHOD_KEYS = {
     "proportional": (),
     "temperature": ("temperature",),
     "cooldown": ("t_start", "t_end", "switch_frac"),
+    "doge": ("params",),
+    "aioli": ("params",),
 }
 SEARCHED_KEYS = ("sample_weights", "loss_weights", "t_start", "t_end", "switch_frac")
 
@@ -56,6 +58,7 @@ def policy_from_config(
     names = domains.names
     if method in METHOD_KEYS:
         params = {k: config[k] for k in METHOD_KEYS[method] if config.get(k) is not None}
+        params.update(params.pop("params", None) or {})  # DoGE / Aioli: a dict of their own
         return build_policy(method, domains.sizes, total_steps, params, config.get("seed", 0))
     params: dict[str, Any] = {}
     for key in ("sample_weights", "loss_weights"):
@@ -164,6 +167,13 @@ class MixtureTrainable(tune.Trainable):
             metrics["loss_weight"] = per_domain(names, normalize(mult))
         if rec["temperature"] is not None:
             metrics["temperature"] = rec["temperature"]
+        extra = trainer.extra_step_equivalents()
+        if extra:
+            metrics["extra_step_equivalents"] = extra
+        policy = trainer.policy
+        final = policy.final_weights(trainer.step)
+        if not np.array_equal(final, trainer.last_weights):
+            metrics["final_weight"] = per_domain(names, final)  # DoGE: the time average
         if done:
             test = trainer.evaluate("test")
             ppl = np.exp(test)
@@ -191,7 +201,8 @@ class MixtureTrainable(tune.Trainable):
             "total_steps": self.trainer.cfg.steps,
             "points": self.schedule,
             "lineage": self.lineage,
-            "final_weights": np.asarray(self.trainer.last_weights).tolist(),
+            "final_weights": self.trainer.policy.final_weights(self.trainer.step).tolist(),
+            "extra": dict(self.trainer.extra),
         }
         Path(checkpoint_dir, "schedule.json").write_text(json.dumps(readable))
 

@@ -195,3 +195,33 @@ def test_diverging_trials_are_stopped_and_reported(ray_session, tmp_path):
     row = next(r for r in summary["rows"] if r["method"] == "stratified")
     assert math.isnan(row["objective"]) and row["steps"] == 6
     assert np.isnan(row["objective"])
+
+
+def test_doge_and_aioli_run_beside_pbt(ray_session, tmp_path):
+    exp = smoke(population=2).replace(
+        methods=("pbt", "doge", "aioli"),
+        baselines={
+            "doge": {"mu": 0.05, "target": "validation", "target_batch": 4},
+            "aioli": {
+                "eta": 0.5,
+                "lp_rounds": 1,
+                "lp_steps": 1,
+                "update_steps": 12,
+                "eval_windows": 2,
+            },
+        },
+    )
+    space = load_space(ROOT / "search_spaces" / "sampling.yaml")
+    summary = run_search(exp, space, SearchOptions(storage=str(tmp_path), name="da", quiet=True))
+    rows = {r["method"]: r for r in summary["rows"]}
+    assert set(rows) == {"pbt", "doge", "aioli"}
+    assert all(r["status"] == "ok" for r in rows.values())
+    # their extra work is counted: DoGE's held-out gradients, Aioli's evaluations
+    assert rows["doge"]["extra_step_equivalents"] == pytest.approx(24 * 4 * 3 / (3 * 8))
+    assert rows["aioli"]["extra_step_equivalents"] > 0
+    assert rows["pbt"]["extra_step_equivalents"] == 0
+    # DoGE's transferable (time-averaged) weights are exported for a final run
+    exported = json.loads((tmp_path / "da" / "doge_weights-seed0.json").read_text())
+    assert abs(sum(exported["final_weights"]) - 1) < 1e-9 and exported["points"]
+    runs = glob.glob(str(tmp_path / "da" / "tensorboard" / "seed0" / "doge_*"))
+    assert "weight/religion" in read_events(runs[0]).Tags()["scalars"]

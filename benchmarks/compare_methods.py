@@ -1,0 +1,71 @@
+"""PBT, the static baselines, DoGE and Aioli at equal training steps per model, over seeds.
+
+Runs ``popmix search`` on each experiment and prints, per method, the mean test perplexity
+over seeds with its spread (sample standard deviation), the worst-domain perplexity, and the
+extra work each method needed beyond its training steps.
+
+    python benchmarks/compare_methods.py [experiments/compare_brown16.yaml ...]
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+from popmix.cli import main as popmix
+
+DEFAULT = ["experiments/compare_brown16.yaml", "experiments/compare_synthetic.yaml"]
+
+
+def table(summary: dict) -> str:
+    by_method: dict[str, list[dict]] = defaultdict(list)
+    for r in summary["rows"]:
+        if r["status"] == "ok":
+            by_method[r["method"]].append(r)
+
+    def spread(xs: list[float]) -> str:
+        sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
+        return f"{statistics.mean(xs):7.3f} ± {sd:5.3f}"
+
+    lines = [
+        f"{'method':<13}{'seeds':>6}  {'mean test ppl':>15}  {'worst test ppl':>15}"
+        f"  {'train steps':>11}  {'+extra':>7}"
+    ]
+    for method, rows in sorted(
+        by_method.items(), key=lambda kv: statistics.mean(r["mean_test_ppl"] for r in kv[1])
+    ):
+        steps = statistics.mean(r.get("population_train_steps") or r["train_steps"] for r in rows)
+        extra = statistics.mean(r.get("extra_step_equivalents") or 0.0 for r in rows)
+        lines.append(
+            f"{method:<13}{len(rows):>6}  {spread([r['mean_test_ppl'] for r in rows]):>15}  "
+            f"{spread([r['worst_test_ppl'] for r in rows]):>15}  {steps:>11.0f}  {extra:>7.1f}"
+        )
+    return "\n".join(lines)
+
+
+def main(paths: list[str]) -> int:
+    storage = tempfile.mkdtemp(prefix="popmix-compare-")
+    tables = []
+    for path in paths or DEFAULT:
+        name = Path(path).stem
+        rc = popmix(
+            ["search", "--experiment", path, "--storage", storage, "--name", name, "--quiet"]
+        )
+        if rc != 0:
+            return rc
+        summary = json.loads(Path(storage, name, "summary.json").read_text())
+        tables.append(
+            f"\n{name}: {summary['benchmark']}, {len(summary['domains'])} domains, "
+            f"{summary['steps_per_model']} steps per model, wall "
+            f"{summary['wall_time_s']:.0f} s\n" + table(summary)
+        )
+    print("\n".join(tables))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
