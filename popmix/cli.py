@@ -244,6 +244,49 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--quiet", action="store_true", help="print only the final table")
     search.set_defaults(func=_cmd_search)
+
+    bracket = sub.add_parser(
+        "bracket",
+        help="which domain should come first? the Lie bracket of domains' gradient fields",
+        description="Compute M[a,b] = <grad L_T, H_b g_a - H_a g_b>, the predicted effect on a "
+        "target loss of training domain a before b (two plain SGD steps of size eta change the "
+        "target by about eta^2 M[a,b]; M[a,b] < 0: a first is better), on a freshly trained "
+        "proxy model or a checkpoint. The prediction assumes plain SGD steps.",
+    )
+    _add_data_args(bracket)
+    _add_model_args(bracket)
+    g = bracket.add_argument_group("bracket")
+    g.add_argument("--checkpoint", metavar="FILE", help="a trainer state (.pt) to start from")
+    g.add_argument(
+        "--at-steps",
+        default=None,
+        help="comma-separated training steps at which to compute the matrix (default: --steps)",
+    )
+    g.add_argument("--target", default="mean", help="a domain name, or mean (default)")
+    g.add_argument(
+        "--windows",
+        type=_positive_int,
+        default=8,
+        help="fixed windows per domain for each domain's loss (8)",
+    )
+    g.add_argument(
+        "--validate",
+        metavar="ETAS",
+        type=_float_list,
+        help="also take the two SGD steps in both orders for each pair and these step sizes "
+        "(e.g. 0.001,0.01,0.1) and print measured vs predicted",
+    )
+    g.add_argument("--max-pairs", type=_positive_int, help="validate at most this many pairs")
+    g.add_argument(
+        "--schedule-steps",
+        type=_positive_int,
+        default=1000,
+        help="length of the suggested two-phase schedule (1000)",
+    )
+    bracket.add_argument(
+        "--out", metavar="DIR", help="output folder (default: runs/bracket-<time>)"
+    )
+    bracket.set_defaults(func=_cmd_bracket)
     return parser
 
 
@@ -415,6 +458,87 @@ def _parse_seeds(text: str) -> tuple[int, ...]:
     if n < 1:
         raise UsageError(f"--seeds must be at least 1, got {n}")
     return tuple(range(n))
+
+
+def _cmd_bracket(args: argparse.Namespace) -> int:
+    import torch
+
+    from popmix.analysis.bracket_model import NOTE, run_bracket
+    from popmix.data import load_domains
+    from popmix.policies import build_policy
+    from popmix.train import ModelConfig, TrainConfig, Trainer
+
+    model_cfg = ModelConfig(args.n_layer, args.n_head, args.d_model, args.seq_len)
+    cfg = TrainConfig(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        warmup_steps=args.warmup_steps,
+        seed=args.seed,
+        threads=args.threads,
+        device=args.device,
+    )
+    try:
+        model_cfg.validate()
+        cfg.validate()
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    domains = load_domains(
+        args.benchmark, args.tasks, args.data, seed=args.seed, domain_column=args.domain_column
+    )
+    domains.check(model_cfg.seq_len + 1)
+    if args.target != "mean":
+        domains.index(args.target)
+    if len(domains) < 2:
+        raise UsageError("the bracket compares domains: use --tasks 2 or more")
+    steps = (
+        [args.steps]
+        if args.at_steps is None
+        else [int(x) for x in args.at_steps.split(",") if x.strip()]
+    )
+    if any(s < 0 or s > args.steps for s in steps):
+        raise UsageError(f"--at-steps must lie in 0..{args.steps} (--steps), got {args.at_steps}")
+    trainer = Trainer(
+        domains, build_policy("stratified", domains.sizes, args.steps), model_cfg, cfg
+    )
+    if args.checkpoint:
+        path = Path(args.checkpoint)
+        if not path.is_file():
+            raise UsageError(f"--checkpoint {path}: file not found")
+        state = torch.load(path, map_location=trainer.device, weights_only=False)
+        state = state.get("trainer", state)  # a Tune checkpoint's state.pt, or a trainer state
+        try:
+            trainer.model.load_state_dict(state["model"])
+        except (KeyError, RuntimeError) as e:
+            raise UsageError(
+                f"--checkpoint {path} does not fit this model ({str(e).splitlines()[0]}); give "
+                "the same --n-layer/--d-model/--n-head/--seq-len it was trained with"
+            ) from None
+        trainer.step = int(state.get("step", 0))
+        steps = [max(s, trainer.step) for s in steps]
+    out = Path(args.out or f"runs/bracket-{time.strftime('%Y%m%d-%H%M%S')}")
+    print(f"popmix bracket: {len(domains)} domains of {domains.name}, target {args.target}")
+    print(f"  {NOTE}")
+    report = run_bracket(
+        trainer,
+        steps,
+        args.target,
+        args.windows,
+        out,
+        validate_etas=args.validate or (),
+        max_pairs=args.max_pairs,
+        schedule_steps=args.schedule_steps,
+    )
+    last = report["steps"][-1]
+    print(
+        f"suggested order (first = helps {args.target} most when early): "
+        + ", ".join(last["order"])
+    )
+    print(
+        f"wrote {out / 'bracket.json'}, {out / 'bracket_schedule.json'} (replay with popmix run "
+        f"--weights-from), heatmaps and TensorBoard logs in {out}"
+    )
+    return 0
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
