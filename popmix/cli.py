@@ -220,6 +220,12 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     search.add_argument("--objective", help="mean (default), worst or domain:<name>")
     search.add_argument("--asha", action="store_true", help="Optuna: stop bad trials early")
+    search.add_argument(
+        "--init-weights",
+        metavar="FILE",
+        help="start the population's sampling weights from a popmix weights file (e.g. "
+        "popmix bracket's bracket_schedule.json or a best_schedule.json)",
+    )
     _add_data_args(search)
     g = search.add_argument_group("cluster and output")
     g.add_argument(
@@ -576,6 +582,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
         search = dataclasses.replace(search, asha=True)
     if args.space:
         search = dataclasses.replace(search, space=args.space)
+    if args.init_weights and not Path(args.init_weights).is_file():
+        raise UsageError(f"--init-weights {args.init_weights}: file not found")
     changes: dict[str, Any] = {"data": data, "search": search}
     if args.steps is not None:
         changes["train"] = dataclasses.replace(exp.train, steps=args.steps)
@@ -594,6 +602,11 @@ def _cmd_search(args: argparse.Namespace) -> int:
     space = load_space(
         resolve_space_path(exp.search.space, exp.source if args.space is None else None)
     )
+    if args.init_weights:
+        if space.sample_weights is None:
+            raise UsageError("--init-weights needs a search space with sample_weights")
+        vec = dataclasses.replace(space.sample_weights, init="file", init_file=args.init_weights)
+        space = dataclasses.replace(space, sample_weights=vec)
     opts = SearchOptions(
         address=args.address,
         storage=args.storage,

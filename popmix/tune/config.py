@@ -189,8 +189,11 @@ class VectorSpec:
 
     Args:
         init: ``dirichlet`` (each member drawn from Dirichlet(init_concentration)), ``uniform``,
-            ``proportional`` or ``temperature`` (member 0 starts exactly there, the others
-            from an explore step of it).
+            ``proportional``, ``temperature`` or ``file`` (member 0 starts exactly there, the
+            others from an explore step of it).
+        init_file: for ``init: file``, a popmix weights file (``best_schedule.json``,
+            ``bracket_schedule.json``, ``weights.json``, ``doge_weights-seed0.json``): its first
+            point's weights are the starting mixture.
         init_concentration: Dirichlet concentration per domain for ``dirichlet`` init.
         init_temperature: T for ``temperature`` init.
         sigma: standard deviation of the log-space perturbation (PBT explore).
@@ -200,6 +203,7 @@ class VectorSpec:
     """
 
     init: str = "dirichlet"
+    init_file: str = ""
     init_concentration: float = 1.0
     init_temperature: float = 3.0
     sigma: float = 0.3
@@ -249,10 +253,15 @@ class SearchSpace:
                 "keep one (add loss_weights to search both sampling and loss)"
             )
         for key, v in self.vectors().items():
-            if v.init not in ("dirichlet", "uniform", "proportional", "temperature"):
+            if v.init not in ("dirichlet", "uniform", "proportional", "temperature", "file"):
                 raise ConfigError(
                     f"{where}: {key}.init {v.init!r} is unknown; use dirichlet, uniform, "
-                    "proportional or temperature"
+                    "proportional, temperature or file"
+                )
+            if v.init == "file" and not Path(v.init_file).is_file():
+                raise ConfigError(
+                    f"{where}: {key}.init_file {v.init_file!r} not found (init: file needs a "
+                    "popmix weights file)"
                 )
             for name in ("init_concentration", "init_temperature", "resample_concentration"):
                 if not getattr(v, name) > 0:

@@ -11,6 +11,7 @@ All randomness comes from the explorer's own ``np.random.Generator``.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,22 @@ def as_dict(names: list[str], w: np.ndarray) -> dict[str, float]:
 
 def as_vector(names: list[str], d: dict[str, float]) -> np.ndarray:
     return np.array([d[n] for n in names], dtype=np.float64)
+
+
+def weights_from_file(path: str, names: list[str]) -> np.ndarray:
+    """The first point's weights of a popmix weights file, checked against the domains."""
+    import json
+
+    from popmix.tune.config import ConfigError
+
+    data = json.loads(Path(path).read_text())
+    if data.get("domains") != names:
+        raise ConfigError(
+            f"{path}: its domains differ from this search's ({len(names)} domains); use the "
+            "same --benchmark/--data and --tasks it was made with"
+        )
+    points = data.get("points") or [{"weights": data["final_weights"]}]
+    return np.asarray(points[0]["weights"], dtype=np.float64)
 
 
 class Explorer:
@@ -99,7 +116,9 @@ class Explorer:
             return floor_simplex(
                 self.rng.dirichlet(np.full(k, spec.init_concentration)), spec.floor
             )
-        if spec.init == "uniform":
+        if spec.init == "file":
+            start = weights_from_file(spec.init_file, self.names)
+        elif spec.init == "uniform":
             start = np.full(k, 1.0 / k)
         elif spec.init == "proportional":
             start = self.sizes / self.sizes.sum()

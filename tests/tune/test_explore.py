@@ -92,3 +92,20 @@ def test_every_init_is_on_the_simplex(init):
     for m in range(6):
         w = as_vector(NAMES, ex.initial_config(m)["sample_weights"])
         assert abs(w.sum() - 1) < 1e-12 and w.min() > 0
+
+
+def test_init_from_a_weights_file(tmp_path):
+    import json
+
+    from popmix.tune.config import ConfigError
+
+    w = np.linspace(1, 2, 16)
+    path = tmp_path / "w.json"
+    path.write_text(json.dumps({"domains": NAMES, "points": [{"step": 0, "weights": list(w)}]}))
+    ex = make(init="file", init_file=str(path), floor=0.0)
+    np.testing.assert_allclose(
+        as_vector(NAMES, ex.initial_config(0)["sample_weights"]), w / w.sum()
+    )
+    path.write_text(json.dumps({"domains": NAMES[:3], "final_weights": [1, 1, 1]}))
+    with pytest.raises(ConfigError, match="domains differ"):
+        make(init="file", init_file=str(path)).initial_config(0)
