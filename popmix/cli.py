@@ -187,6 +187,11 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_model_args(run)
     run.add_argument("--out", metavar="DIR", help="output folder (default: runs/<method>-<time>)")
     run.add_argument("--quiet", action="store_true", help="print only the final table")
+    run.add_argument(
+        "--save-checkpoint",
+        action="store_true",
+        help="also write OUT/checkpoint.pt (the full training state; popmix bracket --checkpoint)",
+    )
     run.set_defaults(func=_cmd_run)
 
     search = sub.add_parser(
@@ -376,18 +381,11 @@ def _format_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
+def _model_data(args: argparse.Namespace, **train: Any) -> tuple[Any, Any, Any]:
+    """(ModelConfig, TrainConfig, DomainSet) from the model, training and data options."""
     from popmix.data import load_domains
-    from popmix.policies import build_policy
-    from popmix.train import ModelConfig, TrainConfig, run_training
-    from popmix.train.run import weight_schedule
+    from popmix.train import ModelConfig, TrainConfig
 
-    if args.weights_from and args.weights is not None:
-        raise UsageError("give either --weights or --weights-from, not both")
-    if args.method == "fixed" and args.weights is None:
-        raise UsageError("--method fixed needs --weights w1,w2,... (one per domain)")
-    if args.method != "fixed" and args.weights is not None:
-        raise UsageError(f"--weights is only used by --method fixed, not {args.method!r}")
     model_cfg = ModelConfig(args.n_layer, args.n_head, args.d_model, args.seq_len)
     cfg = TrainConfig(
         steps=args.steps,
@@ -397,11 +395,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         eval_interval=args.eval_interval,
         eval_windows=args.eval_windows,
         test_windows=args.test_windows,
-        apply=args.apply,
-        loss_base=args.loss_base,
         seed=args.seed,
         threads=args.threads,
         device=args.device,
+        **train,
     )
     try:
         model_cfg.validate()
@@ -412,6 +409,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
         args.benchmark, args.tasks, args.data, seed=args.seed, domain_column=args.domain_column
     )
     domains.check(model_cfg.seq_len + 1)
+    return model_cfg, cfg, domains
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from popmix.policies import build_policy
+    from popmix.train import run_training
+    from popmix.train.run import weight_schedule
+
+    if args.weights_from and args.weights is not None:
+        raise UsageError("give either --weights or --weights-from, not both")
+    if args.method == "fixed" and args.weights is None:
+        raise UsageError("--method fixed needs --weights w1,w2,... (one per domain)")
+    if args.method != "fixed" and args.weights is not None:
+        raise UsageError(f"--weights is only used by --method fixed, not {args.method!r}")
+    model_cfg, cfg, domains = _model_data(args, apply=args.apply, loss_base=args.loss_base)
     method, params = args.method, _method_params(args)
     if args.weights_from:
         method, params = _schedule_params(
@@ -436,7 +448,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 flush=True,
             )
 
-    result = run_training(domains, policy, model_cfg, cfg, log=log)
+    ckpt = out / "checkpoint.pt" if args.save_checkpoint else None
+    result = run_training(domains, policy, model_cfg, cfg, log=log, checkpoint=ckpt)
     (out / "result.json").write_text(json.dumps(result, indent=2))
     (out / "weights.json").write_text(json.dumps(weight_schedule(result), indent=2))
     print(_format_table(result))
@@ -470,38 +483,24 @@ def _cmd_bracket(args: argparse.Namespace) -> int:
     import torch
 
     from popmix.analysis.bracket_model import NOTE, run_bracket
-    from popmix.data import load_domains
     from popmix.policies import build_policy
-    from popmix.train import ModelConfig, TrainConfig, Trainer
+    from popmix.train import Trainer
 
-    model_cfg = ModelConfig(args.n_layer, args.n_head, args.d_model, args.seq_len)
-    cfg = TrainConfig(
-        steps=args.steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        warmup_steps=args.warmup_steps,
-        seed=args.seed,
-        threads=args.threads,
-        device=args.device,
-    )
-    try:
-        model_cfg.validate()
-        cfg.validate()
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    domains = load_domains(
-        args.benchmark, args.tasks, args.data, seed=args.seed, domain_column=args.domain_column
-    )
-    domains.check(model_cfg.seq_len + 1)
+    model_cfg, cfg, domains = _model_data(args)
     if args.target != "mean":
         domains.index(args.target)
     if len(domains) < 2:
         raise UsageError("the bracket compares domains: use --tasks 2 or more")
-    steps = (
-        [args.steps]
-        if args.at_steps is None
-        else [int(x) for x in args.at_steps.split(",") if x.strip()]
-    )
+    try:
+        steps = (
+            [args.steps]
+            if args.at_steps is None
+            else [int(x) for x in args.at_steps.split(",") if x.strip()]
+        )
+    except ValueError:
+        raise UsageError(
+            f"--at-steps expects steps like 0,100,200, got {args.at_steps!r}"
+        ) from None
     if any(s < 0 or s > args.steps for s in steps):
         raise UsageError(f"--at-steps must lie in 0..{args.steps} (--steps), got {args.at_steps}")
     trainer = Trainer(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -71,11 +72,13 @@ def run_training(
     model_cfg: ModelConfig,
     cfg: TrainConfig,
     log: Callable[[dict[str, Any]], None] | None = None,
+    checkpoint: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train one model on ``domains`` with ``policy`` and return the result record.
 
     Args:
         log: called with each validation record as training goes on.
+        checkpoint: where to save the final training state (optional).
 
     Returns:
         The content of ``result.json``: per-domain test loss and perplexity, their mean and
@@ -94,6 +97,8 @@ def run_training(
         history.append(record)
         if log is not None:
             log(record)
+    if checkpoint is not None:
+        trainer.save(checkpoint)
     names = domains.names
     test_loss = trainer.evaluate("test")
     summary = perplexity_summary(test_loss, names)

@@ -87,6 +87,47 @@ def test_bracket_cli_end_to_end(tmp_path, capsys):
     assert rc == 0
 
 
+def test_bracket_from_a_run_checkpoint(tmp_path):
+    rc = main(
+        [
+            "run",
+            "--tasks",
+            "2",
+            "--steps",
+            "3",
+            "--eval-windows",
+            "2",
+            "--test-windows",
+            "2",
+            "--save-checkpoint",
+            "--out",
+            str(tmp_path / "run"),
+            "--quiet",
+            *TINY,
+        ]
+    )
+    assert rc == 0
+    rc = main(
+        [
+            "bracket",
+            "--tasks",
+            "2",
+            "--steps",
+            "3",
+            "--windows",
+            "2",
+            "--checkpoint",
+            str(tmp_path / "run" / "checkpoint.pt"),
+            "--out",
+            str(tmp_path / "br"),
+            *TINY,
+        ]
+    )
+    assert rc == 0
+    report = json.loads((tmp_path / "br" / "bracket.json").read_text())
+    assert report["steps"][0]["step"] == 3
+
+
 @pytest.mark.parametrize(
     "args,needle",
     [
