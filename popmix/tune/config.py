@@ -96,7 +96,8 @@ class Experiment:
         default_factory=lambda: {
             "temperature": {"temperature": 3.0},
             "cooldown": {"t_start": 5.0, "t_end": 1.0, "switch_frac": 0.5},
-            "doge": {"mu": 0.01, "target": "others"},
+            # mu = 1, not the paper's 0.01: see experiments/compare_brown16.yaml
+            "doge": {"mu": 1.0, "target": "others"},
             "aioli": {
                 "eta": 0.2,
                 "lp_rounds": 1,
