@@ -31,19 +31,25 @@ def table(summary: dict) -> str:
         sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
         return f"{statistics.mean(xs):7.3f} ± {sd:5.3f}"
 
+    floor = summary.get("entropy_rate")  # synthetic domains: the best achievable loss
     lines = [
         f"{'method':<13}{'seeds':>6}  {'mean test ppl':>15}  {'worst test ppl':>15}"
         f"  {'train steps':>11}  {'+extra':>7}"
+        + (f"  {'excess loss over floor':>22}" if floor else "")
     ]
     for method, rows in sorted(
         by_method.items(), key=lambda kv: statistics.mean(r["mean_test_ppl"] for r in kv[1])
     ):
         steps = statistics.mean(r.get("population_train_steps") or r["train_steps"] for r in rows)
         extra = statistics.mean(r.get("extra_step_equivalents") or 0.0 for r in rows)
-        lines.append(
+        line = (
             f"{method:<13}{len(rows):>6}  {spread([r['mean_test_ppl'] for r in rows]):>15}  "
             f"{spread([r['worst_test_ppl'] for r in rows]):>15}  {steps:>11.0f}  {extra:>7.1f}"
         )
+        if floor:
+            excess = [statistics.mean(r["test_loss"][d] - floor[d] for d in floor) for r in rows]
+            line += f"  {spread(excess):>22}"
+        lines.append(line)
     return "\n".join(lines)
 
 

@@ -25,10 +25,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from popmix.data import DataError, load_domains
+from popmix.data import load_domains
 from popmix.data.domains import DomainSet
 from popmix.tune.config import (
-    BASELINES,
     ConfigError,
     Experiment,
     SearchSpace,
@@ -300,6 +299,74 @@ def _records(grid: Any, population_method: str, ledger: Any) -> list[dict[str, A
     return records
 
 
+def _write_outputs(
+    records: list[dict[str, Any]],
+    exp: Experiment,
+    domains: DomainSet,
+    exp_dir: Path,
+    out: Path,
+    wall: float,
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """summary.json, best_schedule.json, lineage.json and <method>_weights-seed<S>.json."""
+    from popmix.reporting.summary import best_schedule, summarize
+
+    names = domains.names
+    summary = summarize(records, exp.population_method)
+    summary.update(
+        experiment=exp.name,
+        benchmark=domains.name,
+        domains=names,
+        sizes={d.name: d.n_tokens for d in domains},
+        # the best achievable loss per domain, when known (synthetic domains)
+        entropy_rate=(
+            {d.name: d.entropy_rate for d in domains}
+            if all(d.entropy_rate is not None for d in domains)
+            else None
+        ),
+        searcher=exp.search.searcher,
+        objective=exp.search.objective,
+        steps_per_model=exp.train.steps,
+        wall_time_s=wall,
+        experiment_dir=str(exp_dir),
+        tensorboard=f"tensorboard --logdir {exp_dir}",
+    )
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    best = best_schedule(records, names)
+    if best is not None:
+        (out / "best_schedule.json").write_text(json.dumps(best, indent=2))
+    lineage: dict[str, Any] = {"exploits": [], "members": {}}
+    for seed in exp.seeds:
+        p = exp_dir / f"lineage-seed{seed}.jsonl"
+        if p.is_file():
+            lineage["exploits"] += [json.loads(x) for x in p.read_text().splitlines() if x]
+    for r in records:
+        if r["member"] >= 0 and r["schedule"]:
+            lineage["members"][r["trial_id"]] = {
+                "seed": r["seed"],
+                "member": r["member"],
+                "points": r["schedule"]["points"],
+                "lineage": r["schedule"]["lineage"],
+            }
+    (out / "lineage.json").write_text(json.dumps(lineage, indent=2))
+    for r in records:
+        if r["method"] in ("doge", "aioli") and r["schedule"]:
+            # DoGE's two-stage use: train a final model on these (time-averaged) weights with
+            # popmix run --weights-from <file> --replay final.
+            sched = r["schedule"]
+            exported = {
+                "method": r["method"],
+                "seed": r["seed"],
+                "trial_id": r["trial_id"],
+                "domains": names,
+                "total_steps": sched["total_steps"],
+                "points": [{k: p[k] for k in ("step", "weights")} for p in sched["points"]],
+                "final_weights": sched["final_weights"],
+            }
+            path = out / f"{r['method']}_weights-seed{r['seed']}.json"
+            path.write_text(json.dumps(exported, indent=2))
+    return summary, best
+
+
 def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> dict[str, Any]:
     """Run the experiment; returns the summary (also written to ``summary.json``).
 
@@ -307,7 +374,7 @@ def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> dict
         ConfigError, DataError: bad experiment, space, data or cluster address (before any
             trial starts).
     """
-    from popmix.reporting.summary import best_schedule, format_table, summarize
+    from popmix.reporting.summary import format_table
 
     exp.validate()
     d = exp.data
@@ -416,61 +483,9 @@ def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> dict
             )
             records += _records(tuner.fit(), exp.population_method, ledger)
     finally:
+        # Whatever finished is written, even after an interrupt or an error.
         wall = time.time() - start
-        names = domains.names
-        summary = summarize(records, exp.population_method)
-        summary.update(
-            experiment=exp.name,
-            benchmark=domains.name,
-            domains=names,
-            sizes={dd.name: dd.n_tokens for dd in domains},
-            searcher=exp.search.searcher,
-            objective=exp.search.objective,
-            steps_per_model=exp.train.steps,
-            wall_time_s=wall,
-            experiment_dir=str(exp_dir),
-            tensorboard=f"tensorboard --logdir {exp_dir}",
-        )
-        (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-        best = best_schedule(records, names)
-        if best is not None:
-            (out / "best_schedule.json").write_text(json.dumps(best, indent=2))
-        lineage = {"exploits": [], "members": {}}
-        for seed in exp.seeds:
-            p = exp_dir / f"lineage-seed{seed}.jsonl"
-            if p.is_file():
-                lineage["exploits"] += [json.loads(x) for x in p.read_text().splitlines() if x]
-        for r in records:
-            if r["member"] >= 0 and r["schedule"]:
-                lineage["members"][r["trial_id"]] = {
-                    "seed": r["seed"],
-                    "member": r["member"],
-                    "points": r["schedule"]["points"],
-                    "lineage": r["schedule"]["lineage"],
-                }
-        (out / "lineage.json").write_text(json.dumps(lineage, indent=2))
-        for r in records:
-            if r["method"] in ("doge", "aioli") and r["schedule"]:
-                # DoGE's two-stage use: train a final model on these (time-averaged) weights
-                # with popmix run --weights-from <file> --replay final.
-                sched = r["schedule"]
-                (out / f"{r['method']}_weights-seed{r['seed']}.json").write_text(
-                    json.dumps(
-                        {
-                            "method": r["method"],
-                            "seed": r["seed"],
-                            "trial_id": r["trial_id"],
-                            "domains": names,
-                            "total_steps": sched["total_steps"],
-                            "points": [
-                                {k: p[k] for k in ("step", "weights") if k in p}
-                                for p in sched["points"]
-                            ],
-                            "final_weights": sched["final_weights"],
-                        },
-                        indent=2,
-                    )
-                )
+        summary, best = _write_outputs(records, exp, domains, exp_dir, out, wall)
         if started:
             import ray
 
@@ -486,4 +501,4 @@ def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> dict
     return summary
 
 
-__all__ = ["BASELINES", "DataError", "SearchOptions", "run_search"]
+__all__ = ["SearchOptions", "run_search"]
