@@ -115,7 +115,9 @@ class TinyGPT(nn.Module):
     def example_losses(self, tokens: torch.Tensor) -> torch.Tensor:
         """Mean next-byte cross-entropy (nats) of each window: shape (B,) for tokens (B, T+1)."""
         logits = self(tokens[:, :-1])
+        if logits.dtype not in (torch.float32, torch.float64):
+            logits = logits.float()  # half-precision logits: the loss in float32
         tok_loss = F.cross_entropy(
-            logits.reshape(-1, VOCAB_SIZE).float(), tokens[:, 1:].reshape(-1), reduction="none"
+            logits.reshape(-1, VOCAB_SIZE), tokens[:, 1:].reshape(-1), reduction="none"
         )
         return tok_loss.view(tokens.shape[0], -1).mean(dim=1)
