@@ -8,8 +8,7 @@ from typing import Any
 import numpy as np
 
 from popmix.policies._base import MixingPolicy, PolicyError, normalize
-from popmix.policies._cooldown import SHAPES, CooldownPolicy
-from popmix.policies._static import check_temperature
+from popmix.policies._cooldown import CooldownPolicy
 
 
 def check_vector(value: Any, n_domains: int, what: str) -> np.ndarray:
@@ -76,13 +75,7 @@ class MixturePolicy(MixingPolicy):
         if self.loss_weights is not None:
             check_vector(self.loss_weights, self.n_domains, "loss_weights")
         if self.t_start is not None:
-            check_temperature(self.t_start, "t_start")
-            if self.t_end is not None:
-                check_temperature(self.t_end, "t_end")
-            if not 0 < self.switch_frac <= 1:
-                raise PolicyError(f"switch_frac must be in (0, 1], got {self.switch_frac!r}")
-            if self.shape not in SHAPES:
-                raise PolicyError(f"unknown schedule shape {self.shape!r}; choose one of {SHAPES}")
+            self._schedule().validate()  # the schedule is Cooldown's; so are its checks
 
     def _schedule(self) -> CooldownPolicy:
         t_end = self.t_start if self.t_end is None else self.t_end
