@@ -221,7 +221,7 @@ def _build_parser() -> argparse.ArgumentParser:
     search.add_argument(
         "--methods",
         help="comma-separated: pbt (the searched population), stratified, "
-        "proportional, temperature, cooldown",
+        "proportional, temperature, cooldown, doge, aioli",
     )
     search.add_argument("--objective", help="mean (default), worst or domain:<name>")
     search.add_argument("--asha", action="store_true", help="Optuna: stop bad trials early")
