@@ -274,16 +274,22 @@ class Trainer:
         self._loss_count += batch.counts
         if self.policy.is_adaptive and "domain_grads" not in self.policy.requires:
             # Adaptive policies see this step's per-domain losses (one host sync per step).
-            per_domain = torch.zeros_like(self._loss_sum).index_add_(0, batch.ids, detached)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                train_loss = per_domain.cpu().numpy() / batch.counts
-            train_loss[batch.counts == 0] = np.nan
+            train_loss = self._per_domain_mean(batch, detached)
             self.policy.update(
                 DomainSignals(step=step, train_loss=train_loss, counts=batch.counts, lr=lr)
             )
         self.step += 1
         self.tokens_seen += batch.tokens.shape[0] * (batch.tokens.shape[1] - 1)
         self.last_weights, self.last_lr = weights, lr
+
+    def _per_domain_mean(self, batch: Batch, example_loss: torch.Tensor) -> np.ndarray:
+        """Mean of each domain's example losses in this batch (NaN for absent domains)."""
+        sums = torch.zeros(len(self.domains), dtype=torch.float64, device=self.device)
+        sums.index_add_(0, batch.ids, example_loss.double())
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = sums.cpu().numpy() / batch.counts
+        means[batch.counts == 0] = np.nan
+        return means
 
     def _domain_gradient_step(self, batch: Batch, step: int, lr: float) -> torch.Tensor:
         """Per-domain gradients for DoGE-style policies; leaves Σ_i α_i g_i in ``.grad``.
@@ -296,7 +302,6 @@ class Trainer:
         """
         names = [n for n, _ in self.model.named_parameters()]
         params = [p for _, p in self.model.named_parameters()]
-        k = len(self.domains)
         # Per-domain *sums* of per-example gradients, one (k, numel) block per parameter; the
         # 1/count and the clip are folded into one factor per domain, so the blocks are only
         # read (norms, Gram, combination), never rescaled in place.
@@ -315,11 +320,7 @@ class Trainer:
             g_target = self._target_gradient(target, params)
             raw = sum(s @ gt.reshape(-1) for s, gt in zip(sums, g_target))
             target_dots = (raw * scale).double().cpu().numpy()
-        per_domain = torch.zeros(k, dtype=torch.float64, device=self.device)
-        per_domain.index_add_(0, batch.ids, example_loss.double())
-        with np.errstate(invalid="ignore", divide="ignore"):
-            train_loss = per_domain.cpu().numpy() / batch.counts
-        train_loss[batch.counts == 0] = np.nan
+        train_loss = self._per_domain_mean(batch, example_loss.double())
         self.policy.update(
             DomainSignals(
                 step=step,
