@@ -82,7 +82,13 @@ def make_pb2(**kwargs: Any) -> Any:
         ) from None
 
     class PopulationPB2(_PopulationOnly, _LineageLog, PB2):
-        pass
+        def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+            # PB2 fills every searched key missing from a config from its bounds; a baseline's
+            # spec holds None there (it searches nothing), so only PBT's bookkeeping applies.
+            if is_member(trial):
+                super().on_trial_add(tune_controller, trial)
+            else:
+                PopulationBasedTraining.on_trial_add(self, tune_controller, trial)
 
     return PopulationPB2(**kwargs)
 

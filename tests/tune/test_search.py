@@ -168,15 +168,22 @@ def test_optuna_searcher_beside_a_baseline(ray_session, tmp_path):
     assert len({m["trial_id"] for m in summary["members"]}) == 3
 
 
-def test_pb2_keeps_weights_on_the_simplex(ray_session, tmp_path):
+def test_pb2_beside_the_baselines_keeps_weights_on_the_simplex(ray_session, tmp_path):
     pytest.importorskip("sklearn")
-    exp = smoke(
-        searcher="pb2", population=3, perturbation_interval=1, quantile_fraction=0.34
-    ).replace(methods=("pbt",))
+    # Baselines' specs carry None for every searched key: PB2 must leave them alone.
+    exp = smoke(searcher="pb2", population=3, perturbation_interval=1, quantile_fraction=0.34)
+    exp = exp.replace(methods=("pbt", "stratified", "cooldown"))
     space = load_space(ROOT / "search_spaces" / "sampling.yaml")
     summary = run_search(exp, space, SearchOptions(storage=str(tmp_path), name="pb2", quiet=True))
-    assert summary["rows"][0]["method"] == "pb2" and summary["rows"][0]["status"] == "ok"
-    for m in json.loads((tmp_path / "pb2" / "lineage.json").read_text())["members"].values():
+    rows = {r["method"]: r for r in summary["rows"]}
+    assert set(rows) == {"pb2", "stratified", "cooldown"}
+    assert all(r["status"] == "ok" for r in rows.values()), rows
+    lineage = json.loads((tmp_path / "pb2" / "lineage.json").read_text())
+    members = {m["trial_id"] for m in summary["members"]}
+    assert len(members) == 3 and lineage["exploits"]
+    for ex in lineage["exploits"]:
+        assert {ex["trial_id"], ex["donor"]} <= members
+    for m in lineage["members"].values():
         for p in m["points"]:
             assert abs(sum(p["weights"]) - 1) < 1e-9 and min(p["weights"]) > 0
 
