@@ -7,7 +7,8 @@ Files written by :func:`run_bracket` under ``out``:
 - ``bracket_step<S>.png``: a heatmap of M;
 - ``bracket_schedule.json``: a two-phase mixture (early / late emphasis) that
   ``popmix run --weights-from`` replays;
-- ``validation.json`` (with ``validate``): measured vs predicted effects per pair and step size;
+- ``validation.json`` (with ``validate``): measured vs predicted effects per pair and step size,
+  one table per evaluated step (``{"steps": [...]}``);
 - ``tensorboard/``: the heatmaps and the matrices.
 """
 
@@ -203,7 +204,7 @@ def run_bracket(
     names = trainer.domains.names
     writer = SummaryWriter(str(out / "tensorboard"))
     results: list[dict[str, Any]] = []
-    validation: dict[str, Any] = {}
+    validation: list[dict[str, Any]] = []
     try:
         for step in sorted(set(at_steps)):
             trainer.train(step - trainer.step)
@@ -244,12 +245,13 @@ def run_bracket(
             )
             writer.add_text("bracket/matrix", f"{header}\n{rule}\n{body}", trainer.step)
             if validate_etas:
-                validation = validation_table(
+                table = validation_table(
                     losses, target_loss, params, matrix, names, validate_etas, max_pairs
                 )
                 model.set_explicit_attention(False)
-                validation["step"] = trainer.step
-                log(format_validation(validation))
+                table["step"] = trainer.step
+                validation.append(table)
+                log(format_validation(table))
     finally:
         writer.close()
     last = np.array(results[-1]["matrix"])
@@ -265,5 +267,5 @@ def run_bracket(
     (out / "bracket.json").write_text(json.dumps(report, indent=2))
     (out / "bracket_schedule.json").write_text(json.dumps(schedule, indent=2))
     if validation:
-        (out / "validation.json").write_text(json.dumps(validation, indent=2))
+        (out / "validation.json").write_text(json.dumps({"steps": validation}, indent=2))
     return report

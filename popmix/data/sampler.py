@@ -13,23 +13,34 @@ from typing import Any
 import numpy as np
 
 from popmix.data.domains import DomainSet
+from popmix.simplex import project_simplex
 
 COUNT_MODES = ("multinomial", "exact")
 
 
-def largest_remainder(expected: np.ndarray, total: int) -> np.ndarray:
+def largest_remainder(
+    expected: np.ndarray, total: int, rng: np.random.Generator | None = None
+) -> np.ndarray:
     """Integer counts summing to ``total`` that round ``expected`` (which sums to ``total``).
 
-    Negative entries (a carried-over rounding deficit) count as 0 and the rest is rescaled to
-    ``total``; then floors first, and the remaining units go to the largest fractional parts
-    (ties to the lower index). Every count is >= 0.
+    Expected counts off {e >= 0, Σ e = total} (a carried-over rounding deficit can be negative)
+    are first projected onto it: one common shift, so a large share (a perturbed domain's 0.75)
+    is not scaled down with the rest; then floors first, and the remaining units go to the
+    largest fractional parts.
+    Ties (fractional parts equal to 1e-9) are broken by ``rng`` when given, so no domain is
+    favoured for its position (a smoothed one-hot over 16 domains in a batch of 16 ties 15 of
+    them; index order would starve the last ones); without ``rng``, toward the lower index.
+    Every count is >= 0.
     """
-    e = np.maximum(np.asarray(expected, dtype=np.float64), 0.0)
-    e = e * (total / e.sum()) if e.sum() > 0 else np.full(e.size, total / e.size)
+    e = np.asarray(expected, dtype=np.float64)
+    if np.any(e < 0) or abs(e.sum() - total) > 1e-9 * max(total, 1):
+        e = project_simplex(e, total)
     base = np.floor(e + 1e-9).astype(np.int64)
     rest = int(total - base.sum())
     if rest > 0:
-        order = np.argsort(-(e - base), kind="stable")
+        frac = np.round(e - base, 9)
+        tiebreak = rng.random(e.size) if rng is not None else np.arange(e.size)
+        order = np.lexsort((tiebreak, -frac))
         base[order[:rest]] += 1
     return base
 
@@ -94,7 +105,7 @@ class MixtureSampler:
             self._deficit[:] = 0.0
             self._last_weights = w.copy()
         self._deficit += self.batch_size * (w / w.sum())
-        c = largest_remainder(self._deficit, self.batch_size)
+        c = largest_remainder(self._deficit, self.batch_size, self._rng)
         self._deficit -= c
         return c
 

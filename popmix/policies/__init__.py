@@ -11,7 +11,14 @@ from typing import Any
 import numpy as np
 
 from popmix.policies._aioli import AioliPolicy
-from popmix.policies._base import DomainSignals, MixingPolicy, PolicyError, normalize, softmax
+from popmix.policies._base import (
+    DomainSignals,
+    MixingPolicy,
+    PolicyError,
+    effective_domains,
+    normalize,
+    softmax,
+)
 from popmix.policies._convert import loss_weights
 from popmix.policies._cooldown import CooldownPolicy
 from popmix.policies._doge import DoGEPolicy
@@ -80,6 +87,7 @@ __all__ = [
     "StratifiedPolicy",
     "TemperaturePolicy",
     "build_policy",
+    "effective_domains",
     "loss_weights",
     "normalize",
     "softmax",

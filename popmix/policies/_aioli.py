@@ -127,7 +127,6 @@ class AioliPolicy(MixingPolicy):
         self.prior = prior
         self.prior_steps = prior_steps
         self.eval_windows = eval_windows
-        self._rng = np.random.default_rng(seed)
         self._round = -1
         self._order: list[int] = []
         self._gain = np.zeros((self.n_domains, self.n_domains))
@@ -176,16 +175,37 @@ class AioliPolicy(MixingPolicy):
         t = step - self.prior_steps
         return t // self.update_steps, t % self.update_steps
 
+    def round_order(self, r: int) -> list[int]:
+        """The perturbation order of round ``r``: ``lp_rounds`` random permutations of the k
+        domains.
+
+        A pure function of (seed, round), so :meth:`weights` can answer for any step, past ones
+        included, without drawing from a generator or touching the round's measurements.
+        """
+        if r == self._round and self._order:
+            return self._order
+        rng = np.random.default_rng([int(self.seed), int(r)])
+        k = self.n_domains
+        return [int(j) for _ in range(self.lp_rounds) for j in rng.permutation(k)]
+
     def _enter_round(self, r: int) -> None:
+        # Only the measurements (observe_eval) move the policy into a new round; weights() never
+        # does, so asking for a past step's weights cannot reset the gains being measured.
         if r == self._round:
             return
         self._round = r
-        k = self.n_domains
-        self._order = [int(j) for _ in range(self.lp_rounds) for j in self._rng.permutation(k)]
-        self._gain = np.zeros((k, k))
+        self._order = []
+        self._order = self.round_order(r)
+        self._gain = np.zeros((self.n_domains, self.n_domains))
         self._prev = None
 
     def weights(self, step: int) -> np.ndarray:
+        """The mixture for ``step``; free of side effects.
+
+        During a LearnParams phase it is that perturbation's smoothed one-hot; afterwards the
+        current exploitation mixture p (for a step of an earlier round, today's p: the loop
+        logs the weights it actually trained on).
+        """
         k = self.n_domains
         if k == 1:
             return np.ones(1)
@@ -193,10 +213,15 @@ class AioliPolicy(MixingPolicy):
         if pos is None:
             return normalize(self.prior) if self.prior is not None else np.full(k, 1.0 / k)
         r, offset = pos
-        self._enter_round(r)
         if offset < self.lp_duration:
-            j = self._order[offset // self.lp_steps]
+            j = self.round_order(r)[offset // self.lp_steps]
             return smoothed_one_hot(j, k, self.one_hot_factor)
+        return self.mixture()
+
+    def final_weights(self, step: int) -> np.ndarray:
+        """Aioli's mixture p, never a LearnParams perturbation (a run may end inside one)."""
+        if self.n_domains == 1:
+            return np.ones(1)
         return self.mixture()
 
     def mixture(self) -> np.ndarray:
@@ -253,7 +278,6 @@ class AioliPolicy(MixingPolicy):
     # -- state ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {
-            "rng": self._rng.bit_generator.state,
             "round": self._round,
             "order": list(self._order),
             "gain": self._gain.tolist(),
@@ -266,7 +290,6 @@ class AioliPolicy(MixingPolicy):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._rng.bit_generator.state = state["rng"]
         self._round = int(state["round"])
         self._order = [int(j) for j in state["order"]]
         self._gain = np.asarray(state["gain"], dtype=np.float64)

@@ -56,6 +56,7 @@ class MixingPolicy(abc.ABC):
        hyperparameter stored in the state would silently undo the mutation.
     4. Randomness only from a ``np.random.Generator`` the policy owns, saved in its state.
     5. Non-finite signals never produce non-finite weights.
+    6. :meth:`weights` has no side effects.
 
     Args:
         sizes: training tokens per domain, shape (n_domains,).
@@ -96,7 +97,12 @@ class MixingPolicy(abc.ABC):
 
     @abc.abstractmethod
     def weights(self, step: int) -> np.ndarray:
-        """Domain weights to use at optimizer step ``step``: shape (n_domains,), on the simplex."""
+        """Domain weights to use at optimizer step ``step``: shape (n_domains,), on the simplex.
+
+        Free of side effects: asking again, for this or a past step, changes nothing that
+        follows (the conformance suite checks it). State moves only in :meth:`observe_eval`
+        and :meth:`update`.
+        """
 
     def final_weights(self, step: int) -> np.ndarray:
         """The mixture to transfer to a final run (DoGE: the time average of its weights)."""
@@ -128,6 +134,21 @@ class MixingPolicy(abc.ABC):
     #: ``"validation"`` or ``"domain:<name>"``.
     grad_target: str = "others"
 
+    def bind(self, names: list[str]) -> None:
+        """Told the domain names once, by the loop, before training (a policy that names a
+        domain in its parameters resolves it here and raises :class:`PolicyError` if absent)."""
+        return None
+
+    @property
+    def trained(self) -> np.ndarray:
+        """Which domains training batches may hold (DoGE's OOD target is held out)."""
+        return np.ones(self.n_domains, dtype=bool)
+
+    def diagnostics(self) -> dict[str, float]:
+        """Scalars about the method's own working, logged at every report (e.g. DoGE's share of
+        clipped scores); empty for most policies."""
+        return {}
+
     def observe_eval(self, step: int, eval_loss: np.ndarray) -> None:
         """Receives the held-out loss per domain measured before step ``step``."""
         return None
@@ -151,6 +172,13 @@ class MixingPolicy(abc.ABC):
     def hparams(self) -> dict[str, Any]:
         """Hyperparameters for logging (HParams view, result files)."""
         return {}
+
+
+def effective_domains(w: np.ndarray) -> float:
+    """exp of the entropy of a weight vector: k for uniform weights, 1 for a one-hot."""
+    w = np.asarray(w, dtype=np.float64)
+    w = w[w > 0]
+    return float(np.exp(-np.sum(w * np.log(w))))
 
 
 def normalize(x: np.ndarray) -> np.ndarray:

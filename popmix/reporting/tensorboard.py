@@ -7,6 +7,10 @@ experiment folder shows every method side by side. Tags (x-axis: the trial's opt
 - ``weight/<domain>`` (sampling weights in effect), ``loss_weight/<domain>`` when searched;
 - ``objective``, ``temperature``, ``lr``, ``val/mean_ppl``, ``val/worst_ppl``,
   ``test/mean_ppl``, ``test/worst_ppl``;
+- ``effective_domains``: exp of the entropy of the weights in effect (k = uniform, 1 = one
+  domain);
+- ``diagnostics/<name>``: a method's own scalars (DoGE: ``score_clip_high``,
+  ``score_clip_low``, the shares of its scores the clip cut);
 - the HParams plugin: method, seed, member and the trial's searched values, with the final
   objective and test perplexities as metrics, so methods compare in one table.
 
@@ -22,9 +26,10 @@ from typing import Any
 
 from ray.tune import Callback
 
-GROUPS = ("val_loss", "train_loss", "test_loss", "weight", "loss_weight")
+GROUPS = ("val_loss", "train_loss", "test_loss", "weight", "loss_weight", "diagnostics")
 SCALARS = {
     "objective": "objective",
+    "effective_domains": "effective_domains",
     "temperature": "temperature",
     "lr": "lr",
     "val_mean_ppl": "val/mean_ppl",

@@ -18,7 +18,7 @@ import torch
 
 from popmix.data.domains import DomainSet
 from popmix.data.sampler import MixtureSampler, eval_windows
-from popmix.policies import DomainSignals, MixingPolicy, loss_weights
+from popmix.policies import DomainSignals, MixingPolicy, loss_weights, normalize
 from popmix.train.model import ModelConfig, TinyGPT
 
 APPLY_MODES = ("sample", "loss")
@@ -147,6 +147,7 @@ class Trainer:
         if policy.n_domains != len(domains):
             raise ValueError(f"policy has {policy.n_domains} domains, data has {len(domains)}")
         self.domains, self.policy, self.model_cfg, self.cfg = domains, policy, model_cfg, cfg
+        policy.bind(domains.names)
         self.device = resolve_device(cfg.device)
         torch.set_num_threads(cfg.threads or available_cpus())
 
@@ -179,7 +180,7 @@ class Trainer:
         # Held-out batches for a gradient target (DoGE), from the validation splits.
         self.val_sampler = MixtureSampler(
             domains,
-            int(getattr(policy, "target_batch", cfg.batch_size)),
+            int(getattr(policy, "target_windows", cfg.batch_size)),
             model_cfg.seq_len,
             int(sampler_seed) + 1,
             "exact",
@@ -189,12 +190,19 @@ class Trainer:
         self.extra = {"eval_windows": 0, "forward_windows": 0, "backward_windows": 0}
         sizes = domains.sizes.astype(np.float64)
         k = len(domains)
-        self.base_q = np.full(k, 1.0 / k) if cfg.loss_base == "stratified" else sizes / sizes.sum()
+        base_q = np.ones(k) if cfg.loss_base == "stratified" else sizes
+        # A domain the policy holds out (DoGE's OOD target) is never in a training batch.
+        self.base_q = normalize(base_q * policy.trained)
 
         self.step = 0
         self.tokens_seen = 0
         self.last_weights = policy.weights(0)
         self.last_lr = 0.0
+        #: the weights training actually used, a point whenever they change: ``step``,
+        #: ``weights``, and ``loss_weights`` / ``temperature`` where the policy has them. It is
+        #: the one record of a run's schedule (weights files, search lineage), never a replay
+        #: of ``policy.weights`` afterwards.
+        self.weight_log: list[dict[str, Any]] = []
         # Per-domain training-loss sums since the last report, kept on the device so that a
         # static method never forces a device→host sync inside the step.
         self._loss_sum = torch.zeros(k, dtype=torch.float64, device=self.device)
@@ -258,10 +266,12 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
 
-        batch = self.draw_batch(weights, self.policy.loss_multipliers(step))
+        multipliers = self.policy.loss_multipliers(step)
+        batch = self.draw_batch(weights, multipliers)
         self.optimizer.zero_grad(set_to_none=True)
         if "domain_grads" in self.policy.requires:
-            example_loss = self._domain_gradient_step(batch, step, lr)
+            # DoGE steps on its *updated* weights: those are the ones this step trained on.
+            example_loss, weights = self._domain_gradient_step(batch, step, lr)
         else:
             loss, example_loss = self.batch_loss(batch)
             loss.backward()
@@ -278,9 +288,24 @@ class Trainer:
             self.policy.update(
                 DomainSignals(step=step, train_loss=train_loss, counts=batch.counts, lr=lr)
             )
+        self._log_weights(step, weights, multipliers)
         self.step += 1
         self.tokens_seen += batch.tokens.shape[0] * (batch.tokens.shape[1] - 1)
         self.last_weights, self.last_lr = weights, lr
+
+    def _log_weights(self, step: int, weights: np.ndarray, multipliers: np.ndarray | None) -> None:
+        w = [float(x) for x in weights]
+        lw = None if multipliers is None else normalize(multipliers).tolist()
+        last = self.weight_log[-1] if self.weight_log else None
+        if last is not None and last["weights"] == w and last.get("loss_weights") == lw:
+            return
+        point: dict[str, Any] = {"step": step, "weights": w}
+        if lw is not None:
+            point["loss_weights"] = lw
+        temperature = self.policy.current_temperature(step)
+        if temperature is not None:
+            point["temperature"] = temperature
+        self.weight_log.append(point)
 
     def _per_domain_mean(self, batch: Batch, example_loss: torch.Tensor) -> np.ndarray:
         """Mean of each domain's example losses in this batch (NaN for absent domains)."""
@@ -291,14 +316,19 @@ class Trainer:
         means[batch.counts == 0] = np.nan
         return means
 
-    def _domain_gradient_step(self, batch: Batch, step: int, lr: float) -> torch.Tensor:
+    def _domain_gradient_step(
+        self, batch: Batch, step: int, lr: float
+    ) -> tuple[torch.Tensor, np.ndarray]:
         """Per-domain gradients for DoGE-style policies; leaves Σ_i α_i g_i in ``.grad``.
+
+        Returns the example losses and the weights α the step used.
 
         Per-example gradients come from one vectorised forward and backward over the batch
         (``torch.func.vmap`` of ``grad``), about the cost of one ordinary backward pass instead
         of one full backward per domain; g_i is the mean of domain i's examples' gradients
-        (the gradient of its mean loss), clipped to the policy's ``grad_clip``. A domain
-        absent from the batch gets g_i = 0.
+        (the gradient of its mean loss), clipped to the policy's ``grad_clip``, and so is the
+        target gradient (as the official code clips every gradient it stores). A domain absent
+        from the batch gets g_i = 0.
         """
         names = [n for n, _ in self.model.named_parameters()]
         params = [p for _, p in self.model.named_parameters()]
@@ -319,7 +349,11 @@ class Trainer:
         if target != "others":
             g_target = self._target_gradient(target, params)
             raw = sum(s @ gt.reshape(-1) for s, gt in zip(sums, g_target))
-            target_dots = (raw * scale).double().cpu().numpy()
+            target_scale = 1.0
+            if clip > 0:
+                norm = float(torch.sqrt(sum((gt.double() ** 2).sum() for gt in g_target)))
+                target_scale = min(1.0, clip / (norm + 1e-6))
+            target_dots = (raw * scale * target_scale).double().cpu().numpy()
         train_loss = self._per_domain_mean(batch, example_loss.double())
         self.policy.update(
             DomainSignals(
@@ -332,13 +366,12 @@ class Trainer:
             )
         )
         # The model step follows the *updated* weights.
-        alpha = torch.as_tensor(
-            self.policy.weights(step + 1), dtype=torch.float32, device=self.device
-        )
+        used = self.policy.weights(step + 1)
+        alpha = torch.as_tensor(used, dtype=torch.float32, device=self.device)
         coef = alpha * scale
         for p, s_p in zip(params, sums):
             p.grad = (coef @ s_p).view_as(p)
-        return example_loss
+        return example_loss, used
 
     def _per_domain_grad_sums(
         self, batch: Batch, names: list[str], params: list[torch.Tensor]
@@ -470,6 +503,7 @@ class Trainer:
             "loss_count": self._loss_count.copy(),
             "last_weights": np.asarray(self.last_weights).copy(),
             "last_lr": self.last_lr,
+            "weight_log": [dict(p) for p in self.weight_log],
             "config": {"train": asdict(self.cfg), "model": asdict(self.model_cfg)},
         }
 
@@ -486,6 +520,7 @@ class Trainer:
         self._loss_count = np.asarray(state["loss_count"]).copy()
         self.last_weights = np.asarray(state["last_weights"]).copy()
         self.last_lr = float(state["last_lr"])
+        self.weight_log = [dict(p) for p in state["weight_log"]]
 
     def save(self, path: str | os.PathLike) -> None:
         torch.save(self.state_dict(), path)

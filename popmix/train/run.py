@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from popmix.data.domains import DomainSet
-from popmix.policies import MixingPolicy
+from popmix.policies import MixingPolicy, effective_domains
 from popmix.train.loop import TrainConfig, Trainer, perplexity_summary
 from popmix.train.model import ModelConfig
 
@@ -37,6 +37,8 @@ def eval_record(trainer: Trainer) -> dict[str, Any]:
         "tokens_seen": trainer.tokens_seen,
         "lr": trainer.last_lr,
         "weights": per_domain(names, trainer.last_weights),
+        "effective_domains": effective_domains(trainer.last_weights),
+        "diagnostics": trainer.policy.diagnostics(),
         "loss_multipliers": None if multipliers is None else per_domain(names, multipliers),
         "temperature": trainer.policy.current_temperature(last),
         "train_loss": {n: (None if np.isnan(v) else float(v)) for n, v in zip(names, train_loss)},
@@ -48,15 +50,11 @@ def eval_record(trainer: Trainer) -> dict[str, Any]:
 
 
 def weight_schedule(result: dict[str, Any]) -> dict[str, Any]:
-    """A run's weights over its validation points, in ``best_schedule.json``'s format, so
-    ``popmix run --weights-from`` can replay it (or train on its ``final_weights``)."""
+    """The weights a run trained on, step by step where they changed, in
+    ``best_schedule.json``'s format, so ``popmix run --weights-from`` can replay it (or train
+    on its ``final_weights``)."""
     names = result["domains"]
-    points, start = [], 0
-    for record in result["history"]:
-        w = [record["weights"][n] for n in names]
-        if not points or points[-1]["weights"] != w:
-            points.append({"step": start, "weights": w})
-        start = record["step"]
+    points = [dict(p) for p in result["schedule"]]
     return {
         "method": result["method"],
         "domains": names,
@@ -117,6 +115,9 @@ def run_training(
         "weights": per_domain(names, trainer.last_weights),
         # the mixture to transfer to a final run (DoGE: its time-averaged weights)
         "final_weights": per_domain(names, policy.final_weights(trainer.step)),
+        # the weights training used, a point whenever they changed
+        "schedule": trainer.weight_log,
+        "diagnostics": policy.diagnostics(),
         "steps": trainer.step,
         "train_steps": trainer.step,
         "tokens_seen": trainer.tokens_seen,

@@ -96,8 +96,9 @@ class Experiment:
         default_factory=lambda: {
             "temperature": {"temperature": 3.0},
             "cooldown": {"t_start": 5.0, "t_end": 1.0, "switch_frac": 0.5},
-            # mu = 1, not the paper's 0.01: see experiments/compare_brown16.yaml
-            "doge": {"mu": 1.0, "target": "others"},
+            # the policy's defaults, the official universal setting (target validation,
+            # mu 0.01), so popmix run --method doge and a search's doge trial are the same run
+            "doge": {},
             "aioli": {
                 "eta": 0.2,
                 "lp_rounds": 1,

@@ -3,7 +3,10 @@
 Ray's built-in mutation multiplies a value by 0.8 or 1.2 or resamples it; on a weight vector
 that leaves the simplex (and on a list it raises). popmix keeps vectors out of
 ``hyperparam_mutations`` and perturbs them here instead, in log space, renormalising every time,
-so every member's weights stay a probability vector with at least ``floor`` per domain. Scalars
+so every member's weights stay a probability vector with at least ``floor`` per domain. The floor
+is a projection (:func:`popmix.simplex.floor_project`): a vector that meets it is left alone, so
+an exploit without perturbation copies the donor's weights exactly and repeated exploits do not
+drift toward uniform. Scalars
 (temperature-schedule parameters) use Ray's mutation and are clipped back into their bounds here.
 
 All randomness comes from the explorer's own ``np.random.Generator``.
@@ -17,14 +20,8 @@ from typing import Any
 import numpy as np
 
 from popmix.policies import temperature_weights
+from popmix.simplex import floor_project
 from popmix.tune.config import SearchSpace, VectorSpec
-
-
-def floor_simplex(w: np.ndarray, floor: float) -> np.ndarray:
-    """Renormalise ``w`` and mix with uniform so that every entry is at least ``floor``."""
-    w = np.where(np.isfinite(w) & (w > 0), w, 0.0)
-    w = w / w.sum() if w.sum() > 0 else np.full(w.size, 1.0 / w.size)
-    return floor + (1.0 - floor * w.size) * w
 
 
 def as_dict(names: list[str], w: np.ndarray) -> dict[str, float]:
@@ -86,13 +83,13 @@ class Explorer:
     # -- explore ----------------------------------------------------------------------------
     def explore_vector(self, parent: np.ndarray, spec: VectorSpec) -> np.ndarray:
         k = parent.size
-        parent = floor_simplex(parent, spec.floor)
+        parent = floor_project(parent, spec.floor)
         if self.rng.random() < self.resample_probability:
             # A Dirichlet whose mean is the parent: a big jump that still remembers it.
             child = self.rng.dirichlet(spec.resample_concentration * k * parent)
         else:
             child = parent * np.exp(spec.sigma * self.rng.standard_normal(k))
-        return floor_simplex(child, spec.floor)
+        return floor_project(child, spec.floor)
 
     def __call__(self, config: dict[str, Any]) -> dict[str, Any]:
         """Explore a trial config ``{"spec": {...}}`` in place (Ray's custom_explore_fn)."""
@@ -101,7 +98,7 @@ class Explorer:
             if not isinstance(trial.get(key), dict):
                 continue
             w = as_vector(self.names, trial[key])
-            w = self.explore_vector(w, spec) if self.perturb else floor_simplex(w, spec.floor)
+            w = self.explore_vector(w, spec) if self.perturb else floor_project(w, spec.floor)
             trial[key] = as_dict(self.names, w)
         if self.space.temperature is not None:
             for key, (lo, hi) in self.space.temperature.bounds().items():
@@ -113,7 +110,7 @@ class Explorer:
     def _init_vector(self, spec: VectorSpec, member: int) -> np.ndarray:
         k = len(self.names)
         if spec.init == "dirichlet":
-            return floor_simplex(
+            return floor_project(
                 self.rng.dirichlet(np.full(k, spec.init_concentration)), spec.floor
             )
         if spec.init == "file":
@@ -124,7 +121,7 @@ class Explorer:
             start = self.sizes / self.sizes.sum()
         else:
             start = temperature_weights(self.sizes, spec.init_temperature)
-        start = floor_simplex(start, spec.floor)
+        start = floor_project(start, spec.floor)
         # Member 0 starts exactly at the named mixture; the others one explore step away.
         return start if member == 0 else self.explore_vector(start, spec)
 

@@ -108,21 +108,12 @@ class MixtureTrainable(tune.Trainable):
         self.schedule: list[dict[str, Any]] = []  # weights whenever they change, by step
         self.lineage: list[dict[str, Any]] = []  # exploits this member's state went through
 
-    def _record_schedule(self, start: int, stop: int) -> None:
-        policy = self.trainer.policy
-        for t in range(start, stop):
-            w = policy.weights(t)
-            lm = policy.loss_multipliers(t)
-            lw = None if lm is None else normalize(lm).tolist()
-            last = self.schedule[-1] if self.schedule else None
-            if last is None or last["weights"] != w.tolist() or last.get("loss_weights") != lw:
-                point = {"step": t, "weights": w.tolist(), "trial_id": self.trial_id}
-                if lw is not None:
-                    point["loss_weights"] = lw
-                temp = policy.current_temperature(t)
-                if temp is not None:
-                    point["temperature"] = temp
-                self.schedule.append(point)
+    def _record_schedule(self, start: int) -> None:
+        # The loop's own log of what it trained on, never a replay of policy.weights(): an
+        # adaptive policy's past weights cannot be recomputed (Aioli's, DoGE's).
+        for point in self.trainer.weight_log:
+            if point["step"] >= start:
+                self.schedule.append({**point, "trial_id": self.trial_id})
 
     def step(self) -> dict[str, Any]:
         trainer = self.trainer
@@ -131,7 +122,7 @@ class MixtureTrainable(tune.Trainable):
         t0 = time.perf_counter()
         trainer.train(self.settings["report_every"])
         t_train = time.perf_counter() - t0
-        self._record_schedule(start, trainer.step)
+        self._record_schedule(start)
         done = trainer.step >= trainer.cfg.steps
         try:
             rec = eval_record(trainer)
@@ -154,6 +145,7 @@ class MixtureTrainable(tune.Trainable):
             "val_worst_ppl": rec["val_worst_ppl"],
             "train_loss": {n: v for n, v in rec["train_loss"].items() if v is not None},
             "weight": rec["weights"],
+            "effective_domains": rec["effective_domains"],
             "lr": rec["lr"],
             "step": trainer.step,
             "timesteps_total": trainer.tokens_seen,  # TensorBoard's x-axis: tokens in lineage
@@ -167,6 +159,8 @@ class MixtureTrainable(tune.Trainable):
             metrics["loss_weight"] = per_domain(names, normalize(mult))
         if rec["temperature"] is not None:
             metrics["temperature"] = rec["temperature"]
+        if rec["diagnostics"]:
+            metrics["diagnostics"] = rec["diagnostics"]
         extra = trainer.extra_step_equivalents()
         if extra:
             metrics["extra_step_equivalents"] = extra

@@ -63,7 +63,10 @@ def test_bracket_cli_end_to_end(tmp_path, capsys):
     assert (out / "bracket_step4.png").is_file()
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
     validation = json.loads((out / "validation.json").read_text())
-    assert {r["eta"] for r in validation["summary"]} == {0.001, 0.1}
+    # one table per evaluated step, not only the last step's
+    assert [t["step"] for t in validation["steps"]] == [0, 4]
+    for table in validation["steps"]:
+        assert {r["eta"] for r in table["summary"]} == {0.001, 0.1}
     # the suggested two-phase schedule runs as a popmix run starting schedule
     rc = main(
         [

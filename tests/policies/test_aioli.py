@@ -97,9 +97,7 @@ def test_ema_weights_the_old_estimate_by_gamma():
     # Round 0: column decreases (1, 0)/(0, 1) -> A0; round 1: A1. Feed evals directly.
     def feed(r, a):
         base = r * 5
-        order = None
-        p.weights(base)
-        order = p._order
+        order = p.round_order(r)
         loss = np.array([10.0, 10.0])
         p.observe_eval(base, loss.copy())
         for q, j in enumerate(order):
@@ -114,6 +112,48 @@ def test_ema_weights_the_old_estimate_by_gamma():
     avg = 0.75 * n1 + 0.25 * n0
     e = np.exp(avg.sum(axis=0) - avg.sum(axis=0).max())
     np.testing.assert_allclose(p.mixture(), e / e.sum(), rtol=1e-10)
+
+
+def test_final_weights_are_the_mixture_even_inside_learnparams():
+    # the popmix run --method aioli defaults at 16 domains, a run that ends mid-perturbation
+    p = build_policy("aioli", np.ones(16), 300, {"lp_steps": 4, "update_steps": 250}, seed=0)
+    loss = np.full(16, 5.0)
+    for t in range(260):  # into the second round's LearnParams
+        if p.needs_eval(t):
+            p.observe_eval(t, loss.copy())
+        loss = loss - 0.01 * p.weights(t) * np.arange(1, 17) / 16
+    assert max(p.weights(259)) == pytest.approx(0.75)  # training is on a perturbation now
+    np.testing.assert_allclose(p.final_weights(260), p.mixture())
+    assert max(p.final_weights(260)) < 0.2
+
+
+def test_weights_of_past_steps_change_nothing():
+    """The issue's reproduction: report boundaries off round boundaries used to redraw the
+    LearnParams order and zero the gains measured so far."""
+    params = {"lp_steps": 2, "update_steps": 30, "one_hot_factor": 0.75}
+
+    def drive(replay: bool) -> tuple[list, np.ndarray]:
+        p = build_policy("aioli", np.ones(3), 1000, params, seed=3)
+        loss = np.full(3, 5.0)
+        used = []
+        for t in range(66):
+            if p.needs_eval(t):
+                p.observe_eval(t, loss.copy())
+            w = p.weights(t)
+            used.append(w)
+            loss = loss - 0.01 * A_TRUE @ w
+            if replay and t % 11 == 10:  # a report every 11 steps replays the past ones
+                for past in range(t + 1):
+                    p.weights(past)
+        return used, p.state_dict()
+
+    plain, plain_state = drive(False)
+    replayed, replayed_state = drive(True)
+    np.testing.assert_array_equal(np.array(plain), np.array(replayed))
+    assert plain_state == replayed_state
+    # and a perturbation step asked again gives the same one-hot
+    p = build_policy("aioli", np.ones(3), 1000, params, seed=3)
+    assert [p.weights(t).argmax() for t in range(0, 6, 2)] == p.round_order(0)
 
 
 def test_restricted_prior_stage_then_rounds():

@@ -54,8 +54,14 @@ def signals(step: int, rng: np.random.Generator, k: int = len(SIZES)) -> DomainS
     )
 
 
-def trajectory(policy, start: int, stop: int, seed: int = 7) -> np.ndarray:
-    """Drive a policy like the loop does: evaluations it asks for, weights, then update."""
+def trajectory(
+    policy, start: int, stop: int, seed: int = 7, replay_every: int = 0
+) -> np.ndarray:
+    """Drive a policy like the loop does: evaluations it asks for, weights, then update.
+
+    With ``replay_every`` > 0, every so many steps also ask for the weights of every past step
+    (and the loss multipliers and temperature), as a reporter replaying the schedule would.
+    """
     rng = np.random.default_rng(seed + start)
     out = []
     for step in range(start, stop):
@@ -63,6 +69,12 @@ def trajectory(policy, start: int, stop: int, seed: int = 7) -> np.ndarray:
             policy.observe_eval(step, rng.uniform(1.0, 3.0, size=policy.n_domains))
         out.append(policy.weights(step))
         policy.update(signals(step, rng, policy.n_domains))
+        if replay_every and step % replay_every == replay_every - 1:
+            for past in range(step + 2):
+                policy.weights(past)
+                policy.loss_multipliers(past)
+                policy.current_temperature(past)
+                policy.final_weights(past)
     return np.array(out)
 
 
@@ -87,6 +99,16 @@ def test_adaptive_policies_actually_move(name):
     traj = trajectory(make(name), 0, TOTAL)
     if name in ("doge", "aioli", "cooldown", "schedule"):
         assert not np.allclose(traj[0], traj[-1])
+
+
+@pytest.mark.parametrize("replay_every", [1, 7, 11])
+def test_asking_for_past_weights_changes_nothing_that_follows(name, replay_every):
+    plain = make(name, seed=2)
+    replayed = make(name, seed=2)
+    np.testing.assert_array_equal(
+        trajectory(plain, 0, TOTAL), trajectory(replayed, 0, TOTAL, replay_every=replay_every)
+    )
+    assert pickle.dumps(plain.state_dict()) == pickle.dumps(replayed.state_dict())
 
 
 def test_same_seed_same_trajectory(name):

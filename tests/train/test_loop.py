@@ -195,3 +195,28 @@ def test_synthetic_loss_falls_toward_its_known_floor():
     assert np.all(excess_start > 2.0)  # an untrained byte model is far from the floor
     assert np.all(excess_end < 0.15 * excess_start), (excess_start, excess_end)
     assert np.all(excess_end > -0.05)  # nothing beats the entropy rate (up to sampling noise)
+
+
+@pytest.mark.parametrize(
+    "method,params",
+    [
+        ("aioli", {"lp_rounds": 1, "lp_steps": 2, "update_steps": 10, "eval_windows": 2}),
+        ("doge", {"mu": 0.01}),
+        ("cooldown", {"t_start": 5.0, "t_end": 1.0, "switch_frac": 0.5}),
+    ],
+)
+def test_weight_log_is_what_each_step_trained_on(tiny_domains, method, params):
+    cfg = TrainConfig(steps=23, batch_size=8, eval_windows=2, test_windows=2, threads=1)
+    policy = build_policy(method, tiny_domains.sizes, cfg.steps, params)
+    trainer = Trainer(tiny_domains, policy, ModelConfig(1, 2, 16, 16), cfg)
+    used = []
+    while trainer.step < cfg.steps:
+        trainer.train(1)
+        used.append(trainer.last_weights.tolist())
+    log = trainer.weight_log
+    assert log[0]["step"] == 0
+    for t, w in enumerate(used):
+        point = [p for p in log if p["step"] <= t][-1]
+        assert point["weights"] == w, f"step {t}"
+    if method == "cooldown":
+        assert {p["temperature"] for p in log} == {5.0, 1.0}

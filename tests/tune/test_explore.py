@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from popmix.simplex import floor_project
 from popmix.tune.config import SearchSpace, TemperatureSpec, VectorSpec
-from popmix.tune.explore import Explorer, as_vector, floor_simplex
+from popmix.tune.explore import Explorer, as_vector
 
 NAMES = [f"d{i}" for i in range(16)]
 SIZES = np.geomspace(1e6, 1e4, 16)
@@ -49,7 +50,7 @@ def test_scalars_are_clipped_into_bounds():
 def test_resample_is_centred_on_parent():
     spec = VectorSpec(resample_concentration=5.0, floor=0.0)
     ex = make(resample_concentration=5.0, floor=0.0)
-    parent = floor_simplex(np.linspace(1, 16, 16), 0.0)
+    parent = floor_project(np.linspace(1, 16, 16), 0.0)
     ex.resample_probability = 1.0
     draws = np.array([ex.explore_vector(parent, spec) for _ in range(4000)])
     np.testing.assert_allclose(draws.mean(0), parent, atol=0.01)
@@ -78,7 +79,7 @@ def test_initial_population_is_seeded_and_starts_at_the_named_mixture():
     ex = make(seed=3, init="temperature", init_temperature=2.0)
     first, second = ex.initial_config(0), ex.initial_config(1)
     p = SIZES**0.5 / (SIZES**0.5).sum()
-    np.testing.assert_allclose(as_vector(NAMES, first["sample_weights"]), floor_simplex(p, 1e-3))
+    np.testing.assert_allclose(as_vector(NAMES, first["sample_weights"]), floor_project(p, 1e-3))
     assert first["sample_weights"] != second["sample_weights"]
     assert a[0] == first
     other = make(seed=4, init="temperature", init_temperature=2.0)
@@ -109,3 +110,32 @@ def test_init_from_a_weights_file(tmp_path):
     path.write_text(json.dumps({"domains": NAMES[:3], "final_weights": [1, 1, 1]}))
     with pytest.raises(ConfigError, match="domains differ"):
         make(init="file", init_file=str(path)).initial_config(0)
+
+
+def test_floor_projection_hand_computed():
+    # meets the floor: unchanged, bit for bit
+    w = np.array([0.5, 0.3, 0.2])
+    assert floor_project(w, 0.1) is not None and np.array_equal(floor_project(w, 0.1), w)
+    # below it: raise the low entry to the floor, lower the others by one common amount
+    # [0.7, 0.28, 0.02], floor 0.05: the 0.03 missing is taken equally from the two others
+    np.testing.assert_allclose(floor_project([0.7, 0.28, 0.02], 0.05), [0.685, 0.265, 0.05])
+    # a large entry stays the largest and is not shrunk toward uniform beyond the need
+    np.testing.assert_allclose(floor_project([1.0, 0.0, 0.0, 0.0], 0.1), [0.7, 0.1, 0.1, 0.1])
+
+
+@pytest.mark.parametrize("k", [16, 64, 256])
+def test_exploit_without_perturbation_copies_the_donor_exactly(k):
+    """Ray's PBT explore with popmix's explorer, perturbation off: the child is the donor."""
+    from ray.tune.schedulers.pbt import _explore
+
+    names = [f"d{i}" for i in range(k)]
+    spec = VectorSpec(sigma=0.0, floor=1e-3, init="dirichlet")
+    space = SearchSpace(sample_weights=spec)
+    ex = Explorer(space, names, np.ones(k), seed=1, perturb=True, resample_probability=0.0)
+    donor = {"spec": {"member": 0, "sample_weights": ex.initial_config(0)["sample_weights"]}}
+    w0 = as_vector(names, donor["spec"]["sample_weights"])
+    assert w0.max() > 2 / k  # far from uniform
+    config = donor
+    for _ in range(10):  # ten exploits in a row
+        config, _ = _explore(config, {}, 0.0, (1.2, 0.8), ex)
+    np.testing.assert_array_equal(as_vector(names, config["spec"]["sample_weights"]), w0)
