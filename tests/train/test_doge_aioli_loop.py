@@ -125,3 +125,31 @@ def test_aioli_restore_continues_exactly(tiny_domains, tmp_path):
     np.testing.assert_array_equal(a.policy.mixture(), c.policy.mixture())
     for x, y in zip(a.model.parameters(), c.model.parameters()):
         assert torch.equal(x, y)
+
+
+def test_doge_clips_the_target_gradient_too(tiny_domains):
+    clip = 1e-3
+    t = trainer(tiny_domains, "doge", {"grad_clip": clip, "target": "validation"})
+    captured = {}
+    update, target_gradient = t.policy.update, t._target_gradient
+    t.policy.update = lambda s: (captured.setdefault("s", s), update(s))
+    t._target_gradient = lambda *a: captured.setdefault("g", target_gradient(*a))
+    t.train_step()
+    g_norm = float(torch.sqrt(sum((g.double() ** 2).sum() for g in captured["g"])))
+    assert g_norm > 10 * clip  # unclipped, the dot products would be this much larger
+    s = captured["s"]
+    norms = np.sqrt(np.diag(s.grad_dots))
+    # Cauchy-Schwarz with both sides clipped to norm `clip`
+    assert np.all(np.abs(s.target_dots) <= norms * clip * (1 + 1e-3))
+    assert np.abs(s.target_dots).max() > 0.05 * clip**2  # and not trivially zero
+
+
+def test_doge_ood_target_is_never_trained_on(tiny_domains):
+    t = trainer(tiny_domains, "doge", {"mu": 0.01, "target": "domain:d2"})
+    seen = []
+    draw = t.sampler.counts
+    t.sampler.counts = lambda w: seen.append(draw(w)) or seen[-1]
+    t.train(6)
+    assert all(c[2] == 0 and c.sum() == 8 for c in seen)
+    assert all(p["weights"][2] == 0.0 for p in t.weight_log)
+    assert t.policy.final_weights(6)[2] == 0.0
