@@ -41,6 +41,10 @@ def _row(rec: dict[str, Any]) -> dict[str, Any]:
         "train_steps": rec.get("train_steps"),
         # evaluations and held-out gradients a method needs beyond its training steps
         "extra_step_equivalents": m.get("extra_step_equivalents", 0.0),
+        # exp of the entropy of the final weights in effect, and the method's own scalars
+        # (DoGE: the shares of its scores cut by the clip)
+        "effective_domains": m.get("effective_domains"),
+        "diagnostics": m.get("diagnostics") or {},
         "train_time_s": rec.get("train_time_s"),
         "wall_time_s": rec.get("wall_time_s"),
         "params": rec.get("params", {}),
@@ -71,7 +75,12 @@ def summarize(records: list[dict[str, Any]], population_method: str) -> dict[str
             best = min(done, key=lambda r: r["metrics"]["objective"])
             row = _row(best)
         else:
-            row = {**_row(group[0]), "status": "failed", "mean_test_ppl": None}
+            stopped = any(r["status"] == "interrupted" for r in group)
+            row = {
+                **_row(group[0]),
+                "status": "interrupted" if stopped else "failed",
+                "mean_test_ppl": None,
+            }
         row["method"] = population_method
         row["members"] = len(group)
         row["members_finished"] = len(done)
@@ -81,7 +90,7 @@ def summarize(records: list[dict[str, Any]], population_method: str) -> dict[str
     for rec in records:
         if rec.get("member", -1) < 0:
             rows.append(_row(rec))
-    rows.sort(key=lambda r: (r["seed"], r["method"] != population_method, r["method"]))
+    rows.sort(key=lambda r: (r["seed"], r["method"] != population_method, str(r["method"])))
 
     finished = [r for r in members if _finished(r)]
     best_member = min(finished, key=lambda r: r["metrics"]["objective"]) if finished else None

@@ -14,13 +14,18 @@ and under ``--out`` (default: the experiment folder): ``summary.json``, ``best_s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
 import random
+import signal
 import socket
+import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -123,14 +128,118 @@ def trials_per_seed(exp: Experiment) -> int:
     return (exp.search.population if exp.runs_population() else 0) + len(exp.baseline_methods())
 
 
+def _alive_nodes() -> list[dict[str, float]]:
+    """Total resources of each alive node (not what is free now: a trial may wait for those)."""
+    import ray
+
+    return [dict(n.get("Resources", {})) for n in ray.nodes() if n.get("Alive")]
+
+
 def resolve_cpus(exp: Experiment) -> float:
-    """CPUs per trial; ``auto`` splits the cluster's CPUs so every trial of a seed runs at once."""
+    """CPUs per trial; ``auto`` splits the cluster's CPUs so every trial of a seed runs at once.
+
+    A trial runs on one node, so ``auto`` never asks for more than the largest node has.
+    """
     if exp.resources.cpus_per_trial != "auto":
         return float(exp.resources.cpus_per_trial)
     import ray
 
     total = ray.cluster_resources().get("CPU", 1.0)
-    return max(0.01, round(total / trials_per_seed(exp), 2))
+    largest = max((n.get("CPU", 0.0) for n in _alive_nodes()), default=total)
+    return max(0.01, min(largest, round(total / trials_per_seed(exp), 2)))
+
+
+def _autoscaler_node_types() -> dict[str, dict[str, float]] | None:
+    """Per-node resources of each node type the autoscaler can still add.
+
+    ``{}`` when the cluster autoscales but does not publish its node types (the cluster
+    launcher's bootstrap file, the sign Tune itself uses); ``None`` when it does not autoscale,
+    or when that cannot be told (then a trial that fits no node fails rather than waits).
+    """
+    import ray._private.state
+    from ray.tune.execution.cluster_info import _is_ray_cluster
+
+    try:
+        # Written to the GCS by autoscaler v2 and KubeRay; Ray Train and Data read it the same way.
+        config = ray._private.state.state.get_cluster_config()
+    except Exception:
+        config = None
+    if config is not None and config.node_group_configs:
+        types = {}
+        for group in config.node_group_configs:
+            can_add = group.max_count == -1 or group.max_count > group.min_count
+            if group.resources and can_add:
+                types[group.name or "?"] = {k: float(v) for k, v in group.resources.items()}
+        return types
+    return {} if _is_ray_cluster() else None
+
+
+def _fits(request: dict[str, float], node: dict[str, float]) -> bool:
+    return all(node.get(k, 0.0) >= v for k, v in request.items() if v > 0)
+
+
+def _describe(res: dict[str, float], keys: tuple[str, ...]) -> str:
+    parts = []
+    for k in keys:
+        v = float(res.get(k, 0.0))
+        if k == "memory":
+            parts.append(f"{v / 2**30:.1f} GiB memory")
+        else:
+            parts.append(f"{v:g} {k}{'s' if k in ('CPU', 'GPU') and v != 1 else ''}")
+    return ", ".join(parts)
+
+
+def check_trial_fits(
+    request: dict[str, float],
+    nodes: list[dict[str, float]],
+    node_types: dict[str, dict[str, float]] | None,
+    where: str = "the experiment file",
+) -> str | None:
+    """Fail fast when no node can ever hold one trial (Tune would wait for it forever).
+
+    Args:
+        request: what one trial asks for, in Ray's resource names (``CPU``, ``GPU``, ``memory``).
+        nodes: the total resources of every alive node.
+        node_types: what the autoscaler can add (see ``_autoscaler_node_types``).
+        where: where the user sets ``resources:``, for the message.
+
+    Returns:
+        None when a node can hold a trial now; otherwise, on an autoscaling cluster that can (or
+        may) add such a node, the line to tell the user that the search waits for nodes.
+
+    Raises:
+        ConfigError: no node can hold a trial and none can be added.
+    """
+    if any(_fits(request, n) for n in nodes):
+        return None
+    keys = tuple(k for k in ("CPU", "GPU", "memory") if k in request) + tuple(
+        k for k in request if k not in ("CPU", "GPU", "memory")
+    )
+    asked = _describe(request, keys)
+    shapes: dict[str, int] = {}
+    for n in nodes:
+        shapes[_describe(n, keys)] = shapes.get(_describe(n, keys), 0) + 1
+    have = "; ".join(f"{c} with {d}" for d, c in shapes.items()) or "none alive"
+    if node_types is not None:
+        addable = [name for name, res in node_types.items() if _fits(request, res)]
+        if addable or not node_types:
+            to_add = f" of type {', '.join(addable)}" if addable else " that can hold one"
+            return (
+                f"popmix search: no node can hold a trial yet ({asked}; nodes: {have}); waiting "
+                f"for the autoscaler to add a node{to_add}"
+            )
+    hints = []
+    for k, flag in (("CPU", "--cpus-per-trial"), ("GPU", "--gpus-per-trial")):
+        most = max((n.get(k, 0.0) for n in nodes), default=0.0)
+        if request.get(k, 0.0) > most:
+            hints.append(f"{flag} {most:g}" if most > 0 or k == "GPU" else flag)
+    fix = " ".join(hints) if hints else "--cpus-per-trial/--gpus-per-trial"
+    types = "; ".join(f"{t} with {_describe(r, keys)}" for t, r in (node_types or {}).items())
+    raise ConfigError(
+        f"each trial asks for {asked}, but no node of the Ray cluster can hold that (nodes: "
+        f"{have}{'; the autoscaler can add only ' + types if types else ''}); change "
+        f"resources: in {where} or pass {fix}"
+    )
 
 
 def _settings(exp: Experiment, space: SearchSpace, cpus: float) -> dict[str, Any]:
@@ -245,6 +354,12 @@ class StepLedger:
             def __init__(self) -> None:
                 self.steps: dict[str, int] = {}
                 self.train_time: dict[str, float] = {}
+                # trial path -> (trial_id, config): a trial stopped before its first report
+                # has neither in its Result
+                self.trials: dict[str, tuple[str, dict[str, Any]]] = {}
+
+            def on_experiment_end(self, trials, **info):
+                self.trials = {t.path: (t.trial_id, t.config) for t in trials}
 
             def on_trial_result(self, iteration, trials, trial, result, **info):
                 tid = trial.trial_id
@@ -255,14 +370,18 @@ class StepLedger:
         return _Ledger()
 
 
-def _records(grid: Any, population_method: str, ledger: Any) -> list[dict[str, Any]]:
+def _records(
+    grid: Any, population_method: str, ledger: Any, interrupted: bool = False
+) -> list[dict[str, Any]]:
     """Plain per-trial records from a ResultGrid (what reporting/summary.py consumes)."""
     records = []
     for result in grid:
-        cfg = (result.config or {}).get("spec", {})
+        known_id, known_config = ledger.trials.get(result.path, (None, {}))
+        cfg = (result.config or known_config or {}).get("spec", {})
         metrics = dict(result.metrics or {})
-        train_steps = ledger.steps.get(metrics.get("trial_id", ""))
-        train_time = ledger.train_time.get(metrics.get("trial_id", ""))
+        trial_id = metrics.get("trial_id") or known_id or result.path
+        train_steps = ledger.steps.get(trial_id)
+        train_time = ledger.train_time.get(trial_id)
         schedule = None
         if result.checkpoint is not None:
             with result.checkpoint.as_directory() as d:
@@ -276,12 +395,12 @@ def _records(grid: Any, population_method: str, ledger: Any) -> list[dict[str, A
         elif "test_mean_ppl" in metrics:
             status = "ok"
         else:
-            status = "incomplete"
+            status = "interrupted" if interrupted else "incomplete"
         member = int(cfg.get("member", -1))
         params = {k: cfg[k] for k in CONFIG_KEYS if cfg.get(k) is not None}
         records.append(
             {
-                "trial_id": metrics.get("trial_id") or getattr(result, "path", ""),
+                "trial_id": trial_id,
                 "method": population_method if member >= 0 else cfg.get("method"),
                 "seed": int(cfg.get("seed", 0)),
                 "member": member,
@@ -306,6 +425,7 @@ def _write_outputs(
     exp_dir: Path,
     out: Path,
     wall: float,
+    interrupted: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """summary.json, best_schedule.json, lineage.json and <method>_weights-seed<S>.json."""
     from popmix.reporting.summary import best_schedule, summarize
@@ -327,6 +447,8 @@ def _write_outputs(
         objective=exp.search.objective,
         steps_per_model=exp.train.steps,
         wall_time_s=wall,
+        # Ctrl-C: the rows of seeds that had not started are missing
+        interrupted=interrupted,
         experiment_dir=str(exp_dir),
         tensorboard=f"tensorboard --logdir {exp_dir}",
     )
@@ -398,9 +520,7 @@ def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> dict
     exp_dir = Path(opts.storage).resolve() / name if "://" not in opts.storage else None
     if exp_dir is None:
         raise ConfigError("cloud --storage URIs are not supported yet; give a shared folder")
-    exp_dir.mkdir(parents=True, exist_ok=True)
     out = Path(opts.out).resolve() if opts.out else exp_dir
-    out.mkdir(parents=True, exist_ok=True)
 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     # popmix writes TensorBoard itself (per-domain groups, HParams); CSV/JSON are added back.
@@ -411,8 +531,27 @@ def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> dict
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     started = start_ray(opts)
-    # A restored trial's JSON/CSV logger looks for files it never wrote remotely; harmless.
+    try:
+        cpus = resolve_cpus(exp)
+        request = {"CPU": cpus, "GPU": float(exp.resources.gpus_per_trial)}
+        nodes = _alive_nodes()
+        waiting = None
+        if not any(_fits(request, n) for n in nodes):
+            waiting = check_trial_fits(
+                request, nodes, _autoscaler_node_types(), exp.source or "the experiment file"
+            )
+    except BaseException:
+        if started:
+            import ray
+
+            ray.shutdown()
+        raise
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    # A restored trial's JSON/CSV logger looks for files it never wrote remotely, and a trial
+    # stopped by Ctrl-C before its first report has no results to read; both harmless.
     logging.getLogger("ray.tune.logger").setLevel(logging.ERROR)
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
 
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
@@ -421,8 +560,7 @@ def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> dict
     from popmix.reporting.tensorboard import TensorBoardLogger
     from popmix.tune.trainable import MixtureTrainable
 
-    say = (lambda *a: None) if opts.quiet else print
-    cpus = resolve_cpus(exp)
+    say = (lambda *a, **k: None) if opts.quiet else print
     settings = _settings(exp, space, cpus)
     trainable = tune.with_resources(
         tune.with_parameters(MixtureTrainable, domains=domains, settings=settings),
@@ -435,61 +573,78 @@ def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> dict
         f"seeds {list(exp.seeds)}"
     )
     say(f"  experiment folder: {exp_dir}")
+    if waiting:
+        print(waiting, file=sys.stderr, flush=True)
 
     # Ray's PBT draws donors and resamples from Python's global generator; seed it so a search
     # is as repeatable as Ray allows (popmix's own draws use explicit generators).
     random.seed(exp.search.seed)
     start = time.time()
     records: list[dict[str, Any]] = []
-    try:
-        for seed in exp.seeds:
-            progress = (
-                None if opts.quiet else ProgressPrinter(exp.population_method, exp.train.steps)
-            )
-            ledger = StepLedger()
-            scheduler, searcher, param_space, num_samples = _scheduler_and_space(
-                exp, space, domains, seed, exp_dir, progress
-            )
-            tuner = tune.Tuner(
-                trainable,
-                param_space=param_space,
-                tune_config=tune.TuneConfig(
-                    metric="objective",
-                    mode="min",
-                    scheduler=scheduler,
-                    search_alg=searcher,
-                    num_samples=num_samples,
-                    reuse_actors=True,
-                    trial_name_creator=_trial_name,
-                    trial_dirname_creator=_trial_name,
-                ),
-                run_config=tune.RunConfig(
-                    name=f"seed{seed}",
-                    storage_path=str(exp_dir),
-                    verbose=0,
-                    callbacks=[
-                        CSVLoggerCallback(),
-                        JsonLoggerCallback(),
-                        TensorBoardLogger(
-                            exp_dir / "tensorboard" / f"seed{seed}", exp.population_method
+    with _catch_sigint() as interrupted:
+        try:
+            for i, seed in enumerate(exp.seeds):
+                if interrupted.is_set():
+                    break
+                if len(exp.seeds) > 1:
+                    say(f"  seed {seed} ({i + 1} of {len(exp.seeds)})", flush=True)
+                progress = (
+                    None
+                    if opts.quiet
+                    else ProgressPrinter(exp.population_method, exp.train.steps)
+                )
+                ledger = StepLedger()
+                scheduler, searcher, param_space, num_samples = _scheduler_and_space(
+                    exp, space, domains, seed, exp_dir, progress
+                )
+                tuner = tune.Tuner(
+                    trainable,
+                    param_space=param_space,
+                    tune_config=tune.TuneConfig(
+                        metric="objective",
+                        mode="min",
+                        scheduler=scheduler,
+                        search_alg=searcher,
+                        num_samples=num_samples,
+                        reuse_actors=True,
+                        trial_name_creator=_trial_name,
+                        trial_dirname_creator=_trial_name,
+                    ),
+                    run_config=tune.RunConfig(
+                        name=f"seed{seed}",
+                        storage_path=str(exp_dir),
+                        verbose=0,
+                        stop=_StopOnInterrupt(interrupted),
+                        callbacks=[
+                            CSVLoggerCallback(),
+                            JsonLoggerCallback(),
+                            TensorBoardLogger(
+                                exp_dir / "tensorboard" / f"seed{seed}", exp.population_method
+                            ),
+                            ledger,
+                            *([progress] if progress else []),
+                        ],
+                        checkpoint_config=tune.CheckpointConfig(
+                            num_to_keep=4, checkpoint_at_end=True
                         ),
-                        ledger,
-                        *([progress] if progress else []),
-                    ],
-                    checkpoint_config=tune.CheckpointConfig(num_to_keep=4, checkpoint_at_end=True),
-                    failure_config=tune.FailureConfig(max_failures=0),
-                    sync_config=tune.SyncConfig(sync_period=10),
-                ),
+                        failure_config=tune.FailureConfig(max_failures=0),
+                        sync_config=tune.SyncConfig(sync_period=10),
+                    ),
+                )
+                grid = tuner.fit()
+                records += _records(
+                    grid, exp.population_method, ledger, interrupted=interrupted.is_set()
+                )
+        finally:
+            # Whatever finished is written, even after an interrupt or an error.
+            wall = time.time() - start
+            summary, best = _write_outputs(
+                records, exp, domains, exp_dir, out, wall, interrupted=interrupted.is_set()
             )
-            records += _records(tuner.fit(), exp.population_method, ledger)
-    finally:
-        # Whatever finished is written, even after an interrupt or an error.
-        wall = time.time() - start
-        summary, best = _write_outputs(records, exp, domains, exp_dir, out, wall)
-        if started:
-            import ray
+            if started:
+                import ray
 
-            ray.shutdown()
+                ray.shutdown()
     if records:
         say("")
         print(format_table(summary))
@@ -498,7 +653,80 @@ def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> dict
             + (f", {out / 'best_schedule.json'}" if best else "")
         )
         say(f"compare every trial: tensorboard --logdir {exp_dir}")
+    if interrupted.is_set():
+        raise KeyboardInterrupt(f"wrote what finished to {out / 'summary.json'}")
     return summary
+
+
+class _Interrupted:
+    """Set by the first Ctrl-C of a search (a ``threading.Event`` with a printed note)."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    # Tune pickles the stopper into tuner.pkl; a restored copy starts uninterrupted.
+    def __getstate__(self) -> dict[str, Any]:
+        return {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._event = threading.Event()
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        if self._event.is_set():
+            raise KeyboardInterrupt  # the second Ctrl-C: stop at once
+        self._event.set()
+        print(
+            "popmix search: interrupted; stopping all trials and writing what finished "
+            "(Ctrl-C again to quit at once)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+@contextlib.contextmanager
+def _catch_sigint() -> Iterator[_Interrupted]:
+    """Make Ctrl-C end the whole search, not only the running seed's Tuner.
+
+    Tune's own SIGINT handler ends one ``Tuner.fit()`` and lets the caller go on (the next
+    seed's Tuner would start); popmix takes SIGINT for the whole search and stops each Tuner
+    through ``_StopOnInterrupt`` instead.
+    """
+    flag = _Interrupted()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag  # signal handlers can only be set from the main thread
+        return
+    previous_env = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    previous = signal.signal(signal.SIGINT, flag)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if previous_env is None:
+            os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
+        else:
+            os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = previous_env
+
+
+class _StopOnInterrupt:
+    """A Tune stopper that ends every trial of the Tuner once the search is interrupted."""
+
+    def __new__(cls, flag: _Interrupted) -> Any:
+        from ray.tune import Stopper
+
+        class _Stop(Stopper):
+            def __call__(self, trial_id: str, result: dict) -> bool:
+                return False
+
+            def stop_all(self) -> bool:
+                # Tune asks after every event it handles (at least every 0.1 s), not only on
+                # results, so trials stop within one training interval.
+                return flag.is_set()
+
+        return _Stop()
 
 
 __all__ = ["SearchOptions", "run_search"]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -89,3 +92,67 @@ def test_bad_search_input_is_one_line_exit_2(args, needle, tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert needle in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_ctrl_c_stops_the_whole_search_and_writes_what_finished(tmp_path):
+    """Ctrl-C (SIGINT to the process group, as a terminal sends it) during the second of three
+    seeds: no third seed starts, the first seed's results are written, exit code 130."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "popmix.cli",
+            "search",
+            "--experiment",
+            str(ROOT / "experiments" / "smoke.yaml"),
+            "--seeds",
+            "3",
+            "--steps",
+            "36",  # seed 1 still has 5 reports to go when the first one arrives
+            "--cpus",
+            "2",
+            "--cpus-per-trial",
+            "1",
+            "--storage",
+            str(tmp_path),
+            "--name",
+            "int",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        start_new_session=True,
+    )
+    out, sent_at = [], None
+    try:
+        in_seed_1 = False
+        for line in proc.stdout:
+            out.append(line)
+            in_seed_1 = in_seed_1 or "seed 1 (2 of 3)" in line
+            if in_seed_1 and " step " in line:  # a trial of seed 1 is training
+                sent_at = time.monotonic()
+                os.killpg(proc.pid, signal.SIGINT)
+                break
+        rest, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    out_text = "".join(out) + rest
+    assert sent_at is not None, out_text + err
+    assert proc.returncode == 130, out_text + err
+    assert time.monotonic() - sent_at < 60
+    assert "seed 2 (3 of 3)" not in out_text
+    assert err.strip().splitlines()[-1] == (
+        f"popmix search: interrupted; wrote what finished to {tmp_path / 'int' / 'summary.json'}"
+    )
+    assert "Traceback" not in err
+    summary = json.loads((tmp_path / "int" / "summary.json").read_text())
+    assert summary["interrupted"] is True
+    by_seed = {}
+    for r in summary["rows"]:
+        by_seed.setdefault(r["seed"], {})[r["method"]] = r["status"]
+    assert by_seed[0] == {"pbt": "ok", "stratified": "ok", "temperature": "ok"}
+    assert set(by_seed) == {0, 1} and "interrupted" in by_seed[1].values()
+    assert (tmp_path / "int" / "best_schedule.json").is_file()
+    assert "mean test ppl" in out_text  # the table of what finished

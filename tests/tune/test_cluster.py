@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,133 @@ def test_search_on_a_two_node_cluster(tmp_path):
     trial_dirs = list((tmp_path / "multi" / "seed0").glob("*_*"))
     assert len([d for d in trial_dirs if d.is_dir()]) == 4
     assert all(r["status"] == "ok" for r in result["rows"])
+
+
+# ------------------------------------------------------------------------------------------------
+# A trial that no node can hold fails before any trial starts.
+
+GIB = 2.0**30
+CPU_NODE = {"CPU": 8.0, "memory": 16 * GIB}
+GPU_NODE = {"CPU": 1.0, "GPU": 4.0, "memory": 8 * GIB}
+
+
+def test_a_trial_must_fit_on_one_node_not_only_in_the_cluster_total():
+    from popmix.tune.config import ConfigError
+    from popmix.tune.search import check_trial_fits
+
+    assert check_trial_fits({"CPU": 1.0, "GPU": 1.0}, [CPU_NODE, GPU_NODE], None) is None
+    # 9 CPUs and 4 GPUs in all, but no node has 2 CPUs and a GPU
+    with pytest.raises(ConfigError) as e:
+        check_trial_fits({"CPU": 2.0, "GPU": 1.0}, [CPU_NODE, GPU_NODE], None, "exp.yaml")
+    msg = str(e.value)
+    assert "each trial asks for 2 CPUs, 1 GPU" in msg
+    assert "1 with 8 CPUs, 0 GPUs" in msg and "1 with 1 CPU, 4 GPUs" in msg
+    assert "change resources: in exp.yaml or pass --cpus-per-trial/--gpus-per-trial" in msg
+    with pytest.raises(ConfigError, match=r"32.0 GiB memory.*nodes: 1 with 16.0 GiB memory"):
+        check_trial_fits({"memory": 32 * GIB}, [CPU_NODE], None)
+    with pytest.raises(ConfigError, match="pass --cpus-per-trial 8 --gpus-per-trial 0$"):
+        check_trial_fits({"CPU": 12.0, "GPU": 0.5}, [CPU_NODE, CPU_NODE], None)
+
+
+def test_an_autoscaling_cluster_waits_for_a_node_that_can_hold_a_trial():
+    from popmix.tune.config import ConfigError
+    from popmix.tune.search import check_trial_fits
+
+    request = {"CPU": 2.0, "GPU": 0.25}
+    note = check_trial_fits(
+        request, [CPU_NODE], {"cpu": CPU_NODE, "gpu-worker": GPU_NODE | {"CPU": 4.0}}
+    )
+    assert note and "waiting for the autoscaler to add a node of type gpu-worker" in note
+    # the cluster autoscales but does not say its node types: wait
+    note = check_trial_fits(request, [CPU_NODE], {})
+    assert note and "waiting for the autoscaler" in note
+    # none of the node types it can add holds a trial: fail
+    with pytest.raises(ConfigError, match="the autoscaler can add only cpu with 8 CPUs, 0 GPUs"):
+        check_trial_fits(request, [CPU_NODE], {"cpu": CPU_NODE})
+
+
+def test_autoscaler_node_types_are_read_from_the_cluster(ray_session):
+    """The autoscaler (v2, KubeRay) publishes its node types in the GCS; popmix reads them."""
+    from ray._raylet import GCS_AUTOSCALER_CLUSTER_CONFIG_KEY, GCS_AUTOSCALER_STATE_NAMESPACE
+    from ray.core.generated import autoscaler_pb2
+    from ray.experimental.internal_kv import _internal_kv_del, _internal_kv_put
+
+    from popmix.tune.search import _autoscaler_node_types
+
+    assert _autoscaler_node_types() is None  # a local Ray does not autoscale
+    config = autoscaler_pb2.ClusterConfig()
+    gpu = config.node_group_configs.add(name="gpu-worker", min_count=0, max_count=4)
+    gpu.resources.update({"CPU": 8, "GPU": 1})
+    full = config.node_group_configs.add(name="fixed", min_count=2, max_count=2)
+    full.resources.update({"CPU": 64})
+    key, ns = GCS_AUTOSCALER_CLUSTER_CONFIG_KEY, GCS_AUTOSCALER_STATE_NAMESPACE
+    _internal_kv_put(key, config.SerializeToString(), namespace=ns)
+    try:
+        assert _autoscaler_node_types() == {"gpu-worker": {"CPU": 8.0, "GPU": 1.0}}
+    finally:
+        _internal_kv_del(key, namespace=ns)
+
+
+def test_a_gpu_trial_on_a_cpu_only_local_ray_fails_in_seconds(ray_session, tmp_path, capsys):
+    from popmix.cli import main
+
+    if ray_session.cluster_resources().get("GPU"):
+        pytest.skip("this machine's Ray has GPUs")
+    start = time.monotonic()
+    rc = main(
+        [
+            "search",
+            "--experiment",
+            str(ROOT / "experiments" / "smoke.yaml"),
+            "--gpus-per-trial",
+            "1",
+            "--storage",
+            str(tmp_path),
+            "--name",
+            "gpu",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert rc == 2 and time.monotonic() - start < 20
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("popmix search: error: each trial asks for 0.5 CPUs, 1 GPU, but no node")
+    assert "(nodes: 1 with 2 CPUs, 0 GPUs)" in err
+    assert err.rstrip().endswith(
+        f"in {ROOT / 'experiments' / 'smoke.yaml'} or pass --gpus-per-trial 0"
+    )
+    assert not (tmp_path / "gpu").exists()  # nothing started, nothing written
+
+
+@pytest.mark.slow
+def test_the_gpu_cluster_experiment_fails_fast_from_the_shell(tmp_path):
+    """The issue's case as a user types it: it used to wait forever on a CPU-only Ray."""
+    import shutil
+
+    if shutil.which("nvidia-smi"):
+        pytest.skip("this machine may have GPUs")
+    start = time.monotonic()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "popmix.cli",
+            "search",
+            "--experiment",
+            "experiments/gpu_cluster16.yaml",
+            "--steps",
+            "4",
+            "--cpus",
+            "2",
+            "--storage",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env={**os.environ, "RAY_ADDRESS": ""},
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert time.monotonic() - start < 60
+    (line,) = proc.stderr.strip().splitlines()
+    assert "asks for 2 CPUs, 0.25 GPUs" in line and "--gpus-per-trial 0" in line
