@@ -57,6 +57,49 @@ def _float_list(text: str) -> list[float]:
         ) from None
 
 
+#: ``--smoke``: the budget of a seconds-long check that a command works end to end. It replaces
+#: whatever the command line or the experiment says, so any documented command runs as is.
+SMOKE_MODEL = {"n_layer": 1, "n_head": 2, "d_model": 32, "seq_len": 32}
+SMOKE_TRAIN = {
+    "steps": 6,
+    "batch_size": 8,
+    "warmup_steps": 2,
+    "eval_windows": 2,
+    "test_windows": 2,
+}
+SMOKE_SEARCH = {"steps": 12, "report_every": 6, "perturbation_interval": 1, "population": 2}
+SMOKE_HELP = (
+    "a quick end-to-end check: replace the budget with a tiny one ({}), whatever the other "
+    "options say"
+)
+
+
+def _add_smoke_arg(p: argparse.ArgumentParser, budget: str) -> None:
+    p.add_argument("--smoke", action="store_true", help=SMOKE_HELP.format(budget))
+
+
+def _apply_smoke(args: argparse.Namespace) -> None:
+    """``--smoke`` for run and bracket: shrink the model and training options in place."""
+    old_steps = args.steps
+    for key, value in SMOKE_TRAIN.items():
+        setattr(args, key, value)
+    args.eval_interval = 3
+    if not getattr(args, "checkpoint", None):  # a checkpoint fixes the model's size
+        for key, value in SMOKE_MODEL.items():
+            setattr(args, key, value)
+    if args.command != "bracket":
+        return
+    args.windows = 2
+    args.max_pairs = 2
+    if args.at_steps is not None:
+        try:
+            at = [int(x) for x in args.at_steps.split(",") if x.strip()]
+        except ValueError:
+            return  # _cmd_bracket reports it
+        scaled = sorted({round(x * args.steps / old_steps) for x in at})
+        args.at_steps = ",".join(str(x) for x in scaled)
+
+
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
     g.add_argument(
@@ -187,6 +230,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_model_args(run)
     run.add_argument("--out", metavar="DIR", help="output folder (default: runs/<method>-<time>)")
     run.add_argument("--quiet", action="store_true", help="print only the final table")
+    _add_smoke_arg(run, "6 steps, a 1-layer model of width 32, 2 windows per evaluation")
     run.add_argument(
         "--save-checkpoint",
         action="store_true",
@@ -254,6 +298,11 @@ def _build_parser() -> argparse.ArgumentParser:
         "--out", metavar="DIR", help="where summary files go (default: the experiment folder)"
     )
     g.add_argument("--quiet", action="store_true", help="print only the final table")
+    _add_smoke_arg(
+        search,
+        "12 steps reported every 6, population 2, the first seed only, a 1-layer model of "
+        "width 32, 2 windows per evaluation, at least 1 CPU per trial; GPUs are kept",
+    )
     search.set_defaults(func=_cmd_search)
 
     bracket = sub.add_parser(
@@ -296,6 +345,11 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     bracket.add_argument(
         "--out", metavar="DIR", help="output folder (default: runs/bracket-<time>)"
+    )
+    _add_smoke_arg(
+        bracket,
+        "6 steps, --at-steps rescaled to them, a 1-layer model of width 32 (unless "
+        "--checkpoint), 2 windows, at most 2 validated pairs",
     )
     bracket.set_defaults(func=_cmd_bracket)
     return parser
@@ -597,6 +651,23 @@ def _cmd_search(args: argparse.Namespace) -> int:
         res = dataclasses.replace(res, gpus_per_trial=args.gpus_per_trial)
     changes["resources"] = res
     exp = exp.replace(**changes)
+    if args.smoke:
+        exp = exp.replace(
+            model=dataclasses.replace(exp.model, **SMOKE_MODEL),
+            train=dataclasses.replace(
+                exp.train,
+                **{**SMOKE_TRAIN, "steps": SMOKE_SEARCH["steps"]},
+            ),
+            search=dataclasses.replace(
+                exp.search, **{k: v for k, v in SMOKE_SEARCH.items() if k != "steps"}
+            ),
+            seeds=exp.seeds[:1],
+        )
+        cpus = exp.resources.cpus_per_trial
+        if cpus == "auto" or cpus < 1:
+            # A tiny trial costs less than starting a worker process for it: with whole CPUs
+            # Tune runs trials in turn on reused actors (about 3x faster on 2 cores).
+            exp = exp.replace(resources=dataclasses.replace(exp.resources, cpus_per_trial=1.0))
     exp.validate()
     space = load_space(
         resolve_space_path(exp.search.space, exp.source if args.space is None else None)
@@ -630,6 +701,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from popmix.tune.config import ConfigError
 
         errors += (ConfigError,)
+    if getattr(args, "smoke", False) and args.command in ("run", "bracket"):
+        _apply_smoke(args)
     try:
         return args.func(args)
     except errors as e:
@@ -642,8 +715,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"popmix {args.command}: diverged: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"popmix {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        detail = f"; {e}" if str(e) else ""
+        print(f"popmix {args.command}: interrupted{detail}", file=sys.stderr)
         return 130
 
 
