@@ -520,7 +520,8 @@ class Trainer:
         self._loss_count = np.asarray(state["loss_count"]).copy()
         self.last_weights = np.asarray(state["last_weights"]).copy()
         self.last_lr = float(state["last_lr"])
-        self.weight_log = [dict(p) for p in state["weight_log"]]
+        # (a state saved before the log existed has none: the schedule then starts here)
+        self.weight_log = [dict(p) for p in state.get("weight_log", [])]
 
     def save(self, path: str | os.PathLike) -> None:
         torch.save(self.state_dict(), path)
