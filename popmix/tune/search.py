@@ -288,6 +288,10 @@ def _scheduler_and_space(
     population = population_configs(exp, explorer, seed) if exp.runs_population() else []
 
     if s.searcher == "optuna" and population:
+        import optuna
+
+        # Optuna logs each study it creates at INFO; popmix prints its own progress.
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
         trial = _blank(method=exp.population_method, seed=seed, member=0)
         for key, spec in space.vectors().items():
             low = max(spec.floor, 1e-4)
