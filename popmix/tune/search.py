@@ -497,8 +497,10 @@ def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> dict
     """Run the experiment; returns the summary (also written to ``summary.json``).
 
     Raises:
-        ConfigError, DataError: bad experiment, space, data or cluster address (before any
-            trial starts).
+        ConfigError, DataError: bad experiment, space, data or cluster address, or a trial
+            that no node of the cluster can hold (before any trial starts).
+        KeyboardInterrupt: Ctrl-C (SIGINT): every trial is stopped, no further seed starts,
+            and the outputs of what finished are written before it is raised.
     """
     from popmix.reporting.summary import format_table
 
