@@ -143,3 +143,43 @@ def test_empty_domain_file_is_a_clear_error(tmp_path):
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1
     assert "b.txt" in proc.stderr and "empty" in proc.stderr
+
+
+def test_smoke_replaces_the_budget_of_run_and_bracket(tmp_path):
+    rc = main(
+        [
+            "run",
+            "--tasks",
+            "2",
+            "--steps",
+            "3000",
+            "--d-model",
+            "256",
+            "--smoke",
+            "--out",
+            str(tmp_path / "run"),
+            "--quiet",
+        ]
+    )
+    assert rc == 0
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["steps"] == 6 and result["tokens_seen"] == 6 * 8 * 32
+    rc = main(
+        [
+            "bracket",
+            "--tasks",
+            "3",
+            "--steps",
+            "300",
+            "--at-steps",
+            "0,150,300",
+            "--validate",
+            "0.01",
+            "--smoke",
+            "--out",
+            str(tmp_path / "b"),
+        ]
+    )
+    assert rc == 0
+    report = json.loads((tmp_path / "b" / "bracket.json").read_text())
+    assert [s["step"] for s in report["steps"]] == [0, 3, 6]  # --at-steps rescaled to 6 steps
