@@ -13,6 +13,8 @@ import numpy as np
 from popmix.policies._aioli import AioliPolicy
 from popmix.policies._base import (
     DomainSignals,
+    GradientNeeds,
+    LoopNeeds,
     MixingPolicy,
     PolicyError,
     effective_domains,
@@ -78,6 +80,8 @@ __all__ = [
     "DoGEPolicy",
     "CooldownPolicy",
     "DomainSignals",
+    "GradientNeeds",
+    "LoopNeeds",
     "FixedPolicy",
     "MixingPolicy",
     "MixturePolicy",

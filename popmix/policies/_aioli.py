@@ -8,7 +8,14 @@ from typing import Any
 
 import numpy as np
 
-from popmix.policies._base import MixingPolicy, PolicyError, normalize, softmax
+from popmix.policies._base import (
+    DomainSignals,
+    LoopNeeds,
+    MixingPolicy,
+    PolicyError,
+    normalize,
+    softmax,
+)
 from popmix.policies._mixture import check_vector
 
 
@@ -97,8 +104,6 @@ class AioliPolicy(MixingPolicy):
     """
 
     name = "aioli"
-    apply = "sample"
-    count_mode = "exact"
 
     def __init__(
         self,
@@ -189,7 +194,7 @@ class AioliPolicy(MixingPolicy):
         return [int(j) for _ in range(self.lp_rounds) for j in rng.permutation(k)]
 
     def _enter_round(self, r: int) -> None:
-        # Only the measurements (observe_eval) move the policy into a new round; weights() never
+        # Only the measurements (update) move the policy into a new round; weights() never
         # does, so asking for a past step's weights cannot reset the gains being measured.
         if r == self._round:
             return
@@ -229,14 +234,24 @@ class AioliPolicy(MixingPolicy):
         return softmax(self._log_p)
 
     # -- measurements -----------------------------------------------------------------------
-    def needs_eval(self, step: int) -> bool:
+    @property
+    def needs(self) -> LoopNeeds:
+        # Perturbations are mixtures of real batches: exact counts make each one the smoothed
+        # one-hot it claims to be, batch by batch.
+        return LoopNeeds(apply="sample", counts="exact", eval_windows=self.eval_windows)
+
+    def evaluates_before(self, step: int) -> bool:
         pos = self._position(step)
         if pos is None or self.n_domains == 1:
             return False
         offset = pos[1]
         return offset <= self.lp_duration and offset % self.lp_steps == 0
 
-    def observe_eval(self, step: int, eval_loss: np.ndarray) -> None:
+    def update(self, signals: DomainSignals) -> None:
+        if signals.eval_loss is not None:
+            self._observe_eval(signals.step, signals.eval_loss)
+
+    def _observe_eval(self, step: int, eval_loss: np.ndarray) -> None:
         pos = self._position(step)
         if pos is None:
             return

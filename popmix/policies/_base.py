@@ -1,9 +1,9 @@
 """The one interface every mixing method implements.
 
 A policy turns per-domain signals into domain weights (a point on the simplex) as training goes
-on. It is pure NumPy: it never sees the model, torch or Ray. The training loop decides how the
-weights act (as sampling probabilities or as loss weights) and computes only the signals that the
-policy's ``requires`` names.
+on. It is pure NumPy: it never sees the model, torch or Ray. It tells the loop what to measure in
+one value (:class:`LoopNeeds`) and receives every measurement through one method
+(:meth:`MixingPolicy.update`); the loop computes only what was asked for.
 """
 
 from __future__ import annotations
@@ -20,25 +20,72 @@ class PolicyError(ValueError):
 
 
 @dataclass(frozen=True)
-class DomainSignals:
-    """What the loop measured at one step. Per-domain arrays have shape (n_domains,).
+class GradientNeeds:
+    """Per-domain gradients a policy asks the loop for at every step.
 
     Attributes:
-        step: the optimizer step that produced these signals (0-based).
+        clip: each domain's gradient, and the target gradient, is clipped to this norm before
+            the dot products (0: no clip).
+        target: ``"others"`` (no target gradient: the policy scores domains against each
+            other), ``"validation"`` (the mean loss over a held-out batch with every domain)
+            or ``"domain:<name>"`` (that domain's held-out batch).
+        target_windows: windows in the held-out batch for the target gradient.
+    """
+
+    clip: float = 0.0
+    target: str = "others"
+    target_windows: int = 0
+
+
+@dataclass(frozen=True)
+class LoopNeeds:
+    """Everything a policy needs from the training loop, declared in one value.
+
+    Attributes:
+        apply: ``"sample"`` or ``"loss"`` to fix how the weights act, None to follow the run.
+        counts: ``"multinomial"`` (i.i.d. draws from the weights) or ``"exact"`` (each batch's
+            composition is the weights' largest-remainder rounding) in ``sample`` mode.
+        step_losses: per-domain training losses of every step, sent to :meth:`update` (one
+            host sync per step, so only policies that use them ask).
+        gradients: per-domain gradients and their target, sent to :meth:`update` before the
+            model step, which then uses the updated weights (DoGE).
+        eval_windows: validation windows per domain for the held-out losses the policy asks
+            for with :meth:`MixingPolicy.evaluates_before` (0: it never asks).
+        held_out: domains never put in a training batch (DoGE's OOD target).
+    """
+
+    apply: str | None = None
+    counts: str = "multinomial"
+    step_losses: bool = False
+    gradients: GradientNeeds | None = None
+    eval_windows: int = 0
+    held_out: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class DomainSignals:
+    """What the loop measured for one step. Per-domain arrays have shape (n_domains,); a field
+    the policy did not ask for (see :class:`LoopNeeds`) is None.
+
+    Attributes:
+        step: the optimizer step these signals belong to (0-based).
+        eval_loss: held-out loss per domain measured *before* this step, when the policy's
+            :meth:`MixingPolicy.evaluates_before` asked for it (then it is the only field set).
         train_loss: mean training loss per domain on this step's batch; NaN for a domain that
             had no example in the batch.
         counts: examples per domain in this step's batch.
         lr: the learning rate used at this step.
-        grad_dots: Gram matrix ⟨g_i, g_j⟩ of the per-domain gradients (each clipped as the
-            policy's ``grad_clip`` asks), shape (n_domains, n_domains), when the policy requires
-            ``"domain_grads"``; zero rows and columns for domains absent from the batch.
-        target_dots: ⟨g_i, g_target⟩, shape (n_domains,), when the policy's ``grad_target``
-            names a target other than ``"others"``.
+        grad_dots: Gram matrix ⟨g_i, g_j⟩ of the per-domain gradients (each clipped as asked),
+            shape (n_domains, n_domains), when the policy asks for ``gradients``; zero rows and
+            columns for domains absent from the batch.
+        target_dots: ⟨g_i, g_target⟩, shape (n_domains,), when the gradient target is not
+            ``"others"``.
     """
 
     step: int
-    train_loss: np.ndarray
-    counts: np.ndarray
+    eval_loss: np.ndarray | None = None
+    train_loss: np.ndarray | None = None
+    counts: np.ndarray | None = None
     lr: float = 0.0
     grad_dots: np.ndarray | None = None
     target_dots: np.ndarray | None = None
@@ -47,32 +94,28 @@ class DomainSignals:
 class MixingPolicy(abc.ABC):
     """Base class of every mixing method.
 
-    Contract (checked for every registered policy by ``tests/policies/test_conformance.py``):
+    A method implements :meth:`weights` and, if it adapts, declares :attr:`needs` and takes
+    what the loop measured in :meth:`update`. Contract (checked for every registered policy by
+    ``tests/policies/test_conformance.py``):
 
     1. ``__init__`` only stores its arguments; :meth:`validate` checks them.
     2. :meth:`weights` returns a float64 array of shape (n_domains,), >= 0, summing to 1.
     3. :meth:`state_dict` holds accumulated state only, never hyperparameters. A PBT exploit
        builds a policy from the *mutated* config and loads the donor's state into it, so a
        hyperparameter stored in the state would silently undo the mutation.
-    4. Randomness only from a ``np.random.Generator`` the policy owns, saved in its state.
+    4. Randomness only from a ``np.random.Generator`` the policy owns, saved in its state, or
+       derived from its seed.
     5. Non-finite signals never produce non-finite weights.
     6. :meth:`weights` has no side effects.
 
     Args:
         sizes: training tokens per domain, shape (n_domains,).
         total_steps: length of the run in optimizer steps (schedules are fractions of it).
-        seed: seed for a policy's own generator (unused by deterministic policies).
+        seed: seed for a policy's own randomness (unused by deterministic policies).
     """
 
     #: registry name, e.g. ``"temperature"``.
     name: ClassVar[str]
-    #: signals beyond ``train_loss``/``counts`` that :meth:`update` needs: ``"domain_grads"``.
-    requires: ClassVar[frozenset[str]] = frozenset()
-    #: how the weights must act (``"sample"`` or ``"loss"``), or None to follow the run's setting.
-    apply: ClassVar[str | None] = None
-    #: ``"exact"`` for policies that need each batch's composition to be exactly the weights
-    #: (largest-remainder counts) in ``sample`` mode; None for i.i.d. (multinomial) draws.
-    count_mode: ClassVar[str | None] = None
 
     def __init__(self, sizes: np.ndarray, total_steps: int, seed: int = 0) -> None:
         self.sizes = np.asarray(sizes, dtype=np.float64)
@@ -84,9 +127,9 @@ class MixingPolicy(abc.ABC):
         return int(self.sizes.size)
 
     @property
-    def is_adaptive(self) -> bool:
-        """Whether :meth:`update` is overridden (only then the loop measures per-step signals)."""
-        return type(self).update is not MixingPolicy.update
+    def needs(self) -> LoopNeeds:
+        """What this policy needs from the loop; a static method needs nothing."""
+        return LoopNeeds()
 
     def validate(self) -> None:
         """Raise :class:`PolicyError` for a bad hyperparameter (called by the builder)."""
@@ -100,9 +143,18 @@ class MixingPolicy(abc.ABC):
         """Domain weights to use at optimizer step ``step``: shape (n_domains,), on the simplex.
 
         Free of side effects: asking again, for this or a past step, changes nothing that
-        follows (the conformance suite checks it). State moves only in :meth:`observe_eval`
-        and :meth:`update`.
+        follows (the conformance suite checks it). State moves only in :meth:`update`.
         """
+
+    def update(self, signals: DomainSignals) -> None:
+        """Receives what the loop measured, as :attr:`needs` asked: held-out losses before a
+        step, per-domain gradients before the model step, training losses after it."""
+        return None
+
+    def evaluates_before(self, step: int) -> bool:
+        """Whether the policy wants held-out losses (``needs.eval_windows`` windows per
+        domain) measured before optimizer step ``step``; pure, like :meth:`weights`."""
+        return False
 
     def final_weights(self, step: int) -> np.ndarray:
         """The mixture to transfer to a final run (DoGE: the time average of its weights)."""
@@ -120,46 +172,15 @@ class MixingPolicy(abc.ABC):
         """The sampling temperature at ``step``, for policies defined by one; else None."""
         return None
 
-    def needs_eval(self, step: int) -> bool:
-        """Whether the policy wants held-out losses measured *before* optimizer step ``step``.
-
-        When True the loop evaluates (on :attr:`eval_windows` windows per domain) and calls
-        :meth:`observe_eval` before running the step.
-        """
-        return False
-
-    #: validation windows per domain for the evaluations this policy asks for (cost bound).
-    eval_windows: int = 8
-    #: where a ``"domain_grads"`` policy wants its target gradient: ``"others"`` (none),
-    #: ``"validation"`` or ``"domain:<name>"``.
-    grad_target: str = "others"
-
     def bind(self, names: list[str]) -> None:
         """Told the domain names once, by the loop, before training (a policy that names a
         domain in its parameters resolves it here and raises :class:`PolicyError` if absent)."""
         return None
 
-    @property
-    def trained(self) -> np.ndarray:
-        """Which domains training batches may hold (DoGE's OOD target is held out)."""
-        return np.ones(self.n_domains, dtype=bool)
-
     def diagnostics(self) -> dict[str, float]:
         """Scalars about the method's own working, logged at every report (e.g. DoGE's share of
         clipped scores); empty for most policies."""
         return {}
-
-    def observe_eval(self, step: int, eval_loss: np.ndarray) -> None:
-        """Receives the held-out loss per domain measured before step ``step``."""
-        return None
-
-    def update(self, signals: DomainSignals) -> None:
-        """Called after every optimizer step with what the loop measured, when overridden.
-
-        The loop only pays for measuring per-step signals (a host sync) for policies that
-        override this method.
-        """
-        return None
 
     def state_dict(self) -> dict[str, Any]:
         """Accumulated state (never hyperparameters); JSON- or pickle-serialisable."""

@@ -7,7 +7,14 @@ from typing import Any
 
 import numpy as np
 
-from popmix.policies._base import DomainSignals, MixingPolicy, PolicyError, softmax
+from popmix.policies._base import (
+    DomainSignals,
+    GradientNeeds,
+    LoopNeeds,
+    MixingPolicy,
+    PolicyError,
+    softmax,
+)
 
 TARGETS = ("others", "validation")
 
@@ -60,8 +67,6 @@ class DoGEPolicy(MixingPolicy):
     """
 
     name = "doge"
-    requires = frozenset({"domain_grads"})
-    apply = "loss"  # stratified batches; α acts on the per-domain gradients
 
     def __init__(
         self,
@@ -155,10 +160,17 @@ class DoGEPolicy(MixingPolicy):
             )
 
     @property
-    def grad_target(self) -> str:
-        """What the loop measures g_T on: ``others`` (nothing extra), ``validation`` or
-        ``domain:<name>`` (the loop resolves the name)."""
-        return self.target
+    def needs(self) -> LoopNeeds:
+        # Stratified batches (loss mode); α acts on the per-domain gradients, not the batch.
+        return LoopNeeds(
+            apply="loss",
+            gradients=GradientNeeds(
+                clip=float(self.grad_clip),
+                target=str(self.target),
+                target_windows=self.target_windows,
+            ),
+            held_out=() if self.held_out is None else (self.held_out,),
+        )
 
     def alpha(self) -> np.ndarray:
         """The current weights: softmax of log α over the trained domains (0 elsewhere)."""

@@ -19,6 +19,8 @@ import torch
 from popmix.data.domains import DomainSet
 from popmix.data.sampler import MixtureSampler, eval_windows
 from popmix.policies import DomainSignals, MixingPolicy, loss_weights, normalize
+from popmix.train import measure
+from popmix.train.measure import per_domain_mean
 from popmix.train.model import ModelConfig, TinyGPT
 
 APPLY_MODES = ("sample", "loss")
@@ -148,6 +150,8 @@ class Trainer:
             raise ValueError(f"policy has {policy.n_domains} domains, data has {len(domains)}")
         self.domains, self.policy, self.model_cfg, self.cfg = domains, policy, model_cfg, cfg
         policy.bind(domains.names)
+        #: what the policy asked the loop to measure (read once: a policy's needs are fixed)
+        self.needs = needs = policy.needs
         self.device = resolve_device(cfg.device)
         torch.set_num_threads(cfg.threads or available_cpus())
 
@@ -166,10 +170,10 @@ class Trainer:
             betas=(0.9, 0.95),
         )
         # A policy may fix how its weights act (DoGE: on the loss; Aioli: on the batch).
-        self.apply = policy.apply or cfg.apply
+        self.apply = needs.apply or cfg.apply
         # Loss mode trains on fixed (stratified or proportional) batches; "exact" counts make
         # them stratified batch by batch rather than only in expectation.
-        exact = self.apply == "loss" or policy.count_mode == "exact"
+        exact = self.apply == "loss" or needs.counts == "exact"
         self.sampler = MixtureSampler(
             domains,
             cfg.batch_size,
@@ -180,7 +184,7 @@ class Trainer:
         # Held-out batches for a gradient target (DoGE), from the validation splits.
         self.val_sampler = MixtureSampler(
             domains,
-            int(getattr(policy, "target_windows", cfg.batch_size)),
+            needs.gradients.target_windows if needs.gradients else cfg.batch_size,
             model_cfg.seq_len,
             int(sampler_seed) + 1,
             "exact",
@@ -188,11 +192,13 @@ class Trainer:
         )
         #: work beyond the plain training steps, in windows (see :meth:`extra_step_equivalents`)
         self.extra = {"eval_windows": 0, "forward_windows": 0, "backward_windows": 0}
+        self._grads: measure.DomainGradients | None = None  # this step's, for its model step
         sizes = domains.sizes.astype(np.float64)
         k = len(domains)
-        base_q = np.ones(k) if cfg.loss_base == "stratified" else sizes
+        base_q = np.ones(k) if cfg.loss_base == "stratified" else sizes.copy()
         # A domain the policy holds out (DoGE's OOD target) is never in a training batch.
-        self.base_q = normalize(base_q * policy.trained)
+        base_q[list(needs.held_out)] = 0.0
+        self.base_q = normalize(base_q)
 
         self.step = 0
         self.tokens_seen = 0
@@ -255,23 +261,28 @@ class Trainer:
 
     def train_step(self) -> None:
         """One optimizer step on one batch."""
-        step = self.step
-        if self.policy.needs_eval(step):
+        step, policy, needs = self.step, self.policy, self.needs
+        if policy.evaluates_before(step):
             # Aioli measures held-out losses between its perturbations: extra forward passes.
-            n = self.policy.eval_windows
-            self.policy.observe_eval(step, self.evaluate("validation", n))
-            self.extra["eval_windows"] += n * len(self.domains)
-        weights = self.policy.weights(step)
+            eval_loss = self.evaluate("validation", needs.eval_windows)
+            policy.update(DomainSignals(step=step, eval_loss=eval_loss))
+            self.extra["eval_windows"] += needs.eval_windows * len(self.domains)
+        weights = policy.weights(step)
         lr = self.lr_at(step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
 
-        multipliers = self.policy.loss_multipliers(step)
+        multipliers = policy.loss_multipliers(step)
         batch = self.draw_batch(weights, multipliers)
         self.optimizer.zero_grad(set_to_none=True)
-        if "domain_grads" in self.policy.requires:
-            # DoGE steps on its *updated* weights: those are the ones this step trained on.
-            example_loss, weights = self._domain_gradient_step(batch, step, lr)
+        if needs.gradients is not None:
+            # DoGE: per-domain gradients update the weights first; the step then follows
+            # the *updated* weights, so those are the ones this step trained on.
+            example_loss = self._measure_gradients(batch, step, lr)
+            weights = policy.weights(step + 1)
+            assert self._grads is not None
+            for p, g in zip(self.model.parameters(), self._grads.combine(weights)):
+                p.grad = g.view_as(p)
         else:
             loss, example_loss = self.batch_loss(batch)
             loss.backward()
@@ -282,10 +293,10 @@ class Trainer:
         detached = example_loss.detach().double()
         self._loss_sum.index_add_(0, batch.ids, detached)
         self._loss_count += batch.counts
-        if self.policy.is_adaptive and "domain_grads" not in self.policy.requires:
-            # Adaptive policies see this step's per-domain losses (one host sync per step).
-            train_loss = self._per_domain_mean(batch, detached)
-            self.policy.update(
+        if needs.step_losses and needs.gradients is None:
+            # One host sync per step, paid only by policies that asked for it.
+            train_loss = per_domain_mean(batch.ids, batch.counts, detached)
+            policy.update(
                 DomainSignals(step=step, train_loss=train_loss, counts=batch.counts, lr=lr)
             )
         self._log_weights(step, weights, multipliers)
@@ -307,109 +318,34 @@ class Trainer:
             point["temperature"] = temperature
         self.weight_log.append(point)
 
-    def _per_domain_mean(self, batch: Batch, example_loss: torch.Tensor) -> np.ndarray:
-        """Mean of each domain's example losses in this batch (NaN for absent domains)."""
-        sums = torch.zeros(len(self.domains), dtype=torch.float64, device=self.device)
-        sums.index_add_(0, batch.ids, example_loss.double())
-        with np.errstate(invalid="ignore", divide="ignore"):
-            means = sums.cpu().numpy() / batch.counts
-        means[batch.counts == 0] = np.nan
-        return means
+    def _measure_gradients(self, batch: Batch, step: int, lr: float) -> torch.Tensor:
+        """Per-domain gradients (and their target) to the policy; keeps them for the step.
 
-    def _domain_gradient_step(
-        self, batch: Batch, step: int, lr: float
-    ) -> tuple[torch.Tensor, np.ndarray]:
-        """Per-domain gradients for DoGE-style policies; leaves Σ_i α_i g_i in ``.grad``.
-
-        Returns the example losses and the weights α the step used.
-
-        Per-example gradients come from one vectorised forward and backward over the batch
-        (``torch.func.vmap`` of ``grad``), about the cost of one ordinary backward pass instead
-        of one full backward per domain; g_i is the mean of domain i's examples' gradients
-        (the gradient of its mean loss), clipped to the policy's ``grad_clip``, and so is the
-        target gradient (as the official code clips every gradient it stores). A domain absent
-        from the batch gets g_i = 0.
+        Returns the batch's example losses.
         """
-        names = [n for n, _ in self.model.named_parameters()]
-        params = [p for _, p in self.model.named_parameters()]
-        # Per-domain *sums* of per-example gradients, one (k, numel) block per parameter; the
-        # 1/count and the clip are folded into one factor per domain, so the blocks are only
-        # read (norms, Gram, combination), never rescaled in place.
-        sums, example_loss = self._per_domain_grad_sums(batch, names, params)
-        counts = torch.as_tensor(batch.counts, dtype=torch.float32, device=self.device)
-        scale = 1.0 / counts.clamp(min=1.0)  # sum -> mean
-        raw_gram = sum(s @ s.T for s in sums)
-        clip = float(getattr(self.policy, "grad_clip", 0.0))
-        if clip > 0:
-            norms = raw_gram.diagonal().clamp(min=0.0).sqrt() * scale
-            scale = scale * torch.clamp(clip / (norms + 1e-6), max=1.0)
-        gram = raw_gram * scale[:, None] * scale[None, :]
-        target = self.policy.grad_target
+        asked = self.needs.gradients
+        assert asked is not None
+        self._grads = grads = measure.domain_gradients(
+            self.model, batch.tokens, batch.ids, batch.counts, asked.clip
+        )
         target_dots = None
-        if target != "others":
-            g_target = self._target_gradient(target, params)
-            raw = sum(s @ gt.reshape(-1) for s, gt in zip(sums, g_target))
-            target_scale = 1.0
-            if clip > 0:
-                norm = float(torch.sqrt(sum((gt.double() ** 2).sum() for gt in g_target)))
-                target_scale = min(1.0, clip / (norm + 1e-6))
-            target_dots = (raw * scale * target_scale).double().cpu().numpy()
-        train_loss = self._per_domain_mean(batch, example_loss.double())
+        if asked.target != "others":
+            tokens = self._target_batch(asked.target)
+            target_dots = grads.dots(measure.mean_gradient(self.model, tokens, asked.clip))
         self.policy.update(
             DomainSignals(
                 step=step,
-                train_loss=train_loss,
+                train_loss=per_domain_mean(batch.ids, batch.counts, grads.example_loss),
                 counts=batch.counts,
                 lr=lr,
-                grad_dots=gram.double().cpu().numpy(),
+                grad_dots=grads.gram(),
                 target_dots=target_dots,
             )
         )
-        # The model step follows the *updated* weights.
-        used = self.policy.weights(step + 1)
-        alpha = torch.as_tensor(used, dtype=torch.float32, device=self.device)
-        coef = alpha * scale
-        for p, s_p in zip(params, sums):
-            p.grad = (coef @ s_p).view_as(p)
-        return example_loss, used
+        return grads.example_loss
 
-    def _per_domain_grad_sums(
-        self, batch: Batch, names: list[str], params: list[torch.Tensor]
-    ) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """Per parameter, the (n_domains, numel) sums of per-example gradients over each
-        domain's examples; and the (B,) example losses."""
-        from torch.func import functional_call, grad_and_value, vmap
-
-        model = self.model
-
-        def example_loss(p: dict[str, torch.Tensor], row: torch.Tensor) -> torch.Tensor:
-            logits = functional_call(model, p, (row[None, :-1],))
-            return torch.nn.functional.cross_entropy(
-                logits.reshape(-1, logits.shape[-1]).float(), row[1:]
-            )
-
-        detached = {n: p.detach() for n, p in zip(names, params)}
-        model.set_explicit_attention(True)
-        try:
-            g, loss = vmap(grad_and_value(example_loss), in_dims=(None, 0))(detached, batch.tokens)
-        finally:
-            model.set_explicit_attention(False)
-        k = len(self.domains)
-        b = batch.tokens.shape[0]
-        counts = batch.counts
-        sums = []
-        for n in names:
-            per_example = g[n].reshape(b, -1)
-            if np.all(counts == counts[0]):
-                # Stratified batch, grouped by domain: a reshape, no scatter.
-                sums.append(per_example.view(k, int(counts[0]), -1).sum(dim=1))
-            else:
-                block = torch.zeros(k, per_example.shape[1], device=self.device)
-                sums.append(block.index_add_(0, batch.ids, per_example))
-        return sums, loss.detach()
-
-    def _target_gradient(self, target: str, params: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Gradient of the mean loss over a held-out batch: every domain, or one (OOD)."""
+    def _target_batch(self, target: str) -> torch.Tensor:
+        """A held-out batch for a gradient target: every domain, or one (OOD); counted."""
         k = len(self.domains)
         if target == "validation":
             w = np.full(k, 1.0 / k)
@@ -417,11 +353,9 @@ class Trainer:
             w = np.zeros(k)
             w[self.domains.index(target.split(":", 1)[1])] = 1.0
         tokens, _ = self.val_sampler.batch(self.val_sampler.counts(w))
-        tokens_t = torch.from_numpy(tokens).to(self.device)
-        g = torch.autograd.grad(self.model.example_losses(tokens_t).mean(), params)
         self.extra["forward_windows"] += tokens.shape[0]
         self.extra["backward_windows"] += tokens.shape[0]
-        return list(g)
+        return torch.from_numpy(tokens).to(self.device)
 
     def extra_step_equivalents(self) -> float:
         """Extra work in training-step equivalents (a step = forward + backward ≈ 3 forwards

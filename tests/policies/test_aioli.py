@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from popmix.data.sampler import largest_remainder
-from popmix.policies import PolicyError, build_policy
+from popmix.policies import DomainSignals, PolicyError, build_policy
 from popmix.policies._aioli import normalize_matrix, smoothed_one_hot, unsmooth
 
 A_TRUE = np.array([[0.5, 0.1, 0.0], [0.2, 0.3, 0.1], [0.0, 0.2, 0.6]])
@@ -42,8 +42,8 @@ def run_on_linear_law(params, rounds=1, k=3, lp_steps=2):
     loss = np.full(k, 5.0)
     total = rounds * p.update_steps
     for t in range(total):
-        if p.needs_eval(t):
-            p.observe_eval(t, loss.copy())
+        if p.evaluates_before(t):
+            p.update(DomainSignals(step=t, eval_loss=loss.copy()))
         w = p.weights(t)
         loss = loss - A_TRUE @ w * 0.01
     return p
@@ -99,10 +99,10 @@ def test_ema_weights_the_old_estimate_by_gamma():
         base = r * 5
         order = p.round_order(r)
         loss = np.array([10.0, 10.0])
-        p.observe_eval(base, loss.copy())
+        p.update(DomainSignals(step=base, eval_loss=loss.copy()))
         for q, j in enumerate(order):
             loss = loss - a[:, j]
-            p.observe_eval(base + q + 1, loss.copy())
+            p.update(DomainSignals(step=base + q + 1, eval_loss=loss.copy()))
 
     a0 = np.array([[3.0, 1.0], [0.0, 0.0]])
     a1 = np.array([[1.0, 1.0], [1.0, 1.0]])
@@ -119,8 +119,8 @@ def test_final_weights_are_the_mixture_even_inside_learnparams():
     p = build_policy("aioli", np.ones(16), 300, {"lp_steps": 4, "update_steps": 250}, seed=0)
     loss = np.full(16, 5.0)
     for t in range(260):  # into the second round's LearnParams
-        if p.needs_eval(t):
-            p.observe_eval(t, loss.copy())
+        if p.evaluates_before(t):
+            p.update(DomainSignals(step=t, eval_loss=loss.copy()))
         loss = loss - 0.01 * p.weights(t) * np.arange(1, 17) / 16
     assert max(p.weights(259)) == pytest.approx(0.75)  # training is on a perturbation now
     np.testing.assert_allclose(p.final_weights(260), p.mixture())
@@ -137,8 +137,8 @@ def test_weights_of_past_steps_change_nothing():
         loss = np.full(3, 5.0)
         used = []
         for t in range(66):
-            if p.needs_eval(t):
-                p.observe_eval(t, loss.copy())
+            if p.evaluates_before(t):
+                p.update(DomainSignals(step=t, eval_loss=loss.copy()))
             w = p.weights(t)
             used.append(w)
             loss = loss - 0.01 * A_TRUE @ w
@@ -164,7 +164,7 @@ def test_restricted_prior_stage_then_rounds():
         {"prior": [8, 1, 1], "prior_steps": 7, "update_steps": 20, "lp_steps": 2},
     )
     np.testing.assert_allclose(p.weights(0), [0.8, 0.1, 0.1])
-    assert not p.needs_eval(6) and p.needs_eval(7)
+    assert not p.evaluates_before(6) and p.evaluates_before(7)
     assert max(p.weights(7)) == pytest.approx(0.75)
 
 

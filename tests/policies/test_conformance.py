@@ -65,8 +65,9 @@ def trajectory(
     rng = np.random.default_rng(seed + start)
     out = []
     for step in range(start, stop):
-        if policy.needs_eval(step):
-            policy.observe_eval(step, rng.uniform(1.0, 3.0, size=policy.n_domains))
+        if policy.evaluates_before(step):
+            held_out = rng.uniform(1.0, 3.0, size=policy.n_domains)
+            policy.update(DomainSignals(step=step, eval_loss=held_out))
         out.append(policy.weights(step))
         policy.update(signals(step, rng, policy.n_domains))
         if replay_every and step % replay_every == replay_every - 1:
@@ -141,11 +142,13 @@ def test_non_finite_signals_give_finite_weights(name):
     k = len(SIZES)
     for step in range(TOTAL):
         bad = np.array([np.nan, np.inf, -np.inf, 1e300, 0.0])[:k]
-        if policy.needs_eval(step):
-            policy.observe_eval(step, bad)
+        if policy.evaluates_before(step):
+            policy.update(DomainSignals(step=step, eval_loss=bad))
         gram = np.full((k, k), np.nan)
         policy.update(
-            DomainSignals(step, bad, np.ones(k, dtype=np.int64), lr=np.nan, grad_dots=gram)
+            DomainSignals(
+                step, train_loss=bad, counts=np.ones(k, dtype=np.int64), lr=np.nan, grad_dots=gram
+            )
         )
         w = policy.weights(step + 1)
         assert np.all(np.isfinite(w)) and abs(w.sum() - 1) < 1e-9

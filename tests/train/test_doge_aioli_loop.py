@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from popmix.policies import build_policy
-from popmix.train import ModelConfig, TrainConfig, Trainer
+from popmix.train import ModelConfig, TrainConfig, Trainer, measure
 
 TINY = ModelConfig(n_layer=1, n_head=2, d_model=32, seq_len=16)
 
@@ -36,13 +36,10 @@ def test_per_domain_gradients_equal_separate_backward_passes(tiny_domains):
     ref = trainer(tiny_domains, "stratified", {})
     ref.model.load_state_dict(t.model.state_dict())
     batch = t.draw_batch(t.policy.weights(0))
-    captured = {}
-    update = t.policy.update
-    t.policy.update = lambda s: (captured.setdefault("s", s), update(s))
-    t.optimizer.zero_grad(set_to_none=True)
-    t._domain_gradient_step(batch, step=0, lr=1e-3)
-    combined = flat_grad(t.model)
-    gram = captured["s"].grad_dots
+    grads = measure.domain_gradients(t.model, batch.tokens, batch.ids, batch.counts, clip=1e9)
+    gram = grads.gram()
+    alpha_np = np.array([0.1, 0.2, 0.3, 0.4])
+    combined = torch.cat([g.reshape(-1) for g in grads.combine(alpha_np)]).double()
 
     # Reference: one forward over the whole batch, one separate backward per domain.
     grads = []
@@ -53,8 +50,21 @@ def test_per_domain_gradients_equal_separate_backward_passes(tiny_domains):
         grads.append(flat_grad(ref.model))
     g = torch.stack(grads)
     np.testing.assert_allclose(gram, (g @ g.T).numpy(), rtol=1e-4, atol=1e-9)
-    alpha = torch.as_tensor(t.policy.weights(1), dtype=torch.float64)
+    alpha = torch.as_tensor(alpha_np, dtype=torch.float64)
     torch.testing.assert_close(combined, alpha @ g, rtol=1e-4, atol=1e-8)
+
+
+def test_the_model_step_follows_the_updated_doge_weights(tiny_domains):
+    t = trainer(tiny_domains, "doge", {"mu": 0.01, "target": "others"})
+    seen = []
+    combine = measure.DomainGradients.combine
+    measure.DomainGradients.combine = lambda self, w: seen.append(np.array(w)) or combine(self, w)
+    try:
+        t.train_step()
+    finally:
+        measure.DomainGradients.combine = combine
+    np.testing.assert_array_equal(seen[0], t.policy.weights(1))
+    np.testing.assert_array_equal(t.weight_log[0]["weights"], t.policy.weights(1))
 
 
 def test_doge_clips_each_domain_gradient(tiny_domains):
@@ -127,13 +137,18 @@ def test_aioli_restore_continues_exactly(tiny_domains, tmp_path):
         assert torch.equal(x, y)
 
 
-def test_doge_clips_the_target_gradient_too(tiny_domains):
+def test_doge_clips_the_target_gradient_too(tiny_domains, monkeypatch):
     clip = 1e-3
     t = trainer(tiny_domains, "doge", {"grad_clip": clip, "target": "validation"})
     captured = {}
-    update, target_gradient = t.policy.update, t._target_gradient
+    update, mean_gradient = t.policy.update, measure.mean_gradient
     t.policy.update = lambda s: (captured.setdefault("s", s), update(s))
-    t._target_gradient = lambda *a: captured.setdefault("g", target_gradient(*a))
+    # the unclipped target gradient, for comparison
+    def spy(model, tokens, clip):
+        captured["g"] = mean_gradient(model, tokens, 0.0)
+        return mean_gradient(model, tokens, clip)
+
+    monkeypatch.setattr(measure, "mean_gradient", spy)
     t.train_step()
     g_norm = float(torch.sqrt(sum((g.double() ** 2).sum() for g in captured["g"])))
     assert g_norm > 10 * clip  # unclipped, the dot products would be this much larger
