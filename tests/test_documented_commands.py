@@ -6,13 +6,15 @@ in document order in one scratch folder (``experiments/`` and ``search_spaces/``
 a checkout), through ``popmix.cli.main`` on the test session's Ray. Placeholders name what an
 earlier command wrote: ``runs/<name>/best_schedule.json`` is the earliest run folder holding that
 file, ``runs/bracket-<time>/`` the bracket's output; ``my_corpus/`` is a folder of three small
-``.txt`` domains made here. Commands with ``--address auto`` run in a subprocess against a
-simulated two-node cluster; their GPU request is first checked to fail fast (the cluster has no
-GPUs), then overridden with ``--gpus-per-trial 0``.
+``.txt`` domains made here. Commands that resolve to the same search run it once. Commands
+with ``--address auto`` run in a subprocess against a simulated two-node cluster; their GPU
+request is first checked to fail fast (the cluster has no GPUs), then overridden with
+``--gpus-per-trial 0``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
 import os
@@ -123,6 +125,32 @@ def resolve(command: str, ws: Path) -> list[str]:
     return argv
 
 
+_SEARCHED: dict[str, dict] = {}
+
+
+def _search_once(monkeypatch) -> None:
+    """Different commands that resolve to the same search (``popmix search``, ``--tasks 16``,
+    ``--experiment experiments/default.yaml``) parse, validate and load everything each, but
+    the search itself runs once: its outcome cannot differ."""
+    import popmix.tune.search as search
+
+    real = search.run_search
+
+    def once(exp, space, opts):
+        key = repr(
+            (
+                exp.replace(source=None),
+                dataclasses.replace(space, source=None),
+                dataclasses.replace(opts, name=None, out=None),
+            )
+        )
+        if key not in _SEARCHED:
+            _SEARCHED[key] = real(exp, space, opts)
+        return _SEARCHED[key]
+
+    monkeypatch.setattr(search, "run_search", once)
+
+
 @pytest.mark.parametrize("where,command", LOCAL, ids=[w for w, _ in LOCAL])
 def test_documented_command(where, command, workspace, ray_session, monkeypatch, capsys):
     monkeypatch.chdir(workspace)
@@ -131,11 +159,13 @@ def test_documented_command(where, command, workspace, ray_session, monkeypatch,
         logdir = workspace / argv[argv.index("--logdir") + 1]
         assert list(logdir.rglob("events.out.tfevents.*")), f"{where}: {logdir} has no events"
         return
+    _search_once(monkeypatch)
+    searches = len(_SEARCHED)
     rc = main([*argv, "--smoke"])
     out, err = capsys.readouterr()
     assert rc == 0, f"{where}: {command} --smoke exited {rc}:\n{out[-3000:]}\n{err[-3000:]}"
     assert "Traceback" not in err
-    if argv[0] == "search":  # --smoke shrank it: one seed, 12 steps
+    if argv[0] == "search" and len(_SEARCHED) > searches:  # --smoke: one seed, 12 steps
         written = re.search(r"wrote (\S+/summary\.json)", out)
         assert written, out[-2000:]
         summary = json.loads(Path(written.group(1)).read_text())
