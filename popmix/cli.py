@@ -104,8 +104,8 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
     g.add_argument(
         "--benchmark",
-        default="brown16",
-        help="built-in domain set: brown16 (default; 15 Brown genres + Python code) or synthetic",
+        help="built-in domain set: brown16 (the default; 15 Brown genres + Python code) or "
+        "synthetic; for search, the experiment file's unless given",
     )
     g.add_argument(
         "--data",
@@ -460,7 +460,11 @@ def _model_data(args: argparse.Namespace, **train: Any) -> tuple[Any, Any, Any]:
     except ValueError as e:
         raise UsageError(str(e)) from None
     domains = load_domains(
-        args.benchmark, args.tasks, args.data, seed=args.seed, domain_column=args.domain_column
+        args.benchmark or "brown16",
+        args.tasks,
+        args.data,
+        seed=args.seed,
+        domain_column=args.domain_column,
     )
     domains.check(model_cfg.seq_len + 1)
     return model_cfg, cfg, domains
@@ -621,9 +625,13 @@ def _cmd_search(args: argparse.Namespace) -> int:
     else:
         exp = Experiment()
     data = exp.data
+    # Only what the user gave replaces the experiment's data: --tasks alone keeps its benchmark,
+    # and --data means all the folder's domains unless --tasks says otherwise.
     if args.data:
-        data = dataclasses.replace(data, path=args.data, domain_column=args.domain_column)
-    elif args.benchmark != "brown16" or args.tasks is not None:
+        data = dataclasses.replace(
+            data, path=args.data, domain_column=args.domain_column, tasks=None
+        )
+    elif args.benchmark is not None:
         data = dataclasses.replace(data, benchmark=args.benchmark, path=None)
     if args.tasks is not None:
         data = dataclasses.replace(data, tasks=args.tasks)

@@ -164,8 +164,16 @@ class Experiment:
                 f"{where}: cpus_per_trial must be > 0 or auto, and gpus_per_trial >= 0; got "
                 f"{r.cpus_per_trial!r} and {r.gpus_per_trial!r}"
             )
+        for key in ("path", "domain_column"):
+            value = getattr(self.data, key)
+            if value is not None and not isinstance(value, str):
+                raise ConfigError(
+                    f"{where}: data.{key} must be a string (a path or a column name) or null, "
+                    f"got {value!r}"
+                )
         if self.data.tasks is not None and (
-            not isinstance(self.data.tasks, int) or self.data.tasks < 1
+            not isinstance(self.data.tasks, int) or isinstance(self.data.tasks, bool)
+            or self.data.tasks < 1
         ):
             raise ConfigError(f"{where}: data.tasks must be at least 1, got {self.data.tasks}")
 

@@ -60,6 +60,8 @@ def test_default_yaml_matches_the_built_in_defaults_where_it_matters():
         ("search: {objective: median}\n", "unknown objective 'median'"),
         ("resources: {cpus_per_trial: lots}\n", "expected a number or auto"),
         ("name: [unclosed\n", "malformed YAML at line"),
+        ("data: {path: 5}\n", "data.path must be a string"),
+        ("data: {domain_column: [a]}\n", "data.domain_column must be a string"),
     ],
 )
 def test_bad_experiment_files(tmp_path, text, needle):
