@@ -488,6 +488,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             args.weights_from, domains.names, args.steps, args.replay
         )
     policy = build_policy(method, domains.sizes, args.steps, params, args.seed)
+    policy.bind(domains.names)  # a parameter naming a domain fails here, before any output
 
     out = Path(args.out or f"runs/{method}-{time.strftime('%Y%m%d-%H%M%S')}")
     out.mkdir(parents=True, exist_ok=True)

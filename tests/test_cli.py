@@ -112,6 +112,14 @@ def test_fixed_weights_and_loss_mode_on_synthetic(tmp_path):
         (["--apply", "both"], "invalid choice: 'both'"),
         (["--steps", "0"], "must be at least 1, got 0"),
         (["--d-model", "30", "--n-head", "4"], "must be a multiple of model.n_head"),
+        (
+            ["--method", "doge", "--tasks", "3", "--param", "target=domain:nowhere"],
+            "no domain 'nowhere'",
+        ),
+        (
+            ["--method", "doge", "--tasks", "3", "--param", "target_batch=2"],
+            "target_batch 2 is below the 3 domains",
+        ),
     ],
 )
 def test_bad_input_is_one_line_exit_2(args, needle, tmp_path):
@@ -126,7 +134,7 @@ def test_bad_input_is_one_line_exit_2(args, needle, tmp_path):
     assert len(lines) == 1, proc.stderr
     assert needle in lines[0]
     assert "Traceback" not in proc.stderr
-    assert not (tmp_path / "x" / "result.json").exists()
+    assert not (tmp_path / "x").exists()  # nothing written
 
 
 def test_empty_domain_file_is_a_clear_error(tmp_path):
