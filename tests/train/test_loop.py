@@ -220,3 +220,39 @@ def test_weight_log_is_what_each_step_trained_on(tiny_domains, method, params):
         assert point["weights"] == w, f"step {t}"
     if method == "cooldown":
         assert {p["temperature"] for p in log} == {5.0, 1.0}
+
+
+def test_a_policy_that_asks_for_step_losses_gets_them_every_step(tiny_domains):
+    from popmix.policies import LoopNeeds, StratifiedPolicy
+
+    class Listening(StratifiedPolicy):
+        name = "listening"
+
+        @property
+        def needs(self):
+            return LoopNeeds(step_losses=True)
+
+        def update(self, signals):
+            self.seen.append(signals)
+
+    policy = Listening(tiny_domains.sizes, 5)
+    policy.seen = []
+    cfg = TrainConfig(steps=5, batch_size=8, eval_windows=2, test_windows=2, threads=1)
+    Trainer(tiny_domains, policy, ModelConfig(1, 2, 16, 16), cfg).train(5)
+    assert [s.step for s in policy.seen] == [0, 1, 2, 3, 4]
+    for s in policy.seen:
+        assert s.counts.sum() == 8 and s.eval_loss is None and s.grad_dots is None
+        present = s.counts > 0
+        assert np.all(np.isfinite(s.train_loss[present]))
+        assert np.all(np.isnan(s.train_loss[~present]))
+
+
+def test_static_policies_get_no_signals(tiny_domains):
+    from popmix.policies import StratifiedPolicy
+
+    calls = []
+    policy = StratifiedPolicy(tiny_domains.sizes, 3)
+    policy.update = calls.append
+    cfg = TrainConfig(steps=3, batch_size=8, eval_windows=2, test_windows=2, threads=1)
+    Trainer(tiny_domains, policy, ModelConfig(1, 2, 16, 16), cfg).train(3)
+    assert calls == []  # no host sync paid for a method that does not listen
