@@ -59,15 +59,20 @@ def _float_list(text: str) -> list[float]:
 
 #: ``--smoke``: the budget of a seconds-long check that a command works end to end. It replaces
 #: whatever the command line or the experiment says, so any documented command runs as is.
-SMOKE_MODEL = {"n_layer": 1, "n_head": 2, "d_model": 32, "seq_len": 32}
-SMOKE_TRAIN = {
+SMOKE_MODEL: dict[str, Any] = {"n_layer": 1, "n_head": 2, "d_model": 32, "seq_len": 32}
+SMOKE_TRAIN: dict[str, Any] = {
     "steps": 6,
     "batch_size": 8,
     "warmup_steps": 2,
     "eval_windows": 2,
     "test_windows": 2,
 }
-SMOKE_SEARCH = {"steps": 12, "report_every": 6, "perturbation_interval": 1, "population": 2}
+SMOKE_SEARCH: dict[str, Any] = {
+    "steps": 12,
+    "report_every": 6,
+    "perturbation_interval": 1,
+    "population": 2,
+}
 SMOKE_HELP = (
     "a quick end-to-end check: replace the budget with a tiny one ({}), whatever the other "
     "options say"
@@ -673,7 +678,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
             seeds=exp.seeds[:1],
         )
         cpus = exp.resources.cpus_per_trial
-        if cpus == "auto" or cpus < 1:
+        if not isinstance(cpus, (int, float)) or cpus < 1:  # "auto" or a fraction
             # A tiny trial costs less than starting a worker process for it: with whole CPUs
             # Tune runs trials in turn on reused actors (about 3x faster on 2 cores).
             exp = exp.replace(resources=dataclasses.replace(exp.resources, cpus_per_trial=1.0))

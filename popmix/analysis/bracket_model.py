@@ -217,7 +217,11 @@ def run_bracket(
             matrix = effect_matrix(losses, target_loss, params).cpu().double().numpy()
             t_matrix = time.perf_counter() - t0
             t0 = time.perf_counter()
-            gradient(lambda fs=losses: torch.stack([f() for f in fs]).mean(), params)
+
+            def mean_loss(fs: list[Callable[[], torch.Tensor]] = losses) -> torch.Tensor:
+                return torch.stack([f() for f in fs]).mean()
+
+            gradient(mean_loss, params)
             t_grad = time.perf_counter() - t0
             scores = order_scores(matrix)
             results.append(

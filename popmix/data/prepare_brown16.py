@@ -287,7 +287,7 @@ def split_domain(name: str, docs: list[str]) -> dict:
         "documents": len(docs),
     }
     for split in ("train", "validation", "test"):
-        n = len(entry[split].encode("utf-8"))
+        n = len(str(entry[split]).encode("utf-8"))
         if n < MIN_SPLIT_BYTES:
             raise SystemExit(f"domain {name!r} {split} split has only {n} bytes")
     return entry

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 
 class PolicyError(ValueError):
@@ -202,7 +203,7 @@ def effective_domains(w: np.ndarray) -> float:
     return float(np.exp(-np.sum(w * np.log(w))))
 
 
-def normalize(x: np.ndarray) -> np.ndarray:
+def normalize(x: ArrayLike) -> np.ndarray:
     """Project non-negative scores onto the simplex; all-zero or non-finite input → uniform."""
     x = np.asarray(x, dtype=np.float64)
     x = np.where(np.isfinite(x) & (x > 0), x, 0.0)

@@ -78,6 +78,7 @@ class MixturePolicy(MixingPolicy):
             self._schedule().validate()  # the schedule is Cooldown's; so are its checks
 
     def _schedule(self) -> CooldownPolicy:
+        assert self.t_start is not None  # only called for a temperature schedule
         t_end = self.t_start if self.t_end is None else self.t_end
         return CooldownPolicy(
             self.sizes,

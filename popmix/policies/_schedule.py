@@ -33,7 +33,7 @@ class SchedulePolicy(MixingPolicy):
         points: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
         super().__init__(sizes, total_steps, seed)
-        self.points = points
+        self.points: Sequence[Mapping[str, Any]] = points or ()
 
     def validate(self) -> None:
         super().validate()

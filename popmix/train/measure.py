@@ -122,6 +122,6 @@ def mean_gradient(model: TinyGPT, tokens: torch.Tensor, clip: float) -> list[tor
     the official DoGE code clips every gradient it stores."""
     params = list(model.parameters())
     g = torch.autograd.grad(model.example_losses(tokens).mean(), params)
-    norm = float(torch.sqrt(sum((x.double() ** 2).sum() for x in g)))
+    norm = float(torch.stack([(x.double() ** 2).sum() for x in g]).sum().sqrt())
     factor = clip_factor(norm, clip)
     return [x * factor for x in g]

@@ -102,6 +102,7 @@ class TinyGPT(nn.Module):
     def set_explicit_attention(self, on: bool) -> None:
         """Use plain matmul attention (for per-example gradients with torch.func.vmap)."""
         for block in self.blocks:
+            assert isinstance(block, Block)
             block.explicit_attention = on
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:

@@ -172,7 +172,8 @@ class Experiment:
                     f"got {value!r}"
                 )
         if self.data.tasks is not None and (
-            not isinstance(self.data.tasks, int) or isinstance(self.data.tasks, bool)
+            not isinstance(self.data.tasks, int)
+            or isinstance(self.data.tasks, bool)
             or self.data.tasks < 1
         ):
             raise ConfigError(f"{where}: data.tasks must be at least 1, got {self.data.tasks}")

@@ -113,7 +113,7 @@ def start_ray(opts: SearchOptions) -> bool:
 
     if ray.is_initialized():
         return False
-    quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
+    quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
     if opts.address is None:
         ray.init(
             address="local", num_cpus=opts.cpus or os.cpu_count(), include_dashboard=False, **quiet
@@ -303,21 +303,22 @@ def _scheduler_and_space(
             OptunaSearch(seed=s.seed * 1000 + seed), [{"spec": b} for b in baselines]
         )
         param_space: dict[str, Any] = {"spec": trial}
-        scheduler = None
+        asha = None
         if s.asha:
-            scheduler = PopulationASHA(
+            asha = PopulationASHA(
                 time_attr="training_iteration",
                 max_t=n_reports,
                 grace_period=max(1, n_reports // 4),
                 reduction_factor=2,
             )
-        return scheduler, searcher, param_space, len(baselines) + s.population
+        return asha, searcher, param_space, len(baselines) + s.population
 
     # One grid point per trial, each a complete spec: baselines and members in one Tuner.
     param_space = {"spec": tune.grid_search(population + baselines)}
     if not population:
         return None, None, param_space, 1
-    common = dict(
+    scheduler: Any
+    common: dict[str, Any] = dict(
         time_attr="training_iteration",
         perturbation_interval=s.perturbation_interval,
         quantile_fraction=s.quantile_fraction,
@@ -325,10 +326,10 @@ def _scheduler_and_space(
     )
     if s.searcher == "pbt":
         # Vectors are explored by the Explorer only; scalars by Ray, then clipped by it.
-        mutations = {}
+        mutations: dict[str, Any] = {}
         if space.temperature is not None:
-            bounds = space.temperature.bounds().items()
-            mutations = {"spec": {k: tune.uniform(lo, hi) for k, (lo, hi) in bounds}}
+            scalars = space.temperature.bounds().items()
+            mutations = {"spec": {k: tune.uniform(lo, hi) for k, (lo, hi) in scalars}}
         scheduler = PopulationPBT(
             hyperparam_mutations=mutations, resample_probability=s.resample_probability, **common
         )
@@ -595,9 +596,7 @@ def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> dict
                 if len(exp.seeds) > 1:
                     say(f"  seed {seed} ({i + 1} of {len(exp.seeds)})", flush=True)
                 progress = (
-                    None
-                    if opts.quiet
-                    else ProgressPrinter(exp.population_method, exp.train.steps)
+                    None if opts.quiet else ProgressPrinter(exp.population_method, exp.train.steps)
                 )
                 ledger = StepLedger()
                 scheduler, searcher, param_space, num_samples = _scheduler_and_space(

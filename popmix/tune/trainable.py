@@ -56,11 +56,11 @@ def policy_from_config(
     """Build the policy a trial spec (``config["spec"]``) describes: member or baseline."""
     method = config["method"]
     names = domains.names
+    params: dict[str, Any] = {}
     if method in METHOD_KEYS:
         params = {k: config[k] for k in METHOD_KEYS[method] if config.get(k) is not None}
         params.update(params.pop("params", None) or {})  # DoGE / Aioli: a dict of their own
         return build_policy(method, domains.sizes, total_steps, params, config.get("seed", 0))
-    params: dict[str, Any] = {}
     for key in ("sample_weights", "loss_weights"):
         if isinstance(config.get(key), dict):
             params[key] = [float(config[key][n]) for n in names]
@@ -83,7 +83,10 @@ class MixtureTrainable(tune.Trainable):
     ``report_every``, ``objective``, ``threads`` and the temperature-schedule ``shape``.
     """
 
-    def setup(self, config: dict[str, Any], domains: DomainSet, settings: dict[str, Any]):
+    # tune.with_parameters passes the data and settings as extra keyword arguments.
+    def setup(  # type: ignore[override]
+        self, config: dict[str, Any], domains: DomainSet, settings: dict[str, Any]
+    ) -> None:
         self.domains = domains
         self.settings = settings
         self._build(config)
@@ -200,7 +203,7 @@ class MixtureTrainable(tune.Trainable):
         }
         Path(checkpoint_dir, "schedule.json").write_text(json.dumps(readable))
 
-    def load_checkpoint(self, checkpoint_dir: str) -> None:
+    def load_checkpoint(self, checkpoint_dir: str) -> None:  # type: ignore[override]
         state = torch.load(
             os.path.join(checkpoint_dir, "state.pt"),
             map_location=self.trainer.device,

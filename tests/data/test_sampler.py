@@ -122,8 +122,12 @@ def test_aioli_perturbations_at_k16_batch16_are_unbiased():
     rng = np.random.default_rng(0)
     k, b, lp_steps, rounds = 16, 16, 2, 150
     doms = tuple(
-        Domain(f"d{i}", rng.integers(0, 9, 400, dtype=np.uint8), np.zeros(40, np.uint8),
-               np.zeros(40, np.uint8))
+        Domain(
+            f"d{i}",
+            rng.integers(0, 9, 400, dtype=np.uint8),
+            np.zeros(40, np.uint8),
+            np.zeros(40, np.uint8),
+        )
         for i in range(k)
     )
     s = MixtureSampler(DomainSet("k16", doms), batch_size=b, seq_len=8, seed=5, count_mode="exact")

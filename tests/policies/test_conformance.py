@@ -54,9 +54,7 @@ def signals(step: int, rng: np.random.Generator, k: int = len(SIZES)) -> DomainS
     )
 
 
-def trajectory(
-    policy, start: int, stop: int, seed: int = 7, replay_every: int = 0
-) -> np.ndarray:
+def trajectory(policy, start: int, stop: int, seed: int = 7, replay_every: int = 0) -> np.ndarray:
     """Drive a policy like the loop does: evaluations it asks for, weights, then update.
 
     With ``replay_every`` > 0, every so many steps also ask for the weights of every past step

@@ -143,6 +143,7 @@ def test_doge_clips_the_target_gradient_too(tiny_domains, monkeypatch):
     captured = {}
     update, mean_gradient = t.policy.update, measure.mean_gradient
     t.policy.update = lambda s: (captured.setdefault("s", s), update(s))
+
     # the unclipped target gradient, for comparison
     def spy(model, tokens, clip):
         captured["g"] = mean_gradient(model, tokens, 0.0)

@@ -98,9 +98,7 @@ def run_alone(tmp_path: Path, name: str, flags: list[str]) -> dict:
 
 
 @pytest.mark.parametrize("report_every", [4, 5])
-def test_every_method_alone_and_in_a_search_is_the_same_run(
-    ray_session, tmp_path, report_every
-):
+def test_every_method_alone_and_in_a_search_is_the_same_run(ray_session, tmp_path, report_every):
     exp = {
         "name": "same",
         "data": {"benchmark": "brown16", "tasks": 3},
