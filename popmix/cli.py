@@ -680,7 +680,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         cpus = exp.resources.cpus_per_trial
         if not isinstance(cpus, (int, float)) or cpus < 1:  # "auto" or a fraction
             # A tiny trial costs less than starting a worker process for it: with whole CPUs
-            # Tune runs trials in turn on reused actors (about 3x faster on 2 cores).
+            # Tune runs trials in turn on reused actors instead of one process per trial.
             exp = exp.replace(resources=dataclasses.replace(exp.resources, cpus_per_trial=1.0))
     exp.validate()
     space = load_space(

@@ -25,6 +25,7 @@ import socket
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -216,9 +217,7 @@ def check_trial_fits(
         k for k in request if k not in ("CPU", "GPU", "memory")
     )
     asked = _describe(request, keys)
-    shapes: dict[str, int] = {}
-    for n in nodes:
-        shapes[_describe(n, keys)] = shapes.get(_describe(n, keys), 0) + 1
+    shapes = Counter(_describe(n, keys) for n in nodes)
     have = "; ".join(f"{c} with {d}" for d, c in shapes.items()) or "none alive"
     if node_types is not None:
         addable = [name for name, res in node_types.items() if _fits(request, res)]
