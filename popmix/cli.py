@@ -618,6 +618,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         load_experiment,
         load_space,
         packaged_dir,
+        resolve_experiment_path,
         resolve_space_path,
     )
     from popmix.tune.search import SearchOptions, run_search
@@ -625,7 +626,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
     if args.tasks is not None and args.tasks < 1:
         raise UsageError(f"--tasks must be at least 1, got {args.tasks}")
     if args.experiment:
-        exp = load_experiment(args.experiment)
+        exp = load_experiment(resolve_experiment_path(args.experiment))
     elif (packaged_dir("experiments") / "default.yaml").is_file():
         exp = load_experiment(packaged_dir("experiments") / "default.yaml")
     else:

@@ -447,8 +447,20 @@ def space_from_dict(data: Any, where: str = "search space") -> SearchSpace:
 
 
 def packaged_dir(kind: str) -> Path:
-    """``experiments/`` or ``search_spaces/`` of the source tree this package belongs to."""
-    return Path(__file__).resolve().parents[2] / kind
+    """The shipped ``experiments/`` or ``search_spaces/`` folder (package data of popmix)."""
+    from importlib.resources import files
+
+    return Path(str(files("popmix.configs") / kind))
+
+
+def resolve_experiment_path(path: str) -> Path:
+    """An experiment file as given, else the shipped one of that name (so
+    ``--experiment experiments/smoke.yaml`` works outside the repository too)."""
+    p = Path(path)
+    if p.is_file() or p.is_absolute():
+        return p
+    shipped = packaged_dir("experiments") / p.name
+    return shipped if shipped.is_file() else p
 
 
 def resolve_space_path(space: str, experiment_source: str | None) -> Path:

@@ -89,3 +89,15 @@ def test_bad_space_files(tmp_path, text, needle):
     with pytest.raises(ConfigError, match=".*") as info:
         load_space(p)
     assert needle in str(info.value)
+
+
+def test_shipped_files_are_package_data_found_from_any_folder(tmp_path, monkeypatch):
+    import popmix
+    from popmix.tune.config import packaged_dir, resolve_experiment_path, resolve_space_path
+
+    package = Path(popmix.__file__).resolve().parent
+    assert packaged_dir("experiments").resolve().is_relative_to(package)
+    monkeypatch.chdir(tmp_path)  # outside the repository
+    assert resolve_experiment_path("experiments/smoke.yaml").is_file()
+    assert resolve_space_path("sampling.yaml", None).is_file()
+    assert not resolve_experiment_path("experiments/nowhere.yaml").is_file()
