@@ -117,33 +117,78 @@ def to_tokens(text: str | bytes) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8).copy()
 
 
+#: fewest documents for which :func:`split_documents` tries to keep documents whole.
+MIN_DOCUMENTS = 20
+#: bytes a split needs for a run at the default ``seq_len`` of 128: one window of
+#: ``seq_len + 1`` tokens (what :meth:`DomainSet.check` asks of every split).
+MIN_SPLIT_BYTES = 129
+#: a whole-document split must give every split at least this part of its byte share.
+MIN_SHARE = 0.5
+
+
 def split_documents(
-    docs: Sequence[str], fractions: tuple[float, float] = (0.05, 0.05)
+    docs: Sequence[str],
+    fractions: tuple[float, float] = (0.05, 0.05),
+    min_bytes: int = MIN_SPLIT_BYTES,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Split a domain's documents into train / validation / test token arrays.
 
-    Whole documents go to one split when there are enough of them (at least 20), so that no text
-    leaks between splits; otherwise the concatenated bytes are cut at the given fractions. The
-    held-out parts are taken from the end so the split is deterministic.
+    Documents are joined with a blank line (``"\\n\\n"``). Two ways to split them:
+
+    * **whole documents** (no text leaks between splits): with ``n >= 20`` documents, the last
+      ``round(n * f_test)`` (at least 1) go to test, the ``round(n * f_val)`` (at least 1)
+      before them to validation, the rest to train;
+    * **byte cut**: the joined bytes are cut at byte positions, test getting the last
+      ``int(B * f_test)`` of the ``B`` bytes, validation the ``int(B * f_val)`` before them.
+
+    Counting documents says nothing about their bytes: many short paragraphs, or a short last
+    paragraph, gave a held-out split of a dozen bytes, which no run can use (a split needs
+    ``seq_len + 1`` tokens). So the whole-document split is kept only when **every split**
+    (train included)
+
+    1. gets at least ``MIN_SHARE`` (half) of its byte share (``f * B``, train's share being
+       ``(1 - f_val - f_test) * B``), and
+    2. gets at least ``min_bytes`` bytes (default 129, one window of the default ``seq_len``
+       128 plus one); this one is waived for a split whose byte cut would be shorter than
+       ``min_bytes`` too, since cutting bytes could not make that split usable either.
+
+    Otherwise, and with fewer than 20 documents, the bytes are cut. Both ways depend on the
+    documents alone (no randomness), so the same files always give the same splits; corpora
+    whose documents are even enough keep the whole-document split they had before.
     """
     f_val, f_test = fractions
     docs = [d for d in docs if d.strip()]
-    if len(docs) >= 20:
+    if len(docs) >= MIN_DOCUMENTS:
         n = len(docs)
         n_test = max(1, round(n * f_test))
         n_val = max(1, round(n * f_val))
-        parts = (
-            docs[: n - n_val - n_test],
-            docs[n - n_val - n_test : n - n_test],
-            docs[n - n_test :],
+        parts = tuple(
+            to_tokens("\n\n".join(p))
+            for p in (
+                docs[: n - n_val - n_test],
+                docs[n - n_val - n_test : n - n_test],
+                docs[n - n_test :],
+            )
         )
-        return tuple(to_tokens("\n\n".join(p)) for p in parts)  # type: ignore[return-value]
+        total = sum(p.size for p in parts) + 2 * 2  # the two blank lines between the parts
+        shares = (1.0 - f_val - f_test, f_val, f_test)
+        byte_cut = _byte_cut_sizes(total, f_val, f_test)
+        if all(
+            p.size >= MIN_SHARE * share * total and (p.size >= min_bytes or cut < min_bytes)
+            for p, share, cut in zip(parts, shares, byte_cut)
+        ):
+            return parts  # type: ignore[return-value]
     tokens = to_tokens("\n\n".join(docs))
-    n = tokens.size
+    n_train, n_val, _ = _byte_cut_sizes(tokens.size, f_val, f_test)
+    return (
+        tokens[:n_train],
+        tokens[n_train : n_train + n_val],
+        tokens[n_train + n_val :],
+    )
+
+
+def _byte_cut_sizes(n: int, f_val: float, f_test: float) -> tuple[int, int, int]:
+    """(train, validation, test) sizes of the byte cut of ``n`` bytes."""
     n_test = int(n * f_test)
     n_val = int(n * f_val)
-    return (
-        tokens[: n - n_val - n_test],
-        tokens[n - n_val - n_test : n - n_test],
-        tokens[n - n_test :],
-    )
+    return n - n_val - n_test, n_val, n_test

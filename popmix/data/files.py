@@ -10,7 +10,10 @@ Two layouts are supported:
   or a folder of them, with a column naming each row's domain and a column with its text.
 
 :func:`load_user_data` picks the right one. Each domain's documents are split into train /
-validation / test by :func:`~popmix.data.domains.split_documents`. Nothing is downloaded: the
+validation / test by :func:`~popmix.data.domains.split_documents`: whole documents (paragraphs,
+rows) while every split still gets about its share of the bytes and enough of them for a run
+(so many short paragraphs, or a short last one, do not leave a held-out split of a dozen bytes),
+else the joined bytes are cut at the split fractions. Nothing is downloaded: the
 ``text`` / ``json`` / ``parquet`` / ``csv`` builders ship with ``datasets`` and read local files,
 so this works with ``HF_DATASETS_OFFLINE=1``. The Arrow cache that ``datasets`` writes goes to
 ``$POPMIX_CACHE/hf-datasets`` when ``POPMIX_CACHE`` is set, else to

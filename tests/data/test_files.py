@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from popmix.data.domains import DataError, DomainSet
+from popmix.data.domains import MIN_SPLIT_BYTES, DataError, DomainSet, split_documents
 from popmix.data.files import cache_dir, load_folder, load_table, load_user_data
 
 
@@ -103,6 +103,97 @@ def test_text_paragraphs_are_documents(tmp_path):
     assert text_of(prose.train) == "\n\n".join(paragraphs[:36])
     assert text_of(prose.validation) == "\n\n".join(paragraphs[36:38])
     assert text_of(prose.test).rstrip("\n") == "\n\n".join(paragraphs[38:])
+
+
+# --------------------------------------------------------------------------------------------
+# whole documents only while every split keeps enough bytes, else a byte cut
+
+SEQ_LEN = 128  # the default model's context: check() asks seq_len + 1 tokens of every split
+
+
+def sizes(d) -> tuple[int, int, int]:
+    return d.train.size, d.validation.size, d.test.size
+
+
+def normal_domain(folder: Path) -> list[str]:
+    paragraphs = [f"Normal paragraph {i}. " + "Some ordinary prose here. " * 6 for i in range(60)]
+    (folder / "normal.txt").write_text("\n\n".join(paragraphs), "utf-8")
+    return paragraphs
+
+
+def test_short_last_paragraph_gets_a_byte_cut(tmp_path):
+    """The issue: a ~6 KB file of short paragraphs whose last one is 12 bytes. 25 paragraphs
+    give one test document (round(25 * 0.05) = 1), so the test split was those 12 bytes and the
+    run refused it; now the bytes are cut and every split gets its 5%."""
+    folder = tmp_path / "user"
+    folder.mkdir()
+    paragraphs = [f"Paragraph {i:02d}. " + "word " * 47 for i in range(24)] + ["See you soon"]
+    (folder / "notes.txt").write_text("\n\n".join(paragraphs) + "\n", "utf-8")
+    normal = normal_domain(folder)
+    ds = load_folder(folder)
+    ds.check(SEQ_LEN + 1)  # raised "test split has only 12 tokens" before
+    notes, norm = ds[ds.index("notes")], ds[ds.index("normal")]
+    whole = ("\n\n".join(paragraphs) + "\n").encode("utf-8")
+    assert 6000 <= len(whole) <= 6200
+    assert bytes(notes.train) + bytes(notes.validation) + bytes(notes.test) == whole
+    assert sizes(notes) == (len(whole) - 2 * 301, 301, 301)  # int(6037 * 0.05) = 301
+    # the normal domain next to it keeps its whole-document split: 3 + 3 of 60 paragraphs
+    assert text_of(norm.validation) == "\n\n".join(normal[54:57])
+    assert text_of(norm.test) == "\n\n".join(normal[57:])
+
+
+def test_many_tiny_paragraphs_split_fine(tmp_path):
+    """300 paragraphs of ~20 bytes (~6.5 KB): 15 per held-out split hold ~330 bytes, about their
+    5%, so the documents stay whole and every split is long enough for seq_len 128."""
+    folder = tmp_path / "user"
+    folder.mkdir()
+    paragraphs = [f"note {i:03d}: short line" for i in range(300)]
+    (folder / "tiny.txt").write_text("\n\n".join(paragraphs), "utf-8")
+    normal_domain(folder)
+    ds = load_folder(folder)
+    ds.check(SEQ_LEN + 1)
+    tiny = ds[ds.index("tiny")]
+    assert text_of(tiny.validation) == "\n\n".join(paragraphs[270:285])
+    assert text_of(tiny.test) == "\n\n".join(paragraphs[285:])
+    total = sum(sizes(tiny)) + 4
+    for n in (tiny.validation.size, tiny.test.size):
+        assert n >= SEQ_LEN + 1 and abs(n - 0.05 * total) <= 0.01 * total
+
+
+def test_few_big_documents_split_on_document_boundaries(tmp_path):
+    folder = tmp_path / "user"
+    folder.mkdir()
+    docs = [f"Document {i:02d}. " + "A long document body. " * 45 for i in range(20)]
+    write_jsonl(folder / "big.jsonl", [{"text": t} for t in docs])
+    ds = load_folder(folder)
+    ds.check(SEQ_LEN + 1)
+    (big,) = ds
+    assert text_of(big.train) == "\n\n".join(docs[:18])
+    assert text_of(big.validation) == docs[18]
+    assert text_of(big.test) == docs[19]
+
+
+def test_split_rule_edges():
+    even = [f"doc {i:02d} " + "x" * 93 for i in range(40)]  # 100 bytes each, 4 KB in all
+    # each held-out split: 2 documents (200 bytes, its 5%): whole documents
+    tr, va, te = split_documents(even)
+    assert (va.size, te.size) == (202, 202)
+    # a held-out split below MIN_SPLIT_BYTES while its byte cut would reach it: byte cut
+    sparse = [f"doc {i:02d} " + "x" * 93 for i in range(19)] + ["y" * 3000]
+    tr, va, te = split_documents(sparse)  # the last doc is 60% of the bytes: train < half
+    assert te.size == int((tr.size + va.size + te.size) * 0.05)
+    # 25 documents, so 1 test document: 100 bytes, over half its share (139 bytes) but under
+    # MIN_SPLIT_BYTES, which the byte cut reaches: byte cut; with min_bytes=50: whole documents
+    short_tail = [f"doc {i:02d} " + "x" * 103 for i in range(24)] + ["z" * 100]
+    assert split_documents(short_tail)[2].size == int(len("\n\n".join(short_tail)) * 0.05)
+    assert bytes(split_documents(short_tail, min_bytes=50)[2]) == b"z" * 100
+    # a corpus too small for MIN_SPLIT_BYTES either way keeps its whole documents
+    small = [f"s{i}" for i in range(20)]
+    assert bytes(split_documents(small)[2]) == b"s19"
+    assert MIN_SPLIT_BYTES == SEQ_LEN + 1
+    # deterministic: the same documents give the same splits
+    for a, b in zip(split_documents(sparse), split_documents(list(sparse))):
+        np.testing.assert_array_equal(a, b)
 
 
 def table_rows() -> list[dict]:
