@@ -613,7 +613,7 @@ def _cmd_bracket(args: argparse.Namespace) -> int:
 def _cmd_search(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from popmix.tune.config import (
+    from popmix.config import (
         Experiment,
         load_experiment,
         load_space,
@@ -713,7 +713,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     errors: tuple[type[Exception], ...] = (UsageError, DataError, PolicyError)
     if args.command == "search":
-        from popmix.tune.config import ConfigError
+        from popmix.config import ConfigError
 
         errors += (ConfigError,)
     if getattr(args, "smoke", False) and args.command in ("run", "bracket"):

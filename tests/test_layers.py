@@ -11,6 +11,7 @@ import pytest
 @pytest.mark.parametrize(
     "module,forbidden",
     [
+        ("popmix.config", ("torch", "ray", "datasets")),
         ("popmix.policies", ("torch", "ray", "datasets")),
         ("popmix.data", ("torch", "ray", "datasets")),
         ("popmix.train", ("ray",)),

@@ -119,7 +119,7 @@ class AioliPolicy(MixingPolicy):
         diagonal: bool = False,
         prior: Sequence[float] | None = None,
         prior_steps: int = 0,
-        eval_windows: int = 8,
+        eval_windows: int = 4,
     ) -> None:
         super().__init__(sizes, total_steps, seed)
         self.eta = eta

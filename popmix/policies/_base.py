@@ -9,6 +9,7 @@ one value (:class:`LoopNeeds`) and receives every measurement through one method
 from __future__ import annotations
 
 import abc
+import inspect
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -122,6 +123,17 @@ class MixingPolicy(abc.ABC):
         self.sizes = np.asarray(sizes, dtype=np.float64)
         self.total_steps = int(total_steps)
         self.seed = seed
+
+    @classmethod
+    def parameter_names(cls) -> tuple[str, ...]:
+        """The method's own parameters (an experiment's ``baselines.<name>`` keys): those of
+        ``__init__`` after ``sizes``, ``total_steps`` and ``seed``; their defaults are the
+        method's defaults, for ``popmix run`` and ``popmix search`` alike."""
+        params = inspect.signature(cls.__init__).parameters
+        skip = {"self", "sizes", "total_steps", "seed"}
+        return tuple(
+            n for n, p in params.items() if n not in skip and p.kind is p.POSITIONAL_OR_KEYWORD
+        )
 
     @property
     def n_domains(self) -> int:

@@ -10,20 +10,19 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
+from popmix.config import ModelConfig, TrainConfig
 from popmix.data.domains import DomainSet
 from popmix.data.sampler import MixtureSampler, eval_windows
 from popmix.policies import DomainSignals, MixingPolicy, loss_weights, normalize
 from popmix.train import measure
 from popmix.train.measure import per_domain_mean
-from popmix.train.model import ModelConfig, TinyGPT
-
-APPLY_MODES = ("sample", "loss")
+from popmix.train.model import TinyGPT
 
 
 class Diverged(RuntimeError):
@@ -39,77 +38,6 @@ class Batch:
     ids: torch.Tensor
     counts: np.ndarray
     example_weight: torch.Tensor
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything about a run except the model size and the mixing method.
-
-    Args:
-        steps: optimizer steps in the whole run (the LR schedule and policies span this).
-        batch_size: windows per batch.
-        lr: peak learning rate.
-        min_lr_frac: the cosine decays to lr * min_lr_frac.
-        warmup_steps: linear warm-up from 0 to lr.
-        weight_decay: AdamW decay on matrices (not on biases, norms).
-        grad_clip: global gradient-norm clip (0 disables).
-        eval_interval: steps between validation evaluations (0: only at the end).
-        eval_windows: validation windows per domain per evaluation (cost bound).
-        test_windows: test windows per domain for the final report.
-        apply: ``sample`` (batch composition follows the weights) or ``loss`` (batches drawn
-            from ``loss_base``, per-example losses scaled by w = p / q).
-        loss_base: the batch distribution q in ``loss`` mode: ``stratified`` or ``proportional``.
-        seed: seeds the model initialisation and the sampler.
-        threads: torch intra-op threads (default: the CPUs this process may use).
-        device: ``cpu``, ``cuda`` or ``auto``.
-    """
-
-    steps: int = 300
-    batch_size: int = 16
-    lr: float = 3e-3
-    min_lr_frac: float = 0.1
-    warmup_steps: int = 20
-    weight_decay: float = 0.1
-    grad_clip: float = 1.0
-    eval_interval: int = 50
-    eval_windows: int = 16
-    test_windows: int = 64
-    apply: str = "sample"
-    loss_base: str = "stratified"
-    seed: int = 0
-    threads: int | None = None
-    device: str = "cpu"
-
-    def validate(self) -> None:
-        positive = ("steps", "batch_size", "eval_windows", "test_windows")
-        for key in positive:
-            v = getattr(self, key)
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"{key} must be a positive integer, got {v!r}")
-        for key in ("warmup_steps", "eval_interval"):
-            v = getattr(self, key)
-            if not isinstance(v, int) or v < 0:
-                raise ValueError(f"{key} must be a non-negative integer, got {v!r}")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
-        if not 0 <= self.min_lr_frac <= 1:
-            raise ValueError(f"min_lr_frac must be in [0, 1], got {self.min_lr_frac!r}")
-        if self.weight_decay < 0 or self.grad_clip < 0:
-            raise ValueError("weight_decay and grad_clip must be >= 0")
-        if self.apply not in APPLY_MODES:
-            raise ValueError(f"unknown apply mode {self.apply!r}; choose one of {APPLY_MODES}")
-        if self.loss_base not in ("stratified", "proportional"):
-            raise ValueError(
-                f"unknown loss_base {self.loss_base!r}; choose 'stratified' or 'proportional'"
-            )
-        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
-            raise ValueError(f"threads must be a positive integer, got {self.threads!r}")
-        if self.device not in ("cpu", "cuda", "auto") and not self.device.startswith("cuda:"):
-            raise ValueError(f"unknown device {self.device!r}; use cpu, cuda or auto")
-
-    @classmethod
-    def field_names(cls) -> set[str]:
-        return {f.name for f in fields(cls)}
 
 
 def available_cpus() -> int:

@@ -3,41 +3,13 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from popmix.config import ModelConfig
 from popmix.data.domains import VOCAB_SIZE
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Size of the proxy model.
-
-    Args:
-        n_layer: transformer blocks.
-        n_head: attention heads (must divide d_model).
-        d_model: residual width.
-        seq_len: context length in bytes.
-    """
-
-    n_layer: int = 2
-    n_head: int = 4
-    d_model: int = 128
-    seq_len: int = 128
-
-    def validate(self) -> None:
-        for key in ("n_layer", "n_head", "d_model", "seq_len"):
-            value = getattr(self, key)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"model.{key} must be a positive integer, got {value!r}")
-        if self.d_model % self.n_head:
-            raise ValueError(
-                f"model.d_model ({self.d_model}) must be a multiple of "
-                f"model.n_head ({self.n_head})"
-            )
 
 
 class Block(nn.Module):

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from popmix.config import SearchSpace, VectorSpec
 from popmix.policies import temperature_weights
 from popmix.simplex import floor_project
-from popmix.tune.config import SearchSpace, VectorSpec
 
 
 def as_dict(names: list[str], w: np.ndarray) -> dict[str, float]:
@@ -36,7 +36,7 @@ def weights_from_file(path: str, names: list[str]) -> np.ndarray:
     """The first point's weights of a popmix weights file, checked against the domains."""
     import json
 
-    from popmix.tune.config import ConfigError
+    from popmix.config import ConfigError
 
     data = json.loads(Path(path).read_text())
     if data.get("domains") != names:

@@ -31,14 +31,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from popmix.data import load_domains
-from popmix.data.domains import DomainSet
-from popmix.tune.config import (
+from popmix.config import (
     ConfigError,
     Experiment,
     SearchSpace,
-    check_baseline_params,
+    check_method_params,
 )
+from popmix.data import load_domains
+from popmix.data.domains import DomainSet
 from popmix.tune.explore import Explorer
 from popmix.tune.trainable import METHOD_KEYS
 
@@ -513,7 +513,7 @@ def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> dict
     space.validate(len(domains))
     if exp.search.objective.startswith("domain:"):
         domains.index(exp.search.objective.split(":", 1)[1])
-    check_baseline_params(exp, domains.sizes, domains.names)
+    check_method_params(exp, domains.sizes, domains.names)
     if exp.search.searcher == "pb2":
         try:
             import sklearn  # noqa: F401

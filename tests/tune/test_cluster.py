@@ -20,7 +20,7 @@ SCRIPT = r"""
 import dataclasses, json, logging, sys
 import ray
 from ray.cluster_utils import Cluster
-from popmix.tune.config import Resources, load_experiment, load_space
+from popmix.config import Resources, load_experiment, load_space
 from popmix.tune.search import SearchOptions, run_search
 
 storage = sys.argv[1]
@@ -92,7 +92,7 @@ GPU_NODE = {"CPU": 1.0, "GPU": 4.0, "memory": 8 * GIB}
 
 
 def test_a_trial_must_fit_on_one_node_not_only_in_the_cluster_total():
-    from popmix.tune.config import ConfigError
+    from popmix.config import ConfigError
     from popmix.tune.search import check_trial_fits
 
     assert check_trial_fits({"CPU": 1.0, "GPU": 1.0}, [CPU_NODE, GPU_NODE], None) is None
@@ -110,7 +110,7 @@ def test_a_trial_must_fit_on_one_node_not_only_in_the_cluster_total():
 
 
 def test_an_autoscaling_cluster_waits_for_a_node_that_can_hold_a_trial():
-    from popmix.tune.config import ConfigError
+    from popmix.config import ConfigError
     from popmix.tune.search import check_trial_fits
 
     request = {"CPU": 2.0, "GPU": 0.25}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from popmix.config import SearchSpace, TemperatureSpec, VectorSpec
 from popmix.simplex import floor_project
-from popmix.tune.config import SearchSpace, TemperatureSpec, VectorSpec
 from popmix.tune.explore import Explorer, as_vector
 
 NAMES = [f"d{i}" for i in range(16)]
@@ -98,7 +98,7 @@ def test_every_init_is_on_the_simplex(init):
 def test_init_from_a_weights_file(tmp_path):
     import json
 
-    from popmix.tune.config import ConfigError
+    from popmix.config import ConfigError
 
     w = np.linspace(1, 2, 16)
     path = tmp_path / "w.json"

@@ -13,7 +13,7 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from popmix.tune.config import SearchSpace, VectorSpec, load_experiment, load_space
+from popmix.config import SearchSpace, VectorSpec, load_experiment, load_space
 from popmix.tune.search import SearchOptions, run_search
 
 ROOT = Path(__file__).resolve().parents[2]

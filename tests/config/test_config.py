@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from popmix.tune.config import (
+from popmix.config import (
     ConfigError,
     Experiment,
     load_experiment,
@@ -42,10 +42,23 @@ def test_every_search_space_loads(path):
     load_space(path)
 
 
-def test_default_yaml_matches_the_built_in_defaults_where_it_matters():
+def test_default_yaml_is_the_built_in_defaults():
+    """default.yaml documents the defaults; it must not hold different ones (a command given no
+    file and the dataclasses' defaults are the same experiment)."""
     exp = load_experiment(ROOT / "experiments" / "default.yaml")
-    assert exp.data.benchmark == "brown16" and exp.data.tasks == 16
-    assert exp.methods == Experiment().methods
+    built_in = Experiment(source=exp.source)
+    # default.yaml spells out brown16's 16 domains and each baseline's (policy-default) values
+    assert exp.replace(data=built_in.data, baselines={}) == built_in
+    assert exp.data.tasks == 16 and exp.data.benchmark == built_in.data.benchmark
+    from popmix.policies import POLICIES
+
+    for method, params in exp.baselines.items():
+        cls = POLICIES[method]
+        import inspect
+
+        defaults = inspect.signature(cls.__init__).parameters
+        for key, value in params.items():
+            assert defaults[key].default == value, f"default.yaml {method}.{key} != policy default"
 
 
 @pytest.mark.parametrize(
@@ -53,15 +66,22 @@ def test_default_yaml_matches_the_built_in_defaults_where_it_matters():
     [
         ("name: x\nsearch: {populaton: 4}\n", "unknown key 'populaton'"),
         ("name: x\nbogus: 1\n", "unknown key 'bogus'"),
-        ("search: {population: four}\n", "search.population: expected a int, got 'four'"),
+        ("search: {population: four}\n", "search.population: expected a whole number, got 'four'"),
         ("methods: [pbt, magic]\n", "unknown method 'magic'"),
-        ("search: {searcher: grid}\n", "unknown searcher 'grid'"),
-        ("train: {steps: 0}\n", "steps must be a positive integer"),
-        ("search: {objective: median}\n", "unknown objective 'median'"),
-        ("resources: {cpus_per_trial: lots}\n", "expected a number or auto"),
+        ("search: {searcher: grid}\n", "'grid' is not one of pbt, pb2, optuna"),
+        ("train: {steps: 0}\n", "train.steps must be a positive integer"),
+        ("search: {objective: median}\n", "unknown search.objective 'median'"),
+        ("resources: {cpus_per_trial: lots}\n", "expected a number or one of auto"),
         ("name: [unclosed\n", "malformed YAML at line"),
-        ("data: {path: 5}\n", "data.path must be a string"),
-        ("data: {domain_column: [a]}\n", "data.domain_column must be a string"),
+        ("data: {path: 5}\n", "data.path: expected a string or null, got 5"),
+        ("data: {domain_column: [a]}\n", "data.domain_column: expected a string or null"),
+        ("data: {tasks: true}\n", "data.tasks: expected a whole number or null, got True"),
+        ("train: {seed: 3}\n", "train.seed is set by seeds"),
+        ("train: {apply: both}\n", "train.apply: 'both' is not one of sample, loss"),
+        ("seeds: [0, x]\n", "seeds[1]: expected a whole number"),
+        ("baselines: {doge: {muu: 1}}\n", "baselines.doge.muu: not a parameter of doge"),
+        ("baselines: {magic: {}}\n", "baselines.magic: not a method"),
+        ("model: {d_model: 30, n_head: 4}\n", "must be a multiple of"),
     ],
 )
 def test_bad_experiment_files(tmp_path, text, needle):
@@ -93,7 +113,7 @@ def test_bad_space_files(tmp_path, text, needle):
 
 def test_shipped_files_are_package_data_found_from_any_folder(tmp_path, monkeypatch):
     import popmix
-    from popmix.tune.config import packaged_dir, resolve_experiment_path, resolve_space_path
+    from popmix.config import packaged_dir, resolve_experiment_path, resolve_space_path
 
     package = Path(popmix.__file__).resolve().parent
     assert packaged_dir("experiments").resolve().is_relative_to(package)

@@ -1,0 +1,71 @@
+"""Experiments and search spaces: typed, validated, overridable (no torch, no Ray).
+
+``load_experiment(file, ["train.lr=0.01"])`` is the one way every command reads its settings;
+``popmix check FILE`` runs the same checks without training.
+"""
+
+from popmix.config._load import (
+    apply_overrides,
+    build,
+    check_method_params,
+    check_value,
+    default_experiment_path,
+    experiment_from_dict,
+    is_space_file,
+    load_experiment,
+    load_space,
+    packaged_dir,
+    parse_override,
+    read_yaml,
+    resolve_experiment_path,
+    resolve_space_path,
+    space_from_dict,
+)
+from popmix.config._schema import (
+    APPLY_MODES,
+    DEFAULT_METHODS,
+    POPULATION,
+    SEARCHERS,
+    ConfigError,
+    DataSpec,
+    Experiment,
+    ModelConfig,
+    Resources,
+    SearchSpace,
+    SearchSpec,
+    TemperatureSpec,
+    TrainConfig,
+    VectorSpec,
+)
+
+__all__ = [
+    "APPLY_MODES",
+    "DEFAULT_METHODS",
+    "POPULATION",
+    "SEARCHERS",
+    "ConfigError",
+    "DataSpec",
+    "Experiment",
+    "ModelConfig",
+    "Resources",
+    "SearchSpace",
+    "SearchSpec",
+    "TemperatureSpec",
+    "TrainConfig",
+    "VectorSpec",
+    "apply_overrides",
+    "build",
+    "check_method_params",
+    "check_value",
+    "default_experiment_path",
+    "experiment_from_dict",
+    "is_space_file",
+    "load_experiment",
+    "load_space",
+    "packaged_dir",
+    "parse_override",
+    "read_yaml",
+    "resolve_experiment_path",
+    "resolve_space_path",
+    "space_from_dict",
+]

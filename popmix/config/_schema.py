@@ -1,0 +1,396 @@
+"""What an experiment and a search space hold: frozen dataclasses, one per YAML section.
+
+The annotations are the schema: :mod:`popmix.config._load` checks every value of a file or an
+override against its field's annotation, so a field added here is validated with no more code.
+``validate`` methods check what a type cannot say (ranges, relations between fields).
+Importing this module pulls in neither torch nor Ray: ``popmix check`` runs in a second.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+SEARCHERS = ("pbt", "pb2", "optuna")
+POPULATION = "pbt"  # the name of the searched population in ``methods``, whatever the searcher
+#: policies a search cannot run as a trial of their own: the population's member policy and a
+#: schedule replay (whose points come from a file, not from the experiment).
+NOT_TRIALS = ("mixture", "schedule")
+#: what ``popmix search`` runs when the experiment does not say.
+DEFAULT_METHODS = ("pbt", "stratified", "proportional", "temperature", "cooldown")
+APPLY_MODES = ("sample", "loss")
+
+
+class ConfigError(ValueError):
+    """A bad experiment or search-space file, or a bad override: printed as one line."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Size of the proxy model.
+
+    Args:
+        n_layer: transformer blocks.
+        n_head: attention heads (must divide d_model).
+        d_model: residual width.
+        seq_len: context length in bytes.
+    """
+
+    n_layer: int = 2
+    n_head: int = 4
+    d_model: int = 128
+    seq_len: int = 128
+
+    def validate(self) -> None:
+        for key in ("n_layer", "n_head", "d_model", "seq_len"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"model.{key} must be a positive integer, got {value!r}")
+        if self.d_model % self.n_head:
+            raise ValueError(
+                f"model.d_model ({self.d_model}) must be a multiple of "
+                f"model.n_head ({self.n_head})"
+            )
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything about a run except the model size and the mixing method.
+
+    Args:
+        steps: optimizer steps in the whole run (the LR schedule and policies span this).
+        batch_size: windows per batch.
+        lr: peak learning rate.
+        min_lr_frac: the cosine decays to lr * min_lr_frac.
+        warmup_steps: linear warm-up from 0 to lr.
+        weight_decay: AdamW decay on matrices (not on biases, norms).
+        grad_clip: global gradient-norm clip (0 disables).
+        eval_interval: steps between validation evaluations of ``popmix run`` (0: only at the
+            end); a search validates at every report instead.
+        eval_windows: validation windows per domain per evaluation (cost bound).
+        test_windows: test windows per domain for the final report.
+        apply: ``sample`` (batch composition follows the weights) or ``loss`` (batches drawn
+            from ``loss_base``, per-example losses scaled by w = p / q).
+        loss_base: the batch distribution q in ``loss`` mode: ``stratified`` or ``proportional``.
+        seed: seeds the model initialisation and the sampler (an experiment sets it through
+            ``seeds``).
+        threads: torch intra-op threads (default: the CPUs this process may use; a search
+            derives it from ``resources.cpus_per_trial``).
+        device: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (a search: from
+            ``resources.gpus_per_trial``).
+    """
+
+    steps: int = 1000
+    batch_size: int = 16
+    lr: float = 3e-3
+    min_lr_frac: float = 0.1
+    warmup_steps: int = 20
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    eval_interval: int = 50
+    eval_windows: int = 8
+    test_windows: int = 64
+    apply: Literal["sample", "loss"] = "sample"
+    loss_base: Literal["stratified", "proportional"] = "stratified"
+    seed: int = 0
+    threads: int | None = None
+    device: str = "cpu"
+
+    def validate(self) -> None:
+        for key in ("steps", "batch_size", "eval_windows", "test_windows"):
+            v = getattr(self, key)
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"train.{key} must be a positive integer, got {v!r}")
+        for key in ("warmup_steps", "eval_interval"):
+            v = getattr(self, key)
+            if not isinstance(v, int) or v < 0:
+                raise ValueError(f"train.{key} must be a non-negative integer, got {v!r}")
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"train.lr must be a positive number, got {self.lr!r}")
+        if not 0 <= self.min_lr_frac <= 1:
+            raise ValueError(f"train.min_lr_frac must be in [0, 1], got {self.min_lr_frac!r}")
+        if self.weight_decay < 0 or self.grad_clip < 0:
+            raise ValueError("train.weight_decay and train.grad_clip must be >= 0")
+        if self.apply not in APPLY_MODES:
+            raise ValueError(f"unknown train.apply {self.apply!r}; choose sample or loss")
+        if self.loss_base not in ("stratified", "proportional"):
+            raise ValueError(
+                f"unknown train.loss_base {self.loss_base!r}; choose stratified or proportional"
+            )
+        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
+            raise ValueError(f"train.threads must be a positive integer, got {self.threads!r}")
+        if self.device not in ("cpu", "cuda", "auto") and not self.device.startswith("cuda:"):
+            raise ValueError(f"unknown train.device {self.device!r}; use cpu, cuda or auto")
+
+    @classmethod
+    def field_names(cls) -> set[str]:
+        return {f.name for f in dataclasses.fields(cls)}
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Which domains: a built-in benchmark, or your own files (``path``; then all of their
+    domains unless ``tasks`` says how many)."""
+
+    benchmark: str = "brown16"
+    tasks: int | None = None
+    path: str | None = None
+    domain_column: str | None = None
+    seed: int = 0  # seed of the synthetic generator
+
+    def validate(self) -> None:
+        if self.tasks is not None and self.tasks < 1:
+            raise ValueError(f"data.tasks must be at least 1, got {self.tasks}")
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    """How the population searches.
+
+    Args:
+        searcher: ``pbt``, ``pb2`` or ``optuna``.
+        space: search-space YAML file (relative paths: to the working directory, then to the
+            experiment file, then to the shipped ``search_spaces/``).
+        population: members of the PBT/PB2 population, or Optuna trials.
+        report_every: optimizer steps between Tune reports (each report validates).
+        perturbation_interval: reports between PBT decisions.
+        quantile_fraction: bottom fraction that copies the top fraction (PBT).
+        resample_probability: chance that explore resamples instead of perturbing.
+        objective: ``mean`` (mean per-domain validation loss), ``worst`` or ``domain:<name>``.
+        asha: stop bad Optuna trials early with ASHA (never the baselines).
+        seed: seed of initial configurations and of the explore step.
+    """
+
+    searcher: Literal["pbt", "pb2", "optuna"] = "pbt"
+    space: str = "sampling.yaml"
+    population: int = 4
+    report_every: int = 50
+    perturbation_interval: int = 4
+    quantile_fraction: float = 0.25
+    resample_probability: float = 0.25
+    objective: str = "mean"
+    asha: bool = False
+    seed: int = 0
+
+    def validate(self) -> None:
+        for key in ("population", "report_every", "perturbation_interval"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"search.{key} must be a positive integer")
+        if not 0 < self.quantile_fraction <= 0.5:
+            raise ValueError("search.quantile_fraction must be in (0, 0.5]")
+        if not 0 <= self.resample_probability <= 1:
+            raise ValueError("search.resample_probability must be in [0, 1]")
+        if self.objective not in ("mean", "worst") and not self.objective.startswith("domain:"):
+            raise ValueError(
+                f"unknown search.objective {self.objective!r}; use mean, worst or domain:<name>"
+            )
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Per-trial resources. ``cpus_per_trial: auto`` shares the cluster's CPUs among all trials
+    of a seed so that they run at once (PBT then compares members at equal progress instead
+    of pausing and resuming them); torch threads = max(1, floor(cpus_per_trial))."""
+
+    cpus_per_trial: float | Literal["auto"] = "auto"
+    gpus_per_trial: float = 0.0
+
+    def validate(self) -> None:
+        cpus = self.cpus_per_trial
+        if (cpus != "auto" and not cpus > 0) or not self.gpus_per_trial >= 0:
+            raise ValueError(
+                "resources.cpus_per_trial must be > 0 or auto, and resources.gpus_per_trial "
+                f">= 0; got {cpus!r} and {self.gpus_per_trial!r}"
+            )
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One experiment file: domains, model, budget, methods and resources.
+
+    ``baselines`` holds the parameters of each method by name (``popmix run --method X`` and
+    a search's ``X`` trial read the same entry); a method missing there runs with its policy's
+    own defaults.
+    """
+
+    name: str = "default"
+    data: DataSpec = field(default_factory=DataSpec)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    search: SearchSpec = field(default_factory=SearchSpec)
+    methods: tuple[str, ...] = DEFAULT_METHODS
+    baselines: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seeds: tuple[int, ...] = (0,)
+    resources: Resources = field(default_factory=Resources)
+    source: str | None = None  # the file it came from (for messages), not a key of the file
+
+    def replace(self, **changes: Any) -> Experiment:
+        return dataclasses.replace(self, **changes)
+
+    def validate(self) -> None:
+        """Ranges and relations; the loader has already checked every value's type."""
+        where = self.source or "experiment"
+        try:
+            for part in (self.data, self.model, self.train, self.search, self.resources):
+                part.validate()
+        except ValueError as e:
+            raise ConfigError(f"{where}: {e}") from None
+        if not self.methods:
+            raise ConfigError(f"{where}: methods is empty; name at least one method")
+        known = self.known_methods()
+        for m in self.methods:
+            if m not in known:
+                raise ConfigError(
+                    f"{where}: unknown method {m!r} in methods; choose from "
+                    f"{', '.join(dict.fromkeys(known))}"
+                )
+        registry = _policies()
+        for m, params in self.baselines.items():
+            if m not in registry or m == "mixture":
+                raise ConfigError(
+                    f"{where}: baselines.{m}: not a method; give parameters of "
+                    f"{', '.join(k for k in registry if k != 'mixture')}"
+                )
+            allowed = registry[m].parameter_names()
+            for key in params:
+                if key not in allowed:
+                    raise ConfigError(
+                        f"{where}: baselines.{m}.{key}: not a parameter of {m}; "
+                        f"known: {', '.join(allowed) or 'none'}"
+                    )
+        if not self.seeds:
+            raise ConfigError(f"{where}: seeds must be a non-empty list of whole numbers")
+
+    @staticmethod
+    def known_methods() -> tuple[str, ...]:
+        return (
+            POPULATION,
+            *SEARCHERS,
+            *(m for m in _policies() if m not in NOT_TRIALS),
+        )
+
+    @property
+    def population_method(self) -> str:
+        """The searcher's name, used as the population's method label."""
+        return self.search.searcher
+
+    def baseline_methods(self) -> list[str]:
+        """Methods that run as single trials beside the population."""
+        return [m for m in self.methods if m not in (POPULATION, *SEARCHERS)]
+
+    def runs_population(self) -> bool:
+        return any(m in (POPULATION, *SEARCHERS) for m in self.methods)
+
+    def method_params(self, method: str) -> dict[str, Any]:
+        """The parameters ``method`` runs with: the experiment's, over the policy's defaults."""
+        return dict(self.baselines.get(method, {}))
+
+
+def _policies() -> dict[str, Any]:
+    from popmix.policies import POLICIES  # NumPy only
+
+    return POLICIES
+
+
+# ------------------------------------------------------------------------------------------------
+# Search spaces
+
+
+@dataclass(frozen=True)
+class VectorSpec:
+    """A per-domain weight vector kept on the simplex.
+
+    Args:
+        init: ``dirichlet`` (each member drawn from Dirichlet(init_concentration)), ``uniform``,
+            ``proportional``, ``temperature`` or ``file`` (member 0 starts exactly there, the
+            others from an explore step of it).
+        init_file: for ``init: file``, a popmix weights file (``best_schedule.json``,
+            ``bracket_schedule.json``, ``weights.json``, ``doge_weights-seed0.json``): its first
+            point's weights are the starting mixture.
+        init_concentration: Dirichlet concentration per domain for ``dirichlet`` init.
+        init_temperature: T for ``temperature`` init.
+        sigma: standard deviation of the log-space perturbation (PBT explore).
+        resample_concentration: on resample, draw from Dirichlet(c · k · parent), centred on
+            the parent (larger c: closer to it).
+        floor: the smallest weight any domain keeps (must be < 1/k).
+    """
+
+    init: Literal["dirichlet", "uniform", "proportional", "temperature", "file"] = "dirichlet"
+    init_file: str = ""
+    init_concentration: float = 1.0
+    init_temperature: float = 3.0
+    sigma: float = 0.3
+    resample_concentration: float = 5.0
+    floor: float = 1e-3
+
+
+@dataclass(frozen=True)
+class TemperatureSpec:
+    """Bounds of the temperature schedule T_start → T_end switched at ``switch_frac``."""
+
+    t_start: tuple[float, float] = (1.0, 10.0)
+    t_end: tuple[float, float] = (0.5, 3.0)
+    switch_frac: tuple[float, float] = (0.1, 0.9)
+    shape: Literal["step", "linear"] = "step"
+
+    def bounds(self) -> dict[str, tuple[float, float]]:
+        return {"t_start": self.t_start, "t_end": self.t_end, "switch_frac": self.switch_frac}
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """What the population searches: any of sampling weights, loss weights, temperature."""
+
+    sample_weights: VectorSpec | None = None
+    loss_weights: VectorSpec | None = None
+    temperature: TemperatureSpec | None = None
+    source: str | None = None
+
+    def vectors(self) -> dict[str, VectorSpec]:
+        out = {}
+        if self.sample_weights is not None:
+            out["sample_weights"] = self.sample_weights
+        if self.loss_weights is not None:
+            out["loss_weights"] = self.loss_weights
+        return out
+
+    def validate(self, n_domains: int | None = None) -> None:
+        where = self.source or "search space"
+        if self.sample_weights is None and self.loss_weights is None and self.temperature is None:
+            raise ConfigError(
+                f"{where}: searches nothing; give sample_weights, loss_weights or temperature"
+            )
+        if self.sample_weights is not None and self.temperature is not None:
+            raise ConfigError(
+                f"{where}: sample_weights and temperature both set the sampling mixture; "
+                "keep one (add loss_weights to search both sampling and loss)"
+            )
+        from pathlib import Path
+
+        for key, v in self.vectors().items():
+            if v.init == "file" and not Path(v.init_file).is_file():
+                raise ConfigError(
+                    f"{where}: {key}.init_file {v.init_file!r} not found (init: file needs a "
+                    "popmix weights file)"
+                )
+            for name in ("init_concentration", "init_temperature", "resample_concentration"):
+                if not getattr(v, name) > 0:
+                    raise ConfigError(f"{where}: {key}.{name} must be > 0")
+            if not v.sigma >= 0:
+                raise ConfigError(f"{where}: {key}.sigma must be >= 0")
+            if not 0 <= v.floor or (n_domains and v.floor * n_domains >= 1):
+                raise ConfigError(
+                    f"{where}: {key}.floor {v.floor} must be >= 0 and below 1/k "
+                    f"({1 / n_domains if n_domains else 'k = number of domains'})"
+                )
+        if self.temperature is not None:
+            for key, (lo, hi) in self.temperature.bounds().items():
+                if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo <= hi):
+                    raise ConfigError(
+                        f"{where}: temperature.{key} must be [low, high] with 0 < low <= high, "
+                        f"got [{lo}, {hi}]"
+                    )
+            if self.temperature.switch_frac[1] > 1:
+                raise ConfigError(f"{where}: temperature.switch_frac must lie in (0, 1]")
