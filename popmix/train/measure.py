@@ -46,15 +46,18 @@ class DomainGradients:
         sums: per parameter, the (n_domains, numel) sums over each domain's examples.
         scale: (n_domains,) 1/count times the clip factor of each domain.
         example_loss: (B,) the batch's example losses.
+        raw_gram: Σ over parameters of sums · sumsᵀ, (n_domains, n_domains), when already
+            computed (the clip needs its diagonal); None: :meth:`gram` computes it.
     """
 
     sums: list[torch.Tensor]
     scale: torch.Tensor
     example_loss: torch.Tensor
+    raw_gram: torch.Tensor | None = None
 
     def gram(self) -> np.ndarray:
         """⟨g_i, g_j⟩, shape (n_domains, n_domains)."""
-        raw = sum(s @ s.T for s in self.sums)
+        raw = self.raw_gram if self.raw_gram is not None else _raw_gram(self.sums)
         return (raw * self.scale[:, None] * self.scale[None, :]).double().cpu().numpy()
 
     def dots(self, other: list[torch.Tensor]) -> np.ndarray:
@@ -69,6 +72,51 @@ class DomainGradients:
         return [coef @ s for s in self.sums]
 
 
+def _raw_gram(sums: list[torch.Tensor]) -> torch.Tensor:
+    out = sums[0] @ sums[0].T
+    for s in sums[1:]:
+        out = out.addmm_(s, s.T)
+    return out
+
+
+class _Groups:
+    """How a batch's examples fall into domains, for summing per-example quantities.
+
+    A stratified batch holds its domains in order with equal counts: a per-domain sum is then
+    a reshape and a sum (or one batched matmul over each domain's rows); any other batch sums
+    per example and scatters the rows into their domains.
+    """
+
+    def __init__(self, ids: torch.Tensor, counts: np.ndarray) -> None:
+        self.ids = ids
+        self.k = len(counts)
+        n = ids.shape[0]
+        c = int(counts[0])
+        self.contiguous = (
+            bool(np.all(counts == c))
+            and c * self.k == n
+            and bool(
+                torch.equal(ids, torch.arange(self.k, device=ids.device).repeat_interleave(c))
+            )
+        )
+
+    def sum(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-example rows (B, ...) summed per domain: (k, ...)."""
+        if self.contiguous:
+            return x.reshape(self.k, -1, *x.shape[1:]).sum(dim=1)
+        out = torch.zeros((self.k, *x.shape[1:]), dtype=x.dtype, device=x.device)
+        return out.index_add_(0, self.ids, x)
+
+    def outer(self, grad_out: torch.Tensor, inp: torch.Tensor) -> torch.Tensor:
+        """Σ over a domain's examples and positions of grad_out ⊗ inp: a linear map's weight
+        gradient per domain, (k, out, in), from (B, T, out) and (B, T, in)."""
+        if self.contiguous:
+            go = grad_out.reshape(self.k, -1, grad_out.shape[-1])
+            x = inp.reshape(self.k, -1, inp.shape[-1])
+            return torch.bmm(go.transpose(1, 2), x)
+        return self.sum(torch.bmm(grad_out.transpose(1, 2), inp))
+
+
 def domain_gradients(
     model: TinyGPT,
     tokens: torch.Tensor,
@@ -76,45 +124,102 @@ def domain_gradients(
     counts: np.ndarray,
     clip: float,
 ) -> DomainGradients:
-    """Per-domain gradients of a batch from one vectorised forward and backward.
+    """Per-domain gradients of a batch from one forward and one backward pass.
 
-    Per-example gradients come from ``torch.func.vmap`` of ``grad`` (about the cost of one
-    ordinary backward pass instead of one full backward per domain), summed per domain; g_i is
-    the gradient of domain i's mean loss, clipped to ``clip``. A domain absent from the batch
-    gets g_i = 0.
+    The backward pass asks autograd only for the gradients of each layer's *output* (what an
+    ordinary backward computes on its way anyway), not for the parameters. Each parameter's
+    per-domain gradient is then built from its layer's saved input and output gradient: for a
+    linear map, Σ_t δ_t x_tᵀ over the domain's positions, one batched matmul over the domains
+    (the same work as the weight gradient of an ordinary backward, which is skipped). So the
+    measurement costs about one ordinary forward and backward, with the fused attention
+    kernel. g_i is the gradient of domain i's mean loss, clipped to ``clip``; a domain absent
+    from the batch gets g_i = 0.
+
+    Written for :class:`TinyGPT`'s layers (linear maps and layer norms in the blocks, the
+    embeddings, the output tied to the token embedding); a parameter it does not account for
+    raises, rather than giving a wrong gradient.
     """
-    from torch.func import functional_call, grad_and_value, vmap
+    import torch.nn.functional as F
+    from torch import nn
 
-    names = [n for n, _ in model.named_parameters()]
-    params = {n: p.detach() for n, p in model.named_parameters()}
+    groups = _Groups(ids, counts)
+    k = groups.k
+    calls: list[tuple[nn.Module, torch.Tensor, torch.Tensor]] = []
 
-    def example_loss(p: dict[str, torch.Tensor], row: torch.Tensor) -> torch.Tensor:
-        logits = functional_call(model, p, (row[None, :-1],))
-        return torch.nn.functional.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]).float(), row[1:]
-        )
+    def keep(module: nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        calls.append((module, args[0], out))
 
-    model.set_explicit_attention(True)  # the fused attention kernel has no vmap rule
+    layers = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.LayerNorm))]
+    handles = [m.register_forward_hook(keep) for m in [*layers, model.tok]]
     try:
-        g, loss = vmap(grad_and_value(example_loss), in_dims=(None, 0))(params, tokens)
+        logits = model(tokens[:, :-1])
     finally:
-        model.set_explicit_attention(False)
-    k, b = len(counts), tokens.shape[0]
-    sums = []
-    for n in names:
-        per_example = g[n].reshape(b, -1)
-        if np.all(counts == counts[0]):
-            # Stratified batch, grouped by domain: a reshape, no scatter.
-            sums.append(per_example.view(k, int(counts[0]), -1).sum(dim=1))
-        else:
-            block = torch.zeros(k, per_example.shape[1], device=tokens.device)
-            sums.append(block.index_add_(0, ids, per_example))
-    counts_t = torch.as_tensor(counts, dtype=torch.float32, device=tokens.device)
-    scale = 1.0 / counts_t.clamp(min=1.0)  # sum -> mean
-    if clip > 0:
-        norms = sum((s * s).sum(dim=1) for s in sums).clamp(min=0.0).sqrt() * scale
-        scale = scale * clip_factor(norms, clip)
-    return DomainGradients(sums=sums, scale=scale, example_loss=loss.detach())
+        for h in handles:
+            h.remove()
+    if len(calls) != len(layers) + 1:
+        raise RuntimeError("domain_gradients: a layer ran more than once in the forward pass")
+    b, t = tokens.shape[0], tokens.shape[1] - 1
+    vocab = logits.shape[-1]
+    tok_loss = F.cross_entropy(
+        logits.reshape(-1, vocab).float(), tokens[:, 1:].reshape(-1), reduction="none"
+    )
+    example_loss = tok_loss.view(b, -1).mean(dim=1)
+    outputs = [out for _, _, out in calls] + [logits]
+    # Examples are independent, so the gradient of the summed losses at a layer's output holds
+    # each example's own gradient in its rows.
+    grad_of = dict(zip(map(id, outputs), torch.autograd.grad(example_loss.sum(), outputs)))
+
+    sums: dict[int, torch.Tensor] = {}
+
+    def add(p: torch.Tensor, g: torch.Tensor) -> None:
+        sums[id(p)] = sums[id(p)] + g if id(p) in sums else g
+
+    embed_grad = head_input = None
+    with torch.no_grad():
+        for module, x, out in calls:
+            g = grad_of[id(out)]
+            if module is model.tok:
+                embed_grad = g  # of tok(x) + pos: also the position embedding's gradient
+                v = model.tok.num_embeddings
+                rows = (groups.ids[:, None] * v + x).reshape(-1)
+                per = torch.zeros(k * v, g.shape[-1], dtype=g.dtype, device=g.device)
+                per.index_add_(0, rows, g.reshape(-1, g.shape[-1]))
+                add(model.tok.weight, per.view(k, v, -1))
+            elif isinstance(module, nn.Linear):
+                add(module.weight, groups.outer(g, x))
+                if module.bias is not None:
+                    add(module.bias, groups.sum(g.sum(dim=1)))
+            else:
+                assert isinstance(module, nn.LayerNorm)
+                if module is model.ln_f:
+                    head_input = out
+                xhat = F.layer_norm(x, module.normalized_shape, eps=module.eps)
+                if module.weight is not None:
+                    add(module.weight, groups.sum((g * xhat).sum(dim=1)))
+                if module.bias is not None:
+                    add(module.bias, groups.sum(g.sum(dim=1)))
+        assert embed_grad is not None and head_input is not None
+        # The output layer is tied to the token embedding: logits = ln_f(x) · tok.weightᵀ.
+        add(model.tok.weight, groups.outer(grad_of[id(logits)], head_input))
+        pos = groups.sum(embed_grad)
+        if t < model.pos.num_embeddings:
+            pos = F.pad(pos, (0, 0, 0, model.pos.num_embeddings - t))
+        add(model.pos.weight, pos)
+
+        params = list(model.named_parameters())
+        unknown = [n for n, p in params if id(p) not in sums]
+        if unknown:
+            raise RuntimeError(f"domain_gradients: no per-domain gradient for {unknown}")
+        flat = [sums[id(p)].reshape(k, -1) for _, p in params]
+        counts_t = torch.as_tensor(counts, dtype=torch.float32, device=tokens.device)
+        scale = 1.0 / counts_t.clamp(min=1.0)  # sum -> mean
+        raw = _raw_gram(flat)
+        if clip > 0:
+            norms = torch.diagonal(raw).clamp(min=0.0).sqrt() * scale
+            scale = scale * clip_factor(norms, clip)
+    return DomainGradients(
+        sums=flat, scale=scale, example_loss=example_loss.detach(), raw_gram=raw
+    )
 
 
 def mean_gradient(model: TinyGPT, tokens: torch.Tensor, clip: float) -> list[torch.Tensor]:

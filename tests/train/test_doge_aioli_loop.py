@@ -8,6 +8,7 @@ import torch
 
 from popmix.policies import build_policy
 from popmix.train import ModelConfig, TrainConfig, Trainer, measure
+from popmix.train.model import TinyGPT
 
 TINY = ModelConfig(n_layer=1, n_head=2, d_model=32, seq_len=16)
 
@@ -52,6 +53,75 @@ def test_per_domain_gradients_equal_separate_backward_passes(tiny_domains):
     np.testing.assert_allclose(gram, (g @ g.T).numpy(), rtol=1e-4, atol=1e-9)
     alpha = torch.as_tensor(alpha_np, dtype=torch.float64)
     torch.testing.assert_close(combined, alpha @ g, rtol=1e-4, atol=1e-8)
+
+
+def slow_domain_gradient(model, tokens, ids, i, clip):
+    """Domain i's clipped mean-loss gradient: its own forward and backward, flattened."""
+    model.zero_grad(set_to_none=True)
+    if not bool((ids == i).any()):
+        return torch.zeros(sum(p.numel() for p in model.parameters()), dtype=torch.float64)
+    model.example_losses(tokens[ids == i]).mean().backward()
+    g = flat_grad(model)
+    return g * measure.clip_factor(float(g.norm()), clip)
+
+
+@pytest.mark.parametrize(
+    "layout",
+    ["stratified", "unequal counts", "shuffled", "a domain missing", "short windows"],
+)
+def test_fast_domain_gradients_equal_a_direct_computation(layout):
+    """The one-pass per-domain gradients against one forward and backward per domain: the
+    Gram matrix, the dot products with a (clipped) held-out target gradient, and the
+    α-weighted model gradient; with the per-domain clip active."""
+    cfg = ModelConfig(n_layer=2, n_head=2, d_model=16, seq_len=12)
+    model = TinyGPT(cfg, torch.Generator().manual_seed(0))
+    gen = torch.Generator().manual_seed(1)
+    t = 8 if layout == "short windows" else cfg.seq_len  # fewer positions than seq_len
+    ids = {
+        "stratified": [0, 0, 1, 1, 2, 2],
+        "unequal counts": [0, 1, 1, 1, 2, 2],
+        "shuffled": [2, 0, 1, 2, 0, 1],
+        "a domain missing": [0, 0, 0, 2, 2, 2],
+        "short windows": [0, 0, 1, 1, 2, 2],
+    }[layout]
+    ids_t = torch.tensor(ids)
+    counts = np.bincount(ids, minlength=3)
+    # domain-specific byte ranges, so the three gradients differ
+    tokens = torch.stack(
+        [torch.randint(40 * d, 40 * d + 60, (t + 1,), generator=gen) for d in ids]
+    )
+    val = torch.randint(0, 256, (6, t + 1), generator=gen)
+    clip = 0.5
+
+    grads = measure.domain_gradients(model, tokens, ids_t, counts, clip)
+    target = measure.mean_gradient(model, val, clip)
+    alpha = np.array([0.2, 0.3, 0.5])
+    fast_gram, fast_dots = grads.gram(), grads.dots(target)
+    fast_step = torch.cat([g.reshape(-1) for g in grads.combine(alpha)]).double()
+    fast_loss = grads.example_loss.clone()
+
+    slow = torch.stack([slow_domain_gradient(model, tokens, ids_t, i, clip) for i in range(3)])
+    model.zero_grad(set_to_none=True)
+    model.example_losses(val).mean().backward()
+    g_val = flat_grad(model)
+    g_val = g_val * measure.clip_factor(float(g_val.norm()), clip)
+    norms = slow.norm(dim=1)
+    present = counts > 0
+    assert torch.all(norms[torch.from_numpy(present)] > clip * (1 - 1e-4))  # clip binds
+    np.testing.assert_allclose(fast_gram, (slow @ slow.T).numpy(), rtol=1e-4, atol=1e-9)
+    np.testing.assert_allclose(fast_dots, (slow @ g_val).numpy(), rtol=1e-4, atol=1e-9)
+    assert np.all(fast_dots[~present] == 0) and np.all(fast_gram[~present] == 0)
+    torch.testing.assert_close(fast_step, torch.as_tensor(alpha) @ slow, rtol=1e-4, atol=1e-8)
+    with torch.no_grad():
+        torch.testing.assert_close(fast_loss, model.example_losses(tokens))
+
+
+def test_fast_domain_gradients_refuse_a_parameter_they_do_not_know():
+    model = TinyGPT(ModelConfig(n_layer=1, n_head=2, d_model=16, seq_len=8))
+    model.register_parameter("extra", torch.nn.Parameter(torch.zeros(3)))
+    tokens = torch.randint(0, 256, (2, 9))
+    with pytest.raises(RuntimeError, match="no per-domain gradient for \\['extra'\\]"):
+        measure.domain_gradients(model, tokens, torch.tensor([0, 1]), np.array([1, 1]), 1.0)
 
 
 def test_the_model_step_follows_the_updated_doge_weights(tiny_domains):
