@@ -26,6 +26,7 @@ from popmix.config._schema import (
     DEFAULT_METHODS,
     POPULATION,
     SEARCHERS,
+    BracketSpec,
     ConfigError,
     DataSpec,
     Experiment,
@@ -40,6 +41,7 @@ from popmix.config._schema import (
 
 __all__ = [
     "APPLY_MODES",
+    "BracketSpec",
     "DEFAULT_METHODS",
     "POPULATION",
     "SEARCHERS",

@@ -357,15 +357,20 @@ def is_space_file(raw: Any) -> bool:
     return isinstance(raw, dict) and bool(raw) and set(raw) <= keys
 
 
-def check_method_params(exp: Experiment, sizes: Any, names: list[str] | None = None) -> None:
-    """Build every baseline policy once with its parameters, so a value out of range fails
-    before any training or Ray starts."""
+def check_method_params(
+    exp: Experiment,
+    sizes: Any,
+    names: list[str] | None = None,
+    methods: Iterable[str] | None = None,
+) -> None:
+    """Build each method's policy once with its parameters (default: the methods a search
+    runs as trials), so a value out of range fails before any training or Ray starts."""
     import numpy as np
 
     from popmix.policies import PolicyError, build_policy
 
     where = exp.source or "experiment"
-    for m in exp.baseline_methods():
+    for m in exp.baseline_methods() if methods is None else methods:
         try:
             policy = build_policy(
                 m, np.asarray(sizes, dtype=float), exp.train.steps, exp.method_params(m)

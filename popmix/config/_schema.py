@@ -207,6 +207,43 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class BracketSpec:
+    """``popmix bracket``: where and how the Lie bracket of domains' gradient fields is taken.
+
+    Args:
+        target: the loss the order is judged by: ``mean`` (of every domain's validation loss)
+            or a domain's name.
+        at_steps: training steps at which to compute the matrix (empty: at ``train.steps``).
+        windows: fixed windows per domain for each domain's loss.
+        validate: step sizes at which to also take the two SGD steps in both orders for each
+            pair and compare measured with predicted effects (empty: no validation).
+        max_pairs: validate at most this many pairs (null: all).
+        schedule_steps: length of the suggested two-phase schedule.
+    """
+
+    target: str = "mean"
+    at_steps: tuple[int, ...] = ()
+    windows: int = 8
+    validate: tuple[float, ...] = ()
+    max_pairs: int | None = None
+    schedule_steps: int = 1000
+
+    def validate_ranges(self, steps: int) -> None:
+        if any(s < 0 or s > steps for s in self.at_steps):
+            raise ValueError(
+                f"bracket.at_steps must lie in 0..{steps} (train.steps), got "
+                f"{','.join(map(str, self.at_steps))}"
+            )
+        for key in ("windows", "schedule_steps"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"bracket.{key} must be at least 1, got {getattr(self, key)}")
+        if self.max_pairs is not None and self.max_pairs < 1:
+            raise ValueError(f"bracket.max_pairs must be at least 1, got {self.max_pairs}")
+        if any(not eta > 0 for eta in self.validate):
+            raise ValueError(f"bracket.validate step sizes must be > 0, got {list(self.validate)}")
+
+
+@dataclass(frozen=True)
 class Experiment:
     """One experiment file: domains, model, budget, methods and resources.
 
@@ -224,6 +261,7 @@ class Experiment:
     baselines: dict[str, dict[str, Any]] = field(default_factory=dict)
     seeds: tuple[int, ...] = (0,)
     resources: Resources = field(default_factory=Resources)
+    bracket: BracketSpec = field(default_factory=BracketSpec)
     source: str | None = None  # the file it came from (for messages), not a key of the file
 
     def replace(self, **changes: Any) -> Experiment:
@@ -235,6 +273,7 @@ class Experiment:
         try:
             for part in (self.data, self.model, self.train, self.search, self.resources):
                 part.validate()
+            self.bracket.validate_ranges(self.train.steps)
         except ValueError as e:
             raise ConfigError(f"{where}: {e}") from None
         if not self.methods:

@@ -136,7 +136,7 @@ def test_bracket_from_a_run_checkpoint(tmp_path):
     [
         (["--target", "nowhere", "--tasks", "3"], "unknown domain 'nowhere'"),
         (["--tasks", "1"], "use --tasks 2 or more"),
-        (["--tasks", "3", "--steps", "5", "--at-steps", "9"], "--at-steps must lie in 0..5"),
+        (["--tasks", "3", "--steps", "5", "--at-steps", "9"], "bracket.at_steps must lie in 0..5"),
         (
             ["--tasks", "3", "--checkpoint", "/no/file.pt"],
             "--checkpoint /no/file.pt: file not found",

@@ -106,7 +106,7 @@ def test_fixed_weights_and_loss_mode_on_synthetic(tmp_path):
         (["--method", "fixed", "--tasks", "2"], "needs --weights"),
         (["--method", "magic"], "unknown method 'magic'"),
         (["--benchmark", "wiki"], "unknown benchmark 'wiki'"),
-        (["--tasks", "0"], "--tasks must be at least 1, got 0"),
+        (["--tasks", "0"], "argument --tasks: must be at least 1, got 0"),
         (["--tasks", "17"], "--tasks 17 asks for more domains than 'brown16' has (16)"),
         (["--data", "/nonexistent/popmix-data"], "/nonexistent/popmix-data"),
         (["--apply", "both"], "invalid choice: 'both'"),

@@ -1,0 +1,65 @@
+"""The ``popmix`` command: one module per subcommand, one shared base (:mod:`._base`).
+
+Every user mistake ends as one line on stderr and exit code 2, never a traceback. Heavy imports
+(torch, datasets, Ray) happen inside the commands, so ``popmix --help`` and ``popmix check``
+stay fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from popmix.cli._base import Command, Parser, UsageError
+from popmix.cli._bracket import BracketCommand
+from popmix.cli._check import CheckCommand
+from popmix.cli._run import RunCommand
+from popmix.cli._search import SearchCommand
+
+#: the subcommands, in help order; adding one is a module and a line here.
+COMMANDS: tuple[Command, ...] = (RunCommand(), SearchCommand(), BracketCommand(), CheckCommand())
+
+
+def build_parser() -> Parser:
+    from popmix import __version__
+
+    parser = Parser(prog="popmix", description="Find how to mix training data from many domains.")
+    parser.add_argument("--version", action="version", version=f"popmix {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    sub.required = True
+    for command in COMMANDS:
+        command.add_to(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``popmix`` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    from popmix.config import ConfigError
+    from popmix.data.domains import DataError
+    from popmix.policies import PolicyError
+
+    errors: tuple[type[Exception], ...] = (UsageError, DataError, PolicyError, ConfigError)
+    try:
+        return args.command_object.run(args)
+    except errors as e:
+        print(f"popmix {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as e:
+        detail = f"; {e}" if str(e) else ""
+        print(f"popmix {args.command}: interrupted{detail}", file=sys.stderr)
+        return 130
+    except Exception as e:
+        from popmix.train.loop import Diverged
+
+        if not isinstance(e, Diverged):
+            raise
+        print(f"popmix {args.command}: diverged: {e}", file=sys.stderr)
+        return 1
+
+
+__all__ = ["COMMANDS", "Command", "UsageError", "build_parser", "main"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

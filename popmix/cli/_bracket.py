@@ -1,0 +1,153 @@
+"""``popmix bracket``: which domain should come first (the Lie bracket of gradient fields)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from popmix.cli._base import (
+    DATA_FLAGS,
+    MODEL_FLAGS,
+    SINGLE_MODEL_FLAGS,
+    Command,
+    Flag,
+    UsageError,
+    add_smoke_arg,
+    float_list,
+    int_list,
+    positive_int,
+)
+from popmix.cli._run import load_domains_of, train_config_of
+from popmix.config import Experiment
+
+
+class BracketCommand(Command):
+    name = "bracket"
+    help = "which domain should come first? the Lie bracket of domains' gradient fields"
+    description = (
+        "Compute M[a,b] = <grad L_T, H_b g_a - H_a g_b>, the predicted effect on a target loss "
+        "of training domain a before b (two plain SGD steps of size eta change the target by "
+        "about eta^2 M[a,b]; M[a,b] < 0: a first is better), on a freshly trained proxy model "
+        "or a checkpoint. The prediction assumes plain SGD steps."
+    )
+    flags = (
+        *DATA_FLAGS,
+        *MODEL_FLAGS,
+        *SINGLE_MODEL_FLAGS,
+        Flag(
+            "--at-steps",
+            "bracket.at_steps",
+            "comma-separated training steps at which to compute the matrix (default: --steps)",
+            type=int_list,
+        ),
+        Flag("--target", "bracket.target", "a domain name, or mean"),
+        Flag(
+            "--windows",
+            "bracket.windows",
+            "fixed windows per domain for each domain's loss",
+            type=positive_int,
+        ),
+        Flag(
+            "--validate",
+            "bracket.validate",
+            "also take the two SGD steps in both orders for each pair and these step sizes "
+            "(e.g. 0.001,0.01,0.1) and print measured vs predicted",
+            type=float_list,
+            metavar="ETAS",
+        ),
+        Flag("--max-pairs", "bracket.max_pairs", "validate at most this many pairs", positive_int),
+        Flag(
+            "--schedule-steps",
+            "bracket.schedule_steps",
+            "length of the suggested two-phase schedule",
+            type=positive_int,
+        ),
+    )
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--seed", type=int, help="seed of model init and sampler (sets seeds=[SEED])"
+        )
+        p.add_argument("--checkpoint", metavar="FILE", help="a trainer state (.pt) to start from")
+        p.add_argument("--out", metavar="DIR", help="output folder (default: runs/bracket-<time>)")
+        add_smoke_arg(
+            p,
+            "6 steps, --at-steps rescaled to them, a 1-layer model of width 32 (unless "
+            "--checkpoint), 2 windows, at most 2 validated pairs",
+        )
+
+    def extra_overrides(self, args: argparse.Namespace) -> list[tuple[str, Any]]:
+        return [("seeds", [args.seed])] if args.seed is not None else []
+
+    def smoke_overrides(self, args: argparse.Namespace, exp: Experiment) -> list[tuple[str, Any]]:
+        out = super().smoke_overrides(args, exp)
+        if args.checkpoint:  # a checkpoint fixes the model's size
+            out = [(k, v) for k, v in out if not k.startswith("model.")]
+        steps = dict(out)["train.steps"]
+        scaled = sorted({round(s * steps / exp.train.steps) for s in exp.bracket.at_steps})
+        return [
+            *out,
+            ("bracket.windows", 2),
+            ("bracket.max_pairs", 2),
+            ("bracket.at_steps", scaled),
+        ]
+
+    def run(self, args: argparse.Namespace) -> int:
+        import torch
+
+        from popmix.analysis.bracket_model import NOTE, run_bracket
+        from popmix.policies import build_policy
+        from popmix.train import Trainer
+
+        exp = self.experiment(args)
+        b = exp.bracket
+        domains = load_domains_of(exp)
+        cfg = train_config_of(exp)
+        if b.target != "mean":
+            domains.index(b.target)
+        if len(domains) < 2:
+            raise UsageError("the bracket compares domains: use --tasks 2 or more")
+        steps = list(b.at_steps) or [cfg.steps]
+        trainer = Trainer(
+            domains, build_policy("stratified", domains.sizes, cfg.steps), exp.model, cfg
+        )
+        if args.checkpoint:
+            path = Path(args.checkpoint)
+            if not path.is_file():
+                raise UsageError(f"--checkpoint {path}: file not found")
+            state = torch.load(path, map_location=trainer.device, weights_only=False)
+            state = state.get("trainer", state)  # a Tune checkpoint's state.pt, or a trainer's
+            try:
+                trainer.model.load_state_dict(state["model"])
+            except (KeyError, RuntimeError) as e:
+                raise UsageError(
+                    f"--checkpoint {path} does not fit this model ({str(e).splitlines()[0]}); "
+                    "give the same --n-layer/--d-model/--n-head/--seq-len it was trained with"
+                ) from None
+            trainer.step = int(state.get("step", 0))
+            steps = [max(s, trainer.step) for s in steps]
+        out = Path(args.out or f"runs/bracket-{time.strftime('%Y%m%d-%H%M%S')}")
+        print(f"popmix bracket: {len(domains)} domains of {domains.name}, target {b.target}")
+        print(f"  {NOTE}")
+        report = run_bracket(
+            trainer,
+            steps,
+            b.target,
+            b.windows,
+            out,
+            validate_etas=b.validate,
+            max_pairs=b.max_pairs,
+            schedule_steps=b.schedule_steps,
+        )
+        last = report["steps"][-1]
+        print(
+            f"suggested order (first = helps {b.target} most when early): "
+            + ", ".join(last["order"])
+        )
+        print(
+            f"wrote {out / 'bracket.json'}, {out / 'bracket_schedule.json'} (replay with popmix "
+            f"run --weights-from), heatmaps and TensorBoard logs in {out}"
+        )
+        return 0

@@ -1,0 +1,246 @@
+"""``popmix run``: one proxy model, one mixing method, a per-domain report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from popmix.cli._base import (
+    DATA_FLAGS,
+    MODEL_FLAGS,
+    SINGLE_MODEL_FLAGS,
+    Command,
+    Flag,
+    UsageError,
+    add_smoke_arg,
+    float_list,
+)
+from popmix.config import Experiment
+
+
+def format_table(result: dict[str, Any]) -> str:
+    names = result["domains"]
+    width = max(8, *(len(n) for n in names))
+    lines = [
+        f"{'domain':<{width}}  {'tokens':>9}  {'weight':>7}  {'test loss':>9}  {'test ppl':>8}"
+    ]
+    for n in names:
+        lines.append(
+            f"{n:<{width}}  {result['sizes'][n]:>9}  {result['weights'][n]:>7.4f}  "
+            f"{result['test_loss'][n]:>9.4f}  {result['test_ppl'][n]:>8.3f}"
+        )
+    lines.append(
+        f"mean test ppl {result['mean_test_ppl']:.3f}   worst {result['worst_test_ppl']:.3f} "
+        f"({result['worst_domain']})   steps {result['steps']}   tokens {result['tokens_seen']}   "
+        f"wall {result['wall_time_s']:.1f}s"
+    )
+    return "\n".join(lines)
+
+
+def load_domains_of(exp: Experiment) -> Any:
+    """The experiment's domains, checked to hold a window of its model's context."""
+    from popmix.data import load_domains
+
+    d = exp.data
+    domains = load_domains(
+        d.benchmark, d.tasks, d.path, seed=d.seed, domain_column=d.domain_column
+    )
+    domains.check(exp.model.seq_len + 1)
+    return domains
+
+
+def train_config_of(exp: Experiment) -> Any:
+    """The experiment's train settings with the run's seed (the first of ``seeds``)."""
+    import dataclasses
+
+    return dataclasses.replace(exp.train, seed=exp.seeds[0])
+
+
+class RunCommand(Command):
+    name = "run"
+    help = "train one proxy model with one mixing method and report per-domain results"
+    description = (
+        "Train one small byte-level transformer on the experiment's domains with a mixing "
+        "method, then print per-domain test loss and perplexity and write OUT/result.json and "
+        "OUT/weights.json. The method's parameters are the experiment's baselines.<method> "
+        "(the same a search's trial of that method uses), changed by --param or by overrides."
+    )
+    flags = (
+        *DATA_FLAGS,
+        *MODEL_FLAGS,
+        *SINGLE_MODEL_FLAGS,
+        Flag(
+            "--apply",
+            "train.apply",
+            "sample: batches follow the weights; loss: stratified batches, losses scaled by w=p/q",
+            choices=("sample", "loss"),
+        ),
+        Flag(
+            "--loss-base",
+            "train.loss_base",
+            "the batch distribution q when --apply loss",
+            choices=("stratified", "proportional"),
+        ),
+    )
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        g = p.add_argument_group("mixing")
+        g.add_argument(
+            "--method",
+            default="stratified",
+            help="stratified (default), proportional, temperature, cooldown, fixed, doge or aioli",
+        )
+        g.add_argument(
+            "--param",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="a parameter of the method, repeatable (baselines.<method>.KEY=VALUE); e.g. "
+            "doge: mu=0.01 target=validation grad_clip=1; aioli: eta=0.2 lp_rounds=1 "
+            "lp_steps=4 update_steps=100 one_hot_factor=0.75 ema=0.1 eval_windows=4",
+        )
+        g.add_argument(
+            "--seed", type=int, help="seed of model init and sampler (sets seeds=[SEED])"
+        )
+        g.add_argument("--temperature", type=float, help="temperature: T (3)")
+        g.add_argument("--t-start", type=float, help="cooldown: T at the start (5)")
+        g.add_argument("--t-end", type=float, help="cooldown: T after the switch (1)")
+        g.add_argument(
+            "--switch-frac",
+            type=float,
+            help="cooldown: fraction of training where T reaches t-end (0.5)",
+        )
+        g.add_argument(
+            "--cooldown-shape",
+            choices=("step", "linear"),
+            help="cooldown: step (the paper's, default) or linear",
+        )
+        g.add_argument(
+            "--weights", type=float_list, help="fixed: comma-separated weights, one per domain"
+        )
+        g.add_argument(
+            "--weights-from",
+            metavar="FILE",
+            help="replay a weight schedule found by popmix search (its best_schedule.json) or "
+            "written by popmix run or bracket; sets --method schedule",
+        )
+        g.add_argument(
+            "--replay",
+            default="schedule",
+            choices=("schedule", "final"),
+            help="with --weights-from: replay the whole schedule (rescaled to --steps) or "
+            "train with its final weights only (schedule)",
+        )
+        p.add_argument(
+            "--out", metavar="DIR", help="output folder (default: runs/<method>-<time>)"
+        )
+        p.add_argument("--quiet", action="store_true", help="print only the final table")
+        add_smoke_arg(p, "6 steps, a 1-layer model of width 32, 2 windows per evaluation")
+        p.add_argument(
+            "--save-checkpoint",
+            action="store_true",
+            help="also write OUT/checkpoint.pt (the full training state; popmix bracket "
+            "--checkpoint)",
+        )
+
+    def extra_overrides(self, args: argparse.Namespace) -> list[tuple[str, Any]]:
+        out: list[tuple[str, Any]] = []
+        if args.seed is not None:
+            out.append(("seeds", [args.seed]))
+        named = {
+            "temperature": ("temperature", "temperature"),
+            "t_start": ("cooldown", "t_start"),
+            "t_end": ("cooldown", "t_end"),
+            "switch_frac": ("cooldown", "switch_frac"),
+            "cooldown_shape": ("cooldown", "shape"),
+            "weights": ("fixed", "weights"),
+        }
+        for dest, (method, key) in named.items():
+            if getattr(args, dest) is not None:
+                out.append((f"baselines.{method}.{key}", getattr(args, dest)))
+        for item in args.param:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise UsageError(f"--param expects KEY=VALUE, got {item!r}")
+            out.append((f"baselines.{args.method}.{key}", _yaml_value(value, key)))
+        return out
+
+    def run(self, args: argparse.Namespace) -> int:
+        from popmix.policies import build_policy
+        from popmix.train import run_training
+        from popmix.train.run import weight_schedule
+
+        if args.weights_from and args.weights is not None:
+            raise UsageError("give either --weights or --weights-from, not both")
+        if args.method != "fixed" and args.weights is not None:
+            raise UsageError(f"--weights is only used by --method fixed, not {args.method!r}")
+        exp = self.experiment(args)
+        if args.method == "fixed" and "weights" not in exp.method_params("fixed"):
+            raise UsageError("--method fixed needs --weights w1,w2,... (one per domain)")
+        domains = load_domains_of(exp)
+        cfg = train_config_of(exp)
+        method, params = args.method, exp.method_params(args.method)
+        if args.weights_from:
+            method, params = schedule_params(
+                args.weights_from, domains.names, cfg.steps, args.replay
+            )
+        policy = build_policy(method, domains.sizes, cfg.steps, params, cfg.seed)
+        policy.bind(domains.names)  # a parameter naming a domain fails here, before any output
+
+        out = Path(args.out or f"runs/{method}-{time.strftime('%Y%m%d-%H%M%S')}")
+        out.mkdir(parents=True, exist_ok=True)
+        if not args.quiet:
+            print(
+                f"popmix run: {method} on {domains.name} ({len(domains)} domains, "
+                f"{int(domains.sizes.sum())} training tokens), {cfg.steps} steps, "
+                f"apply={cfg.apply}, seed {cfg.seed}",
+                flush=True,
+            )
+
+        def log(record: dict[str, Any]) -> None:
+            if not args.quiet:
+                print(
+                    f"  step {record['step']:>6}  val mean loss {record['val_mean_loss']:.4f}  "
+                    f"mean ppl {record['val_mean_ppl']:.3f}  "
+                    f"worst ppl {record['val_worst_ppl']:.3f}",
+                    flush=True,
+                )
+
+        ckpt = out / "checkpoint.pt" if args.save_checkpoint else None
+        result = run_training(domains, policy, exp.model, cfg, log=log, checkpoint=ckpt)
+        (out / "result.json").write_text(json.dumps(result, indent=2))
+        (out / "weights.json").write_text(json.dumps(weight_schedule(result), indent=2))
+        print(format_table(result))
+        if result["extra_step_equivalents"]:
+            print(
+                f"extra work beyond the training steps: {result['extra_step_equivalents']:.1f} "
+                "step-equivalents (evaluations, held-out gradients)"
+            )
+        print(
+            f"wrote {out / 'result.json'} and {out / 'weights.json'} (replay or transfer it "
+            f"with --weights-from {out / 'weights.json'} [--replay final])"
+        )
+        return 0
+
+
+def _yaml_value(text: str, key: str) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise UsageError(f"--param {key}: cannot read value {text!r}") from None
+
+
+def schedule_params(path: str, names: list[str], steps: int, replay: str) -> tuple[str, dict]:
+    """Policy (method, params) replaying a popmix weights file on a run of ``steps`` steps."""
+    from popmix.weights_file import WeightsFileError, WeightsSchedule
+
+    try:
+        schedule = WeightsSchedule.read(path, names)
+    except WeightsFileError as e:
+        raise UsageError(f"--weights-from {e}") from None
+    return schedule.replay(replay, steps)

@@ -1,0 +1,158 @@
+"""``popmix search``: the population and the baselines as trials of one Ray Tune experiment."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from popmix.cli._base import (
+    DATA_FLAGS,
+    MODEL_FLAGS,
+    Command,
+    Flag,
+    UsageError,
+    add_smoke_arg,
+    cpus,
+    methods,
+    positive_int,
+    seeds,
+)
+from popmix.config import Experiment
+
+#: ``--smoke`` on a search: a few reports of a tiny model, two members, the first seed.
+SMOKE_SEARCH = {
+    "train.steps": 12,
+    "search.report_every": 6,
+    "search.perturbation_interval": 1,
+    "search.population": 2,
+}
+
+
+class SearchCommand(Command):
+    name = "search"
+    help = "search mixtures with PBT (or PB2, Optuna) beside the baselines on Ray Tune"
+    description = (
+        "Train a population of proxy models whose mixtures PBT perturbs and copies, beside the "
+        "baseline methods, as trials of one Ray Tune experiment; print a comparison table and "
+        "write summary.json, best_schedule.json, lineage.json and TensorBoard logs."
+    )
+    flags = (
+        Flag(
+            "--space",
+            "search.space",
+            "search-space file (as given, next to the experiment, or a shipped one)",
+            metavar="YAML",
+        ),
+        Flag(
+            "--searcher",
+            "search.searcher",
+            "how the population searches",
+            choices=("pbt", "pb2", "optuna"),
+        ),
+        Flag(
+            "--population", "search.population", "population size (Optuna: trials)", positive_int
+        ),
+        Flag("--report-every", "search.report_every", "steps between reports", positive_int),
+        Flag("--objective", "search.objective", "mean, worst or domain:<name>"),
+        Flag(
+            "--seeds",
+            "seeds",
+            "number of seeds (3 = seeds 0,1,2) or a list like 0,5,7",
+            type=seeds,
+        ),
+        Flag(
+            "--methods",
+            "methods",
+            "comma-separated: pbt (the searched population), stratified, proportional, "
+            "temperature, cooldown, doge, aioli, fixed",
+            type=methods,
+        ),
+        *DATA_FLAGS,
+        *MODEL_FLAGS,
+        Flag(
+            "--cpus-per-trial",
+            "resources.cpus_per_trial",
+            "CPUs per trial, or auto: share all CPUs so every trial runs at once; torch "
+            "threads = max(1, floor(value))",
+            type=cpus,
+        ),
+        Flag(
+            "--gpus-per-trial",
+            "resources.gpus_per_trial",
+            "GPUs per trial; fractions share a GPU",
+            type=float,
+        ),
+    )
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        p.add_argument("--asha", action="store_true", help="Optuna: stop bad trials early")
+        p.add_argument(
+            "--init-weights",
+            metavar="FILE",
+            help="start the population's sampling weights from a popmix weights file (e.g. "
+            "popmix bracket's bracket_schedule.json or a best_schedule.json)",
+        )
+        g = p.add_argument_group("cluster and output")
+        g.add_argument(
+            "--address",
+            help="an existing Ray cluster (host:port or auto); default: start a local Ray",
+        )
+        g.add_argument("--cpus", type=positive_int, help="CPUs of the local Ray (default: all)")
+        g.add_argument(
+            "--storage",
+            default="runs",
+            help="experiment root (runs); on a multi-node cluster a shared folder",
+        )
+        g.add_argument("--name", help="experiment name (default: <experiment>-<time>)")
+        g.add_argument(
+            "--out", metavar="DIR", help="where summary files go (default: the experiment folder)"
+        )
+        g.add_argument("--quiet", action="store_true", help="print only the final table")
+        add_smoke_arg(
+            p,
+            "12 steps reported every 6, population 2, the first seed only, a 1-layer model of "
+            "width 32, 2 windows per evaluation, at least 1 CPU per trial; GPUs are kept",
+        )
+
+    def extra_overrides(self, args: argparse.Namespace) -> list[tuple[str, Any]]:
+        return [("search.asha", True)] if args.asha else []
+
+    def smoke_overrides(self, args: argparse.Namespace, exp: Experiment) -> list[tuple[str, Any]]:
+        out = [*super().smoke_overrides(args, exp), *SMOKE_SEARCH.items()]
+        out.append(("seeds", list(exp.seeds[:1])))
+        c = exp.resources.cpus_per_trial
+        if not isinstance(c, (int, float)) or c < 1:  # "auto" or a fraction
+            # A tiny trial costs less than starting a worker process for it: with whole CPUs
+            # Tune runs trials in turn on reused actors instead of one process per trial.
+            out.append(("resources.cpus_per_trial", 1.0))
+        return out
+
+    def run(self, args: argparse.Namespace) -> int:
+        from popmix.config import load_space, resolve_space_path
+        from popmix.tune.search import SearchOptions, run_search
+
+        if args.init_weights and not Path(args.init_weights).is_file():
+            raise UsageError(f"--init-weights {args.init_weights}: file not found")
+        exp = self.experiment(args)
+        space = load_space(
+            resolve_space_path(exp.search.space, exp.source if args.space is None else None)
+        )
+        if args.init_weights:
+            if space.sample_weights is None:
+                raise UsageError("--init-weights needs a search space with sample_weights")
+            vec = dataclasses.replace(
+                space.sample_weights, init="file", init_file=args.init_weights
+            )
+            space = dataclasses.replace(space, sample_weights=vec)
+        opts = SearchOptions(
+            address=args.address,
+            storage=args.storage,
+            name=args.name,
+            out=args.out,
+            cpus=args.cpus,
+            quiet=args.quiet,
+        )
+        summary = run_search(exp, space, opts)
+        return 0 if summary["rows"] else 1
