@@ -12,6 +12,7 @@ import pytest
     "module,forbidden",
     [
         ("popmix.config", ("torch", "ray", "datasets")),
+        ("popmix.weights_file", ("torch", "ray", "datasets")),
         ("popmix.policies", ("torch", "ray", "datasets")),
         ("popmix.data", ("torch", "ray", "datasets")),
         ("popmix.train", ("ray",)),

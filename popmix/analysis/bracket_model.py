@@ -30,6 +30,7 @@ from popmix.data.domains import DomainSet
 from popmix.data.sampler import eval_windows
 from popmix.train.loop import Trainer
 from popmix.train.model import TinyGPT
+from popmix.weights_file import WeightsSchedule
 
 NOTE = (
     "The prediction assumes plain SGD steps of size eta from the current parameters; with Adam "
@@ -86,7 +87,7 @@ def suggest_schedule(
     switch_frac: float = 0.5,
     strength: float = math.log(2.0),
     base: np.ndarray | None = None,
-) -> dict[str, Any]:
+) -> WeightsSchedule:
     """A two-phase mixture from the bracket: domains that help the target when early get up
     to e^strength times their base weight in the first phase and less in the second.
 
@@ -98,21 +99,21 @@ def suggest_schedule(
     base = np.full(len(names), 1.0 / len(names)) if base is None else np.asarray(base, float)
     early = base * np.exp(strength * z)
     late = base * np.exp(-strength * z)
-    return {
-        "method": "bracket",
-        "domains": names,
-        "total_steps": total_steps,
-        "points": [
-            {"step": 0, "weights": (early / early.sum()).tolist()},
-            {
-                "step": int(round(switch_frac * total_steps)),
-                "weights": (late / late.sum()).tolist(),
-            },
-        ],
-        "final_weights": (late / late.sum()).tolist(),
-        "order": [names[i] for i in np.argsort(-scores, kind="stable")],
-        "note": NOTE,
-    }
+    switch = int(round(switch_frac * total_steps))
+    points = [{"step": 0, "weights": early / early.sum()}]
+    if switch > 0:  # switch_frac 0: the late phase from the start
+        points.append({"step": switch, "weights": late / late.sum()})
+    else:
+        points = [{"step": 0, "weights": late / late.sum()}]
+    return WeightsSchedule.build(
+        domains=names,
+        total_steps=total_steps,
+        points=points,
+        final_weights=late / late.sum(),
+        method="bracket",
+        order=[names[i] for i in np.argsort(-scores, kind="stable")],
+        note=NOTE,
+    )
 
 
 def heatmap(matrix: np.ndarray, names: list[str], title: str) -> Any:
@@ -266,10 +267,10 @@ def run_bracket(
         "windows_per_domain": windows,
         "assumes": NOTE,
         "steps": results,
-        "suggested": schedule,
+        "suggested": schedule.to_dict(),
     }
     (out / "bracket.json").write_text(json.dumps(report, indent=2))
-    (out / "bracket_schedule.json").write_text(json.dumps(schedule, indent=2))
+    schedule.write(out / "bracket_schedule.json")
     if validation:
         (out / "validation.json").write_text(json.dumps({"steps": validation}, indent=2))
     return report

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from popmix.weights_file import WeightsSchedule
+
 ROW_KEYS = (
     "method",
     "seed",
@@ -102,33 +104,23 @@ def summarize(records: list[dict[str, Any]], population_method: str) -> dict[str
     }
 
 
-def best_schedule(records: list[dict[str, Any]], names: list[str]) -> dict[str, Any] | None:
+def best_schedule(records: list[dict[str, Any]], names: list[str]) -> WeightsSchedule | None:
     """The best member's weights over steps, loadable by ``popmix run --weights-from``."""
     finished = [r for r in records if r.get("member", -1) >= 0 and _finished(r)]
     finished = [r for r in finished if r.get("schedule")]
     if not finished:
         return None
     best = min(finished, key=lambda r: r["metrics"]["objective"])
-    sched = best["schedule"]
-    return {
-        "method": best["method"],
-        "seed": best["seed"],
-        "trial_id": best["trial_id"],
-        "domains": names,
-        "total_steps": sched["total_steps"],
-        "objective": best["metrics"]["objective"],
-        "mean_test_ppl": best["metrics"].get("test_mean_ppl"),
-        "points": [
-            {
-                k: p[k]
-                for k in ("step", "weights", "loss_weights", "temperature", "trial_id")
-                if k in p
-            }
-            for p in sched["points"]
-        ],
-        "final_weights": sched["final_weights"],
-        "lineage": sched.get("lineage", []),
-    }
+    sched: WeightsSchedule = best["schedule"]
+    return sched.aligned(names).replace(
+        method=best["method"],
+        info={
+            "seed": best["seed"],
+            "trial_id": best["trial_id"],
+            "objective": best["metrics"]["objective"],
+            "test_mean_ppl": best["metrics"].get("test_mean_ppl"),
+        },
+    )
 
 
 def format_table(summary: dict[str, Any]) -> str:

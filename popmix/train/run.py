@@ -18,6 +18,7 @@ from popmix.data.domains import DomainSet
 from popmix.policies import MixingPolicy, effective_domains
 from popmix.train.loop import TrainConfig, Trainer, perplexity_summary
 from popmix.train.model import ModelConfig
+from popmix.weights_file import WeightsSchedule
 
 
 def per_domain(names: list[str], values: np.ndarray) -> dict[str, float]:
@@ -49,19 +50,23 @@ def eval_record(trainer: Trainer) -> dict[str, Any]:
     }
 
 
-def weight_schedule(result: dict[str, Any]) -> dict[str, Any]:
-    """The weights a run trained on, step by step where they changed, in
-    ``best_schedule.json``'s format, so ``popmix run --weights-from`` can replay it (or train
-    on its ``final_weights``)."""
+def run_schedule(result: dict[str, Any]) -> WeightsSchedule:
+    """The weights a run (its ``result.json`` record) trained on, step by step where they
+    changed, so ``popmix run --weights-from`` can replay it (or train on its
+    ``final_weights``)."""
     names = result["domains"]
-    points = [dict(p) for p in result["schedule"]]
-    return {
-        "method": result["method"],
-        "domains": names,
-        "total_steps": result["steps"],
-        "points": points,
-        "final_weights": [result["final_weights"][n] for n in names],
-    }
+    return WeightsSchedule.build(
+        domains=names,
+        total_steps=result["steps"],
+        points=result["schedule"],
+        final_weights=[result["final_weights"][n] for n in names],
+        method=result["method"],
+    )
+
+
+def weight_schedule(result: dict[str, Any]) -> dict[str, Any]:
+    """:func:`run_schedule` as the JSON object of a run's ``weights.json``."""
+    return run_schedule(result).to_dict()
 
 
 def run_training(

@@ -14,7 +14,6 @@ All randomness comes from the explorer's own ``np.random.Generator``.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +21,7 @@ import numpy as np
 from popmix.config import SearchSpace, VectorSpec
 from popmix.policies import temperature_weights
 from popmix.simplex import floor_project
+from popmix.weights_file import WeightsFileError, WeightsSchedule
 
 
 def as_dict(names: list[str], w: np.ndarray) -> dict[str, float]:
@@ -33,19 +33,18 @@ def as_vector(names: list[str], d: dict[str, float]) -> np.ndarray:
 
 
 def weights_from_file(path: str, names: list[str]) -> np.ndarray:
-    """The first point's weights of a popmix weights file, checked against the domains."""
-    import json
+    """The first point's weights of a popmix weights file, checked against the domains.
 
+    Raises:
+        ConfigError: the file cannot be read as a weights file over ``names`` (one line).
+    """
     from popmix.config import ConfigError
 
-    data = json.loads(Path(path).read_text())
-    if data.get("domains") != names:
-        raise ConfigError(
-            f"{path}: its domains differ from this search's ({len(names)} domains); use the "
-            "same --benchmark/--data and --tasks it was made with"
-        )
-    points = data.get("points") or [{"weights": data["final_weights"]}]
-    return np.asarray(points[0]["weights"], dtype=np.float64)
+    try:
+        schedule = WeightsSchedule.read(path, names)
+    except WeightsFileError as e:
+        raise ConfigError(f"init_file {e}") from None
+    return np.asarray(schedule.points[0].weights, dtype=np.float64)
 
 
 class Explorer:

@@ -41,6 +41,7 @@ from popmix.data import load_domains
 from popmix.data.domains import DomainSet
 from popmix.tune.explore import Explorer
 from popmix.tune.trainable import METHOD_KEYS
+from popmix.weights_file import SchedulePoint, WeightsSchedule
 
 CONFIG_KEYS = (
     "temperature",
@@ -391,7 +392,7 @@ def _records(
             with result.checkpoint.as_directory() as d:
                 p = Path(d, "schedule.json")
                 if p.is_file():
-                    schedule = json.loads(p.read_text())
+                    schedule = WeightsSchedule.read(p)
         if result.error is not None:
             status = "error"
         elif metrics.get("diverged"):
@@ -430,7 +431,7 @@ def _write_outputs(
     out: Path,
     wall: float,
     interrupted: bool = False,
-) -> tuple[dict[str, Any], dict[str, Any] | None]:
+) -> tuple[dict[str, Any], WeightsSchedule | None]:
     """summary.json, best_schedule.json, lineage.json and <method>_weights-seed<S>.json."""
     from popmix.reporting.summary import best_schedule, summarize
 
@@ -459,7 +460,7 @@ def _write_outputs(
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     best = best_schedule(records, names)
     if best is not None:
-        (out / "best_schedule.json").write_text(json.dumps(best, indent=2))
+        best.write(out / "best_schedule.json")
     lineage: dict[str, Any] = {"exploits": [], "members": {}}
     for seed in exp.seeds:
         p = exp_dir / f"lineage-seed{seed}.jsonl"
@@ -467,29 +468,23 @@ def _write_outputs(
             lineage["exploits"] += [json.loads(x) for x in p.read_text().splitlines() if x]
     for r in records:
         if r["member"] >= 0 and r["schedule"]:
-            lineage["members"][r["trial_id"]] = {
-                "seed": r["seed"],
-                "member": r["member"],
-                "points": r["schedule"]["points"],
-                "lineage": r["schedule"]["lineage"],
-            }
+            # each member's schedule in the weights format, with its place in the population
+            member = r["schedule"].replace(
+                method=r["method"], info={"seed": r["seed"], "member": r["member"]}
+            )
+            lineage["members"][r["trial_id"]] = member.to_dict()
     (out / "lineage.json").write_text(json.dumps(lineage, indent=2))
     for r in records:
         if r["method"] in ("doge", "aioli") and r["schedule"]:
             # DoGE's two-stage use: train a final model on these (time-averaged) weights with
             # popmix run --weights-from <file> --replay final.
             sched = r["schedule"]
-            exported = {
-                "method": r["method"],
-                "seed": r["seed"],
-                "trial_id": r["trial_id"],
-                "domains": names,
-                "total_steps": sched["total_steps"],
-                "points": [{k: p[k] for k in ("step", "weights")} for p in sched["points"]],
-                "final_weights": sched["final_weights"],
-            }
-            path = out / f"{r['method']}_weights-seed{r['seed']}.json"
-            path.write_text(json.dumps(exported, indent=2))
+            sched.replace(
+                points=tuple(SchedulePoint(p.step, p.weights) for p in sched.points),
+                method=r["method"],
+                lineage=(),
+                info={"seed": r["seed"], "trial_id": r["trial_id"]},
+            ).write(out / f"{r['method']}_weights-seed{r['seed']}.json")
     return summary, best
 
 

@@ -11,7 +11,6 @@ so far and the lineage events) and ``schedule.json`` (the same schedule, readabl
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -28,6 +27,7 @@ from popmix.policies import MixingPolicy, build_policy, normalize
 from popmix.train.loop import Diverged, TrainConfig, Trainer
 from popmix.train.model import ModelConfig
 from popmix.train.run import eval_record, per_domain
+from popmix.weights_file import WeightsSchedule
 
 #: trial-config keys that hold each method's hyperparameters.
 METHOD_KEYS = {
@@ -191,17 +191,17 @@ class MixtureTrainable(tune.Trainable):
             "trial_id": self.trial_id,
         }
         torch.save(state, os.path.join(checkpoint_dir, "state.pt"))
-        readable = {
-            "trial_id": self.trial_id,
-            "domains": self.domains.names,
-            "step": self.trainer.step,
-            "total_steps": self.trainer.cfg.steps,
-            "points": self.schedule,
-            "lineage": self.lineage,
-            "final_weights": self.trainer.policy.final_weights(self.trainer.step).tolist(),
-            "extra": dict(self.trainer.extra),
-        }
-        Path(checkpoint_dir, "schedule.json").write_text(json.dumps(readable))
+        WeightsSchedule.build(
+            domains=self.domains.names,
+            total_steps=self.trainer.cfg.steps,
+            points=self.schedule,
+            final_weights=self.trainer.policy.final_weights(self.trainer.step),
+            method=self.config["spec"]["method"],
+            lineage=self.lineage,
+            trial_id=self.trial_id,
+            step=self.trainer.step,
+            extra=dict(self.trainer.extra),
+        ).write(Path(checkpoint_dir, "schedule.json"), indent=None)
 
     def load_checkpoint(self, checkpoint_dir: str) -> None:  # type: ignore[override]
         state = torch.load(

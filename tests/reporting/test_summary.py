@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from popmix.reporting.summary import best_schedule, format_table, summarize
+from popmix.weights_file import WeightsSchedule
 
 
 def rec(method, member, objective, test_ppl, status="ok", seed=0, steps=100):
@@ -23,12 +24,12 @@ def rec(method, member, objective, test_ppl, status="ok", seed=0, steps=100):
             "timesteps_total": 1000,
             "test_loss": {"a": 1.0},
         },
-        "schedule": {
-            "total_steps": 100,
-            "final_weights": [0.5, 0.5],
-            "lineage": [],
-            "points": [{"step": 0, "weights": [0.5, 0.5], "trial_id": f"{method}{member}"}],
-        },
+        "schedule": WeightsSchedule.build(
+            domains=["a", "b"],
+            total_steps=100,
+            final_weights=[0.5, 0.5],
+            points=[{"step": 0, "weights": [0.5, 0.5], "trial_id": f"{method}{member}"}],
+        ),
     }
 
 
@@ -45,7 +46,9 @@ def test_best_member_by_validation_not_test():
     assert pbt["members"] == 3 and pbt["members_finished"] == 2
     assert pbt["population_train_steps"] == 300
     assert {r["method"] for r in s["rows"]} == {"pbt", "stratified"}
-    assert best_schedule(records, ["a", "b"])["trial_id"] == "pbt1"
+    best = best_schedule(records, ["a", "b"])
+    assert best is not None and best.info["trial_id"] == "pbt1" and best.method == "pbt"
+    assert best.info["objective"] == 1.9 and best.info["test_mean_ppl"] == 9.5
     table = format_table(s)
     assert "pbt" in table and "9.500" in table and "stratified" in table
 
