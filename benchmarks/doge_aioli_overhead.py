@@ -1,11 +1,16 @@
 """Step-time cost of DoGE and Aioli over a plain step, at 16 domains (brown16).
 
-DoGE's goal: at most 1.5x a plain step (the reference re-implementation's k+1 full backward
-passes cost about 1 + 2(k+1)/3 x, i.e. about 12x at k = 16). Aioli's cost is its evaluations:
-(k * lp_rounds + 1) per round, printed per round and as a share of the round's time.
-Blocks of steps alternate between methods so machine noise hits all alike.
+DoGE's goal: at most 1.3x a plain step (the reference re-implementation's k+1 full backward
+passes cost about 1 + 2(k+1)/3 x, i.e. about 12x at k = 16). DoGE's per-domain gradients cost
+about one ordinary forward and backward; target ``validation`` adds the held-out target
+gradient, an ordinary forward and backward over target_batch windows (16 at k = 16, as many as
+the training batch), so that target cannot go much below 2x. ``--profile`` times each part.
+Aioli's cost is its evaluations: (k * lp_rounds + 1) per round, printed per round and as a
+share of the round's time. Blocks of steps alternate between methods so machine noise hits all
+alike; every ratio is measured in the same run.
 
     python benchmarks/doge_aioli_overhead.py [--tasks 16] [--blocks 5] [--steps-per-block 10]
+        [--profile] [--no-aioli]
 """
 
 from __future__ import annotations
@@ -13,10 +18,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
+
+import torch
 
 from popmix.data import load_domains
-from popmix.policies import build_policy
-from popmix.train import ModelConfig, TrainConfig, Trainer
+from popmix.policies import DomainSignals, build_policy
+from popmix.train import ModelConfig, TrainConfig, Trainer, measure
 
 
 def make(domains, method, params, steps, apply="sample"):
@@ -24,11 +32,106 @@ def make(domains, method, params, steps, apply="sample"):
     return Trainer(domains, build_policy(method, domains.sizes, steps, params), ModelConfig(), cfg)
 
 
+def median_ms(parts: dict[str, Callable[[], object]], rounds: int = 7, reps: int = 3) -> dict:
+    """Median time of each part in ms; the parts alternate within every round."""
+    times: dict[str, list[float]] = {name: [] for name in parts}
+    for f in parts.values():
+        f()  # warm-up
+    for _ in range(rounds):
+        for name, f in parts.items():
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                f()
+            times[name].append(1000 * (time.perf_counter() - t0) / reps)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def profile(plain: Trainer, doge: Trainer) -> None:
+    """What each part of a plain step and of a DoGE step (target validation) costs.
+
+    The parts run on one batch, outside the step (no optimizer step in between), so the sum
+    is an estimate of the step, not its measured time.
+    """
+    model, policy = doge.model, doge.policy
+    asked = doge.needs.gradients
+    assert asked is not None
+    batch = doge.draw_batch(policy.weights(doge.step))
+    target = doge._target_batch("validation")
+    grads = measure.domain_gradients(model, batch.tokens, batch.ids, batch.counts, asked.clip)
+    g_t = measure.mean_gradient(model, target, asked.clip)
+    alpha = policy.weights(doge.step)
+    # The optimizer part steps the plain run's model (the same shapes and cost), so DoGE's
+    # model stays where the batch's gradients were measured.
+    plain_params = list(plain.model.parameters())
+    combined = grads.combine(alpha)
+    signals = DomainSignals(
+        step=doge.step,
+        train_loss=measure.per_domain_mean(batch.ids, batch.counts, grads.example_loss),
+        counts=batch.counts,
+        lr=doge.lr_at(doge.step),
+        grad_dots=grads.gram(),
+        target_dots=grads.dots(g_t),
+    )
+
+    def forward() -> None:
+        with torch.no_grad():
+            model.example_losses(batch.tokens)
+
+    def forward_backward() -> None:
+        model.zero_grad(set_to_none=True)
+        model.example_losses(batch.tokens).mean().backward()
+
+    def optimizer() -> None:
+        for p, g in zip(plain_params, combined):
+            p.grad = g.view_as(p)
+        torch.nn.utils.clip_grad_norm_(plain_params, 1.0)
+        plain.optimizer.step()
+
+    t = median_ms(
+        {
+            "forward (no grad)": forward,
+            "forward+backward": forward_backward,
+            "per-domain grads (+Gram)": lambda: measure.domain_gradients(
+                model, batch.tokens, batch.ids, batch.counts, asked.clip
+            ),
+            "  of which Gram": lambda: measure._raw_gram(grads.sums),
+            "target gradient": lambda: measure.mean_gradient(model, target, asked.clip),
+            "Gram to host": grads.gram,
+            "target dots": lambda: grads.dots(g_t),
+            "combine": lambda: grads.combine(alpha),
+            "policy update": lambda: policy.update(signals),
+            "set grads + clip + AdamW": optimizer,
+        }
+    )
+    plain_step = t["forward+backward"] + t["set grads + clip + AdamW"]
+    fb = t["forward+backward"]
+    print(
+        f"profile (ms, median; one batch of {batch.tokens.shape[0]} windows, target batch "
+        f"{target.shape[0]}):"
+    )
+    for name, ms in t.items():
+        print(f"  {name:<26} {ms:7.1f} ms   {ms / plain_step:5.2f}x plain step")
+    print(
+        f"  (backward alone: {fb - t['forward (no grad)']:.1f} ms; per-domain gradients over an "
+        f"ordinary forward+backward: {t['per-domain grads (+Gram)'] / fb:.2f}x)"
+    )
+    others = t["per-domain grads (+Gram)"] + t["Gram to host"] + t["combine"]
+    others += t["policy update"] + t["set grads + clip + AdamW"]
+    validation = others + t["target gradient"] + t["target dots"]
+    print(
+        f"  sum of parts: plain {plain_step:.1f} ms, doge others {others:.1f} ms "
+        f"({others / plain_step:.2f}x), doge validation {validation:.1f} ms "
+        f"({validation / plain_step:.2f}x)"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tasks", type=int, default=16)
     ap.add_argument("--blocks", type=int, default=5)
     ap.add_argument("--steps-per-block", type=int, default=10)
+    ap.add_argument("--profile", action="store_true", help="time each part of a DoGE step")
+    ap.add_argument("--no-aioli", action="store_true", help="skip the Aioli round")
     args = ap.parse_args()
     domains = load_domains("brown16", args.tasks)
     k = len(domains)
@@ -55,6 +158,10 @@ def main() -> None:
         ms = 1000 * statistics.median(ts)
         print(f"  {name:<28} {ms:7.1f} ms/step   {ms / 1000 / plain:5.2f}x plain")
     print(f"  reference design estimate (k+1 full backwards): {1 + 2 * (k + 1) / 3:.1f}x plain")
+    if args.profile:
+        profile(runs["plain (stratified batches)"], runs["doge, target validation"])
+    if args.no_aioli:
+        return
 
     # Aioli: one round = LearnParams (lp_rounds * k * lp_steps steps) + exploitation steps.
     params = {"eta": 0.2, "lp_rounds": 1, "lp_steps": 2, "update_steps": 3 * k, "eval_windows": 8}
