@@ -33,8 +33,9 @@ def format_table(result: dict[str, Any]) -> str:
             f"{result['test_loss'][n]:>9.4f}  {result['test_ppl'][n]:>8.3f}"
         )
     lines.append(
-        f"mean test ppl {result['mean_test_ppl']:.3f}   worst {result['worst_test_ppl']:.3f} "
-        f"({result['worst_domain']})   steps {result['steps']}   tokens {result['tokens_seen']}   "
+        f"mean test ppl {result['test_mean_ppl']:.3f}   worst {result['test_worst_ppl']:.3f} "
+        f"({result['test_worst_domain']})   steps {result['steps']}   tokens "
+        f"{result['tokens_seen']}   "
         f"wall {result['wall_time_s']:.1f}s"
     )
     return "\n".join(lines)

@@ -17,8 +17,8 @@ ROW_KEYS = (
     "trial_id",
     "status",
     "objective",
-    "mean_test_ppl",
-    "worst_test_ppl",
+    "test_mean_ppl",
+    "test_worst_ppl",
     "test_loss",
     "steps",
     "tokens",
@@ -35,8 +35,9 @@ def _row(rec: dict[str, Any]) -> dict[str, Any]:
         "trial_id": rec["trial_id"],
         "status": rec["status"],
         "objective": m.get("objective"),
-        "mean_test_ppl": m.get("test_mean_ppl"),
-        "worst_test_ppl": m.get("test_worst_ppl"),
+        "test_mean_ppl": m.get("test_mean_ppl"),
+        "test_worst_ppl": m.get("test_worst_ppl"),
+        "test_worst_domain": m.get("test_worst_domain"),
         "test_loss": m.get("test_loss"),
         "steps": m.get("step"),
         "tokens": m.get("timesteps_total"),
@@ -48,6 +49,7 @@ def _row(rec: dict[str, Any]) -> dict[str, Any]:
         "effective_domains": m.get("effective_domains"),
         "diagnostics": m.get("diagnostics") or {},
         "train_time_s": rec.get("train_time_s"),
+        # the trial's own wall-clock time, first start to last result (pauses included)
         "wall_time_s": rec.get("wall_time_s"),
         "params": rec.get("params", {}),
         "error": rec.get("error"),
@@ -81,7 +83,7 @@ def summarize(records: list[dict[str, Any]], population_method: str) -> dict[str
             row = {
                 **_row(group[0]),
                 "status": "interrupted" if stopped else "failed",
-                "mean_test_ppl": None,
+                "test_mean_ppl": None,
             }
         row["method"] = population_method
         row["members"] = len(group)
@@ -135,8 +137,8 @@ def format_table(summary: dict[str, Any]) -> str:
     for r in summary["rows"]:
         steps = r.get("population_train_steps") or r.get("train_steps")
         lines.append(
-            f"{r['method']:<14}{r['seed']:>5}{f(r['mean_test_ppl'], '.3f'):>15}"
-            f"{f(r['worst_test_ppl'], '.3f'):>16}{f(r['objective'], '.4f'):>15}"
+            f"{r['method']:<14}{r['seed']:>5}{f(r['test_mean_ppl'], '.3f'):>15}"
+            f"{f(r['test_worst_ppl'], '.3f'):>16}{f(r['objective'], '.4f'):>15}"
             f"{f(steps, 'd'):>13}{f(r.get('extra_step_equivalents') or 0.0, '.0f'):>8}"
             f"{f(r['wall_time_s'], '.0f'):>8}  {r['status']}"
         )

@@ -25,12 +25,27 @@ def per_domain(names: list[str], values: np.ndarray) -> dict[str, float]:
     return {n: float(v) for n, v in zip(names, values)}
 
 
+def split_metrics(split: str, names: list[str], losses: np.ndarray) -> dict[str, Any]:
+    """A split's figures under the one set of names every record uses (``result.json``, Tune
+    metrics, ``summary.json``): ``<split>_loss`` and ``<split>_ppl`` per domain,
+    ``<split>_mean_ppl`` (the mean over domains of per-domain perplexity, the Aioli paper's
+    metric), ``<split>_worst_ppl``, ``<split>_worst_domain`` and ``<split>_mean_loss``."""
+    summary = perplexity_summary(losses, names)
+    return {
+        f"{split}_loss": per_domain(names, losses),
+        f"{split}_ppl": per_domain(names, np.exp(losses)),
+        f"{split}_mean_ppl": summary["mean_ppl"],
+        f"{split}_worst_ppl": summary["worst_ppl"],
+        f"{split}_worst_domain": summary["worst_domain"],
+        f"{split}_mean_loss": summary["mean_loss"],
+    }
+
+
 def eval_record(trainer: Trainer) -> dict[str, Any]:
     """Validation losses, training losses since the last record, weights and LR, at this step."""
     names = trainer.domains.names
     train_loss = trainer.pop_train_losses()
     val_loss = trainer.evaluate("validation")
-    summary = perplexity_summary(val_loss, names)
     last = max(trainer.step - 1, 0)
     multipliers = trainer.policy.loss_multipliers(last)
     return {
@@ -43,10 +58,7 @@ def eval_record(trainer: Trainer) -> dict[str, Any]:
         "loss_multipliers": None if multipliers is None else per_domain(names, multipliers),
         "temperature": trainer.policy.current_temperature(last),
         "train_loss": {n: (None if np.isnan(v) else float(v)) for n, v in zip(names, train_loss)},
-        "val_loss": per_domain(names, val_loss),
-        "val_mean_loss": summary["mean_loss"],
-        "val_mean_ppl": summary["mean_ppl"],
-        "val_worst_ppl": summary["worst_ppl"],
+        **split_metrics("val", names, val_loss),
     }
 
 
@@ -85,7 +97,9 @@ def run_training(
 
     Returns:
         The content of ``result.json``: per-domain test loss and perplexity, their mean and
-        worst, the final weights, the validation history and the run's settings.
+        worst (:func:`split_metrics`: ``test_loss``, ``test_ppl``, ``test_mean_ppl``,
+        ``test_worst_ppl``, ``test_worst_domain``, ``test_mean_loss``), the final weights, the
+        validation history (``val_*``, the same names) and the run's settings.
 
     Raises:
         Diverged: the training loss became non-finite (raised at the next validation point).
@@ -104,19 +118,13 @@ def run_training(
         trainer.save(checkpoint)
     names = domains.names
     test_loss = trainer.evaluate("test")
-    summary = perplexity_summary(test_loss, names)
     return {
         "benchmark": domains.name,
         "method": policy.name,
         "params": policy.hparams(),
         "domains": names,
         "sizes": {d.name: d.n_tokens for d in domains},
-        "test_loss": per_domain(names, test_loss),
-        "test_ppl": per_domain(names, np.exp(test_loss)),
-        "mean_test_ppl": summary["mean_ppl"],
-        "worst_test_ppl": summary["worst_ppl"],
-        "worst_domain": summary["worst_domain"],
-        "mean_test_loss": summary["mean_loss"],
+        **split_metrics("test", names, test_loss),
         "weights": per_domain(names, trainer.last_weights),
         # the mixture to transfer to a final run (DoGE: its time-averaged weights)
         "final_weights": per_domain(names, policy.final_weights(trainer.step)),

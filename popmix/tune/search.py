@@ -346,31 +346,56 @@ def _scheduler_and_space(
 
 
 class StepLedger:
-    """Optimizer steps and training seconds of each trial (replays after an exploit included).
+    """Optimizer steps, training seconds and wall-clock time of each trial, from the driver's
+    stream of results (replays after an exploit included).
 
     A Tune callback: trial files can be rewritten when PBT restores a trial, the driver's
-    stream of results cannot.
+    stream of results cannot. The wall-clock time runs from a trial's first start to its last
+    result or its end. (Ray's ``time_total_s`` is no trial's total: it counts only time spent
+    inside ``step`` and, after a PBT exploit, continues the donor's count.)
     """
 
-    def __new__(cls) -> Any:
+    def __new__(cls, clock: Any = time.monotonic) -> Any:
         from ray.tune import Callback
 
         class _Ledger(Callback):
             def __init__(self) -> None:
                 self.steps: dict[str, int] = {}
                 self.train_time: dict[str, float] = {}
+                self.started: dict[str, float] = {}
+                self.last_seen: dict[str, float] = {}
                 # trial path -> (trial_id, config): a trial stopped before its first report
                 # has neither in its Result
                 self.trials: dict[str, tuple[str, dict[str, Any]]] = {}
 
+            def wall_time(self, trial_id: str) -> float | None:
+                if trial_id not in self.started or trial_id not in self.last_seen:
+                    return None
+                return self.last_seen[trial_id] - self.started[trial_id]
+
+            def _seen(self, trial: Any) -> None:
+                now = clock()
+                self.started.setdefault(trial.trial_id, now)
+                self.last_seen[trial.trial_id] = now
+
             def on_experiment_end(self, trials, **info):
                 self.trials = {t.path: (t.trial_id, t.config) for t in trials}
 
+            def on_trial_start(self, iteration, trials, trial, **info):
+                self.started.setdefault(trial.trial_id, clock())
+
             def on_trial_result(self, iteration, trials, trial, result, **info):
                 tid = trial.trial_id
+                self._seen(trial)
                 self.steps[tid] = self.steps.get(tid, 0) + int(result.get("steps_this_report", 0))
                 t = float(result.get("time_train_s", 0.0))
                 self.train_time[tid] = self.train_time.get(tid, 0.0) + t
+
+            def on_trial_complete(self, iteration, trials, trial, **info):
+                self._seen(trial)
+
+            def on_trial_error(self, iteration, trials, trial, **info):
+                self._seen(trial)
 
         return _Ledger()
 
@@ -413,7 +438,7 @@ def _records(
                 "metrics": {k: v for k, v in metrics.items() if k != "config"},
                 "train_steps": train_steps,
                 "train_time_s": train_time,
-                "wall_time_s": metrics.get("time_total_s"),
+                "wall_time_s": ledger.wall_time(trial_id),
                 "schedule": schedule,
                 "params": params,
                 "error": None if result.error is None else str(result.error).splitlines()[0][:300],

@@ -26,7 +26,7 @@ from popmix.data.domains import DomainSet
 from popmix.policies import MixingPolicy, build_policy, normalize
 from popmix.train.loop import Diverged, TrainConfig, Trainer
 from popmix.train.model import ModelConfig
-from popmix.train.run import eval_record, per_domain
+from popmix.train.run import eval_record, per_domain, split_metrics
 from popmix.weights_file import WeightsSchedule
 
 #: trial-config keys that hold each method's hyperparameters.
@@ -146,6 +146,7 @@ class MixtureTrainable(tune.Trainable):
             "val_mean_loss": rec["val_mean_loss"],
             "val_mean_ppl": rec["val_mean_ppl"],
             "val_worst_ppl": rec["val_worst_ppl"],
+            "val_worst_domain": rec["val_worst_domain"],
             "train_loss": {n: v for n, v in rec["train_loss"].items() if v is not None},
             "weight": rec["weights"],
             "effective_domains": rec["effective_domains"],
@@ -172,15 +173,7 @@ class MixtureTrainable(tune.Trainable):
         if not np.array_equal(final, trainer.last_weights):
             metrics["final_weight"] = per_domain(names, final)  # DoGE: the time average
         if done:
-            test = trainer.evaluate("test")
-            ppl = np.exp(test)
-            metrics.update(
-                test_loss=per_domain(names, test),
-                test_mean_ppl=float(ppl.mean()),
-                test_worst_ppl=float(ppl.max()),
-                test_mean_loss=float(test.mean()),
-                done=True,
-            )
+            metrics.update(split_metrics("test", names, trainer.evaluate("test")), done=True)
         return metrics
 
     def save_checkpoint(self, checkpoint_dir: str) -> None:

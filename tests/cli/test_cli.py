@@ -56,7 +56,7 @@ def test_run_end_to_end_on_brown16(tmp_path, capsys):
     for key in ("sizes", "test_loss", "test_ppl", "weights"):
         assert set(result[key]) == set(result["domains"])
     assert result["steps"] == 6 and result["tokens_seen"] == 6 * 8 * 32
-    assert result["mean_test_ppl"] > 1 and result["worst_test_ppl"] >= result["mean_test_ppl"]
+    assert result["test_mean_ppl"] > 1 and result["test_worst_ppl"] >= result["test_mean_ppl"]
     assert abs(sum(result["weights"].values()) - 1) < 1e-9
     printed = capsys.readouterr().out
     assert "science_fiction" in printed and "mean test ppl" in printed

@@ -42,7 +42,7 @@ def test_best_member_by_validation_not_test():
     ]
     s = summarize(records, "pbt")
     pbt = next(r for r in s["rows"] if r["method"] == "pbt")
-    assert pbt["trial_id"] == "pbt1" and pbt["mean_test_ppl"] == 9.5
+    assert pbt["trial_id"] == "pbt1" and pbt["test_mean_ppl"] == 9.5
     assert pbt["members"] == 3 and pbt["members_finished"] == 2
     assert pbt["population_train_steps"] == 300
     assert {r["method"] for r in s["rows"]} == {"pbt", "stratified"}
