@@ -16,6 +16,7 @@ import pytest
         ("popmix.policies", ("torch", "ray", "datasets")),
         ("popmix.data", ("torch", "ray", "datasets")),
         ("popmix.train", ("ray",)),
+        ("popmix.tune.spec", ("torch", "ray", "datasets")),
         ("popmix.cli", ("torch", "ray", "datasets")),
     ],
 )

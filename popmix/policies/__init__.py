@@ -5,6 +5,7 @@ Pure NumPy: importing this package pulls in neither torch nor Ray.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,7 +35,8 @@ from popmix.policies._static import (
     temperature_weights,
 )
 
-#: registry: method name → policy class. Adding a method is one line here.
+#: registry: method name → policy class. Adding a method is one line here; ``popmix run`` and
+#: ``popmix search`` (a trial's spec, its parameters, its exported weights) read it alone.
 POLICIES: dict[str, type[MixingPolicy]] = {
     cls.name: cls
     for cls in (
@@ -51,6 +53,29 @@ POLICIES: dict[str, type[MixingPolicy]] = {
 }
 
 
+def _policy_class(method: str) -> type[MixingPolicy]:
+    if method not in POLICIES:
+        raise PolicyError(f"unknown method {method!r}; choose one of: {', '.join(POLICIES)}")
+    return POLICIES[method]
+
+
+def vector_parameters(method: str) -> tuple[str, ...]:
+    """The parameters of ``method`` that hold one number per domain (annotated
+    ``Sequence[float]``, e.g. ``fixed``'s ``weights``): a search's trial spec keeps them as
+    ``{domain: value}``."""
+    cls = _policy_class(method)
+    params = inspect.signature(cls.__init__).parameters
+    return tuple(
+        n for n in cls.parameter_names() if "Sequence[float]" in str(params[n].annotation)
+    )
+
+
+def learns_weights(method: str) -> bool:
+    """Whether ``method`` learns its weights from what the loop measures (it overrides
+    :meth:`MixingPolicy.update`): a search exports such a method's weights for a final run."""
+    return _policy_class(method).update is not MixingPolicy.update
+
+
 def build_policy(
     method: str,
     sizes: np.ndarray,
@@ -63,9 +88,7 @@ def build_policy(
     Raises:
         PolicyError: unknown method, unknown parameter, or a parameter out of range.
     """
-    if method not in POLICIES:
-        raise PolicyError(f"unknown method {method!r}; choose one of: {', '.join(POLICIES)}")
-    cls = POLICIES[method]
+    cls = _policy_class(method)
     try:
         policy = cls(np.asarray(sizes), total_steps, seed, **dict(params or {}))
     except TypeError as e:
@@ -92,8 +115,10 @@ __all__ = [
     "TemperaturePolicy",
     "build_policy",
     "effective_domains",
+    "learns_weights",
     "loss_weights",
     "normalize",
     "softmax",
     "temperature_weights",
+    "vector_parameters",
 ]

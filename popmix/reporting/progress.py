@@ -9,13 +9,14 @@ from typing import Any
 
 from ray.tune import Callback
 
+from popmix.tune.spec import TrialSpec
+
 
 def trial_label(config: dict[str, Any], population_method: str) -> str:
-    spec = config["spec"]
-    member = int(spec.get("member", -1))
-    if member >= 0:
-        return f"{population_method}#{member}"
-    return str(spec.get("method"))
+    spec = TrialSpec.from_config(config)
+    if spec.is_member:
+        return f"{population_method}#{spec.member}"
+    return spec.method
 
 
 class ProgressPrinter(Callback):

@@ -26,6 +26,8 @@ from typing import Any
 
 from ray.tune import Callback
 
+from popmix.tune.spec import TrialSpec
+
 GROUPS = ("val_loss", "train_loss", "test_loss", "weight", "loss_weight", "diagnostics")
 SCALARS = {
     "objective": "objective",
@@ -70,7 +72,7 @@ class TensorBoardLogger(Callback):
         if trial.trial_id not in self._writers:
             from torch.utils.tensorboard import SummaryWriter
 
-            name = f"{trial.config['spec']['method']}_{trial.trial_id}"
+            name = f"{TrialSpec.from_config(trial.config).method}_{trial.trial_id}"
             self._writers[trial.trial_id] = SummaryWriter(str(self.logdir / name))
         return self._writers[trial.trial_id]
 
@@ -116,7 +118,9 @@ class TensorBoardLogger(Callback):
             if isinstance(result.get(k), (int, float))
         }
         fw = w._get_file_writer()
-        for summary in hparams_summary(_hparams(trial.config["spec"]), metrics):
+        spec = TrialSpec.from_config(trial.config)
+        values = {"method": spec.method, "seed": spec.seed, "member": spec.member, **spec.params}
+        for summary in hparams_summary(_hparams(values), metrics):
             fw.add_summary(summary)
         step = int(result.get("step", 0))
         for tag, value in metrics.items():

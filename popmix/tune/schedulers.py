@@ -2,7 +2,7 @@
 
 PBT treats every trial of its Tuner as population. popmix runs the baselines in the same Tuner
 (so they share the cluster with the population at once) and keeps them out of the population:
-a trial whose config has ``member < 0`` is never scored, never a donor and never exploited, and
+a trial whose spec has ``member < 0`` is never scored, never a donor and never exploited, and
 ASHA never stops it. The schedulers are Ray's own; these subclasses only filter and log.
 
 Files written: ``lineage.jsonl`` in the experiment folder, one JSON row per exploit
@@ -20,11 +20,11 @@ from typing import Any
 from ray.tune.schedulers import ASHAScheduler, PopulationBasedTraining, TrialScheduler
 from ray.tune.search import Searcher
 
-from popmix.tune.trainable import SEARCHED_KEYS
+from popmix.tune.spec import CONFIG_KEY, TrialSpec
 
 
 def is_member(trial: Any) -> bool:
-    return int(trial.config["spec"].get("member", -1)) >= 0
+    return TrialSpec.from_config(trial.config).is_member
 
 
 class _PopulationOnly:
@@ -45,20 +45,18 @@ class _LineageLog:
     def _exploit(self, tune_controller: Any, trial: Any, trial_to_clone: Any) -> None:
         donor_state = self._trial_state[trial_to_clone]  # type: ignore[attr-defined]
         own_state = self._trial_state[trial]  # type: ignore[attr-defined]
-        member = trial.config["spec"]["member"]
+        member = TrialSpec.from_config(trial.config).member
         super()._exploit(tune_controller, trial, trial_to_clone)  # type: ignore[misc]
         # The new config is a mutated copy of the donor's; the population slot stays ours.
-        config = trial.config
-        config["spec"] = {**config["spec"], "member": member}
-        trial.set_config(config)
-        spec = trial.config["spec"]
+        spec = TrialSpec.from_config(trial.config).replace(member=member)
+        trial.set_config({**trial.config, **spec.to_config()})
         row = {
             "time": time.time(),
             "trial_id": trial.trial_id,
             "donor": trial_to_clone.trial_id,
             "step_before": (own_state.last_result or {}).get("step"),
             "donor_step": (donor_state.last_result or {}).get("step"),
-            "new_config": {k: spec.get(k) for k in SEARCHED_KEYS if spec.get(k) is not None},
+            "new_config": spec.searched(),
         }
         if self.lineage_path is not None:
             with open(self.lineage_path, "a") as f:
@@ -84,7 +82,7 @@ def make_pb2(**kwargs: Any) -> Any:
     class PopulationPB2(_PopulationOnly, _LineageLog, PB2):
         def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
             # PB2 fills every searched key missing from a config from its bounds; a baseline's
-            # spec holds None there (it searches nothing), so only PBT's bookkeeping applies.
+            # spec has none of them (it searches nothing), so only PBT's bookkeeping applies.
             if is_member(trial):
                 super().on_trial_add(tune_controller, trial)
             else:
@@ -98,15 +96,21 @@ class PopulationASHA(_PopulationOnly, ASHAScheduler):
 
 
 class WithFixedTrials(Searcher):
-    """A searcher that first hands out fixed configs (the baselines), then asks ``inner``.
+    """A searcher that first hands out fixed trials (the baselines), then asks ``inner``.
 
-    The fixed trials' results are not told to ``inner``, so they never shape its model.
+    ``inner`` holds the search space itself (the searched values under ``"spec"``) and the
+    Tuner none: Tune merges every suggestion into the Tuner's space, which would give the
+    baselines the members' searched keys. Each suggestion of ``inner`` becomes a complete
+    spec: ``member`` (the population's method and seed) numbered like a population, with the
+    suggested values as its parameters. The fixed trials' results are not told to ``inner``,
+    so they never shape its model.
     """
 
-    def __init__(self, inner: Searcher, fixed: list[dict[str, Any]]) -> None:
+    def __init__(self, inner: Searcher, fixed: list[TrialSpec], member: TrialSpec) -> None:
         super().__init__(metric=inner.metric, mode=inner.mode)
         self.inner = inner
         self.fixed = list(fixed)
+        self.member = member
         self._fixed_ids: set[str] = set()
         self._members = 0
 
@@ -118,12 +122,13 @@ class WithFixedTrials(Searcher):
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         if self.fixed:
             self._fixed_ids.add(trial_id)
-            return self.fixed.pop(0)
+            return self.fixed.pop(0).to_config()
         suggestion = self.inner.suggest(trial_id)
         if isinstance(suggestion, dict):
-            # Number the searched trials like a population, for labels and summaries.
-            suggestion.setdefault("spec", {})["member"] = self._members
+            searched = suggestion.get(CONFIG_KEY, {})
+            spec = self.member.replace(member=self._members, params=searched)
             self._members += 1
+            return spec.to_config()
         return suggestion
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:

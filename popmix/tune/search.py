@@ -27,7 +27,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,19 +39,10 @@ from popmix.config import (
 )
 from popmix.data import load_domains
 from popmix.data.domains import DomainSet
+from popmix.policies import learns_weights
 from popmix.tune.explore import Explorer
-from popmix.tune.trainable import METHOD_KEYS
+from popmix.tune.spec import CONFIG_KEY, TrialSettings, TrialSpec
 from popmix.weights_file import SchedulePoint, WeightsSchedule
-
-CONFIG_KEYS = (
-    "temperature",
-    "sample_weights",
-    "loss_weights",
-    "t_start",
-    "t_end",
-    "switch_frac",
-    "params",
-)
 
 
 @dataclass
@@ -66,32 +57,21 @@ class SearchOptions:
     quiet: bool = False
 
 
-def _blank(**values: Any) -> dict[str, Any]:
-    return {"method": None, "seed": 0, "member": -1, **dict.fromkeys(CONFIG_KEYS), **values}
+def baseline_specs(exp: Experiment, seed: int, names: list[str]) -> list[TrialSpec]:
+    """The methods that run as single trials, with the experiment's parameters."""
+    return [TrialSpec.single(exp, method, seed, names) for method in exp.baseline_methods()]
 
 
-def baseline_configs(exp: Experiment, seed: int) -> list[dict[str, Any]]:
-    out = []
-    for method in exp.baseline_methods():
-        params = dict(exp.baselines.get(method, {}))
-        if METHOD_KEYS[method] == ("params",):  # DoGE, Aioli: their whole parameter dict
-            out.append(_blank(method=method, seed=seed, params=params))
-        else:
-            keys = {k: params[k] for k in METHOD_KEYS[method] if k in params}
-            out.append(_blank(method=method, seed=seed, **keys))
-    return out
-
-
-def population_configs(exp: Experiment, explorer: Explorer, seed: int) -> list[dict[str, Any]]:
+def population_specs(exp: Experiment, explorer: Explorer, seed: int) -> list[TrialSpec]:
+    """The population's members, each at its first configuration."""
     return [
-        _blank(method=exp.population_method, seed=seed, member=m, **explorer.initial_config(m))
+        TrialSpec(exp.population_method, seed, member=m, params=explorer.initial_config(m))
         for m in range(exp.search.population)
     ]
 
 
 def _trial_name(trial: Any) -> str:
-    spec = trial.config["spec"]
-    return f"{spec['method']}_{trial.trial_id}"
+    return f"{TrialSpec.from_config(trial.config).method}_{trial.trial_id}"
 
 
 def check_address(address: str) -> None:
@@ -242,18 +222,6 @@ def check_trial_fits(
     )
 
 
-def _settings(exp: Experiment, space: SearchSpace, cpus: float) -> dict[str, Any]:
-    train = {k: v for k, v in asdict(exp.train).items() if k not in ("seed", "threads", "device")}
-    return {
-        "model": asdict(exp.model),
-        "train": train,
-        "report_every": exp.search.report_every,
-        "objective": exp.search.objective,
-        "threads": max(1, int(cpus)),
-        "shape": space.temperature.shape if space.temperature else "step",
-    }
-
-
 def _scheduler_and_space(
     exp: Experiment,
     space: SearchSpace,
@@ -276,7 +244,7 @@ def _scheduler_and_space(
     s = exp.search
     names = domains.names
     n_reports = math.ceil(exp.train.steps / s.report_every)
-    baselines = baseline_configs(exp, seed)
+    baselines = baseline_specs(exp, seed, names)
     explorer = Explorer(
         space,
         names,
@@ -285,24 +253,30 @@ def _scheduler_and_space(
         perturb=s.searcher == "pbt",
         resample_probability=s.resample_probability,
     )
-    population = population_configs(exp, explorer, seed) if exp.runs_population() else []
+    population = population_specs(exp, explorer, seed) if exp.runs_population() else []
 
     if s.searcher == "optuna" and population:
         import optuna
 
         # Optuna logs each study it creates at INFO; popmix prints its own progress.
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        trial = _blank(method=exp.population_method, seed=seed, member=0)
+        searched: dict[str, Any] = {}
         for key, spec in space.vectors().items():
             low = max(spec.floor, 1e-4)
-            trial[key] = {n: tune.loguniform(low, 1.0) for n in names}
+            searched[key] = {n: tune.loguniform(low, 1.0) for n in names}
         if space.temperature is not None:
             for key, (lo, hi) in space.temperature.bounds().items():
-                trial[key] = tune.uniform(lo, hi)
-        searcher = WithFixedTrials(
-            OptunaSearch(seed=s.seed * 1000 + seed), [{"spec": b} for b in baselines]
+                searched[key] = tune.uniform(lo, hi)
+        optuna_space: Any = {CONFIG_KEY: searched}  # Tune's domains, which OptunaSearch takes
+        optuna_search = OptunaSearch(
+            space=optuna_space,
+            metric="objective",
+            mode="min",
+            seed=s.seed * 1000 + seed,
         )
-        param_space: dict[str, Any] = {"spec": trial}
+        member = TrialSpec(exp.population_method, seed, member=0)
+        searcher = WithFixedTrials(optuna_search, baselines, member)
+        param_space: dict[str, Any] = {}  # the searcher holds it (see WithFixedTrials)
         asha = None
         if s.asha:
             asha = PopulationASHA(
@@ -314,7 +288,8 @@ def _scheduler_and_space(
         return asha, searcher, param_space, len(baselines) + s.population
 
     # One grid point per trial, each a complete spec: baselines and members in one Tuner.
-    param_space = {"spec": tune.grid_search(population + baselines)}
+    specs = [t.to_config()[CONFIG_KEY] for t in population + baselines]
+    param_space = {CONFIG_KEY: tune.grid_search(specs)}
     if not population:
         return None, None, param_space, 1
     scheduler: Any
@@ -407,7 +382,8 @@ def _records(
     records = []
     for result in grid:
         known_id, known_config = ledger.trials.get(result.path, (None, {}))
-        cfg = (result.config or known_config or {}).get("spec", {})
+        config = result.config or known_config
+        spec = TrialSpec.from_config(config) if config else TrialSpec("?")
         metrics = dict(result.metrics or {})
         trial_id = metrics.get("trial_id") or known_id or result.path
         train_steps = ledger.steps.get(trial_id)
@@ -426,21 +402,19 @@ def _records(
             status = "ok"
         else:
             status = "interrupted" if interrupted else "incomplete"
-        member = int(cfg.get("member", -1))
-        params = {k: cfg[k] for k in CONFIG_KEYS if cfg.get(k) is not None}
         records.append(
             {
                 "trial_id": trial_id,
-                "method": population_method if member >= 0 else cfg.get("method"),
-                "seed": int(cfg.get("seed", 0)),
-                "member": member,
+                "method": population_method if spec.is_member else spec.method,
+                "seed": spec.seed,
+                "member": spec.member,
                 "status": status,
                 "metrics": {k: v for k, v in metrics.items() if k != "config"},
                 "train_steps": train_steps,
                 "train_time_s": train_time,
                 "wall_time_s": ledger.wall_time(trial_id),
                 "schedule": schedule,
-                "params": params,
+                "params": dict(spec.params),
                 "error": None if result.error is None else str(result.error).splitlines()[0][:300],
                 "path": result.path,
             }
@@ -500,7 +474,7 @@ def _write_outputs(
             lineage["members"][r["trial_id"]] = member.to_dict()
     (out / "lineage.json").write_text(json.dumps(lineage, indent=2))
     for r in records:
-        if r["method"] in ("doge", "aioli") and r["schedule"]:
+        if r["member"] < 0 and learns_weights(r["method"]) and r["schedule"]:
             # DoGE's two-stage use: train a final model on these (time-averaged) weights with
             # popmix run --weights-from <file> --replay final.
             sched = r["schedule"]
@@ -587,7 +561,7 @@ def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> dict
     from popmix.tune.trainable import MixtureTrainable
 
     say = (lambda *a, **k: None) if opts.quiet else print
-    settings = _settings(exp, space, cpus)
+    settings = TrialSettings.of(exp, space, cpus)
     trainable = tune.with_resources(
         tune.with_parameters(MixtureTrainable, domains=domains, settings=settings),
         {"cpu": cpus, "gpu": exp.resources.gpus_per_trial},

@@ -1,9 +1,10 @@
 """The Ray Tune trainable every method runs as: the shared training loop, reported in chunks.
 
-One class serves the searched population and every baseline: the trial config names the method
-and its hyperparameters, the loop is the same. Hyperparameters are read from the config every
-time the trainable is (re)built and never from a checkpoint, so after a PBT exploit the donor's
-state continues under the mutated hyperparameters.
+One class serves the searched population and every baseline: the trial's spec
+(:class:`popmix.tune.spec.TrialSpec`) names the method and its hyperparameters, the loop is the
+same. Hyperparameters are read from the config every time the trainable is (re)built and never
+from a checkpoint, so after a PBT exploit the donor's state continues under the mutated
+hyperparameters.
 
 Each checkpoint folder holds ``state.pt`` (the full training state, the weight schedule followed
 so far and the lineage events) and ``schedule.json`` (the same schedule, readable).
@@ -23,22 +24,11 @@ import torch
 from ray import tune
 
 from popmix.data.domains import DomainSet
-from popmix.policies import MixingPolicy, build_policy, normalize
-from popmix.train.loop import Diverged, TrainConfig, Trainer
-from popmix.train.model import ModelConfig
+from popmix.policies import normalize
+from popmix.train.loop import Diverged, Trainer
 from popmix.train.run import eval_record, per_domain, split_metrics
+from popmix.tune.spec import TrialSettings, TrialSpec
 from popmix.weights_file import WeightsSchedule
-
-#: trial-config keys that hold each method's hyperparameters.
-METHOD_KEYS = {
-    "stratified": (),
-    "proportional": (),
-    "temperature": ("temperature",),
-    "cooldown": ("t_start", "t_end", "switch_frac"),
-    "doge": ("params",),
-    "aioli": ("params",),
-}
-SEARCHED_KEYS = ("sample_weights", "loss_weights", "t_start", "t_end", "switch_frac")
 
 
 def objective_of(val_loss: np.ndarray, names: list[str], objective: str) -> float:
@@ -50,63 +40,34 @@ def objective_of(val_loss: np.ndarray, names: list[str], objective: str) -> floa
     return float(val_loss[names.index(objective.split(":", 1)[1])])
 
 
-def policy_from_config(
-    config: dict[str, Any], domains: DomainSet, total_steps: int, shape: str = "step"
-) -> MixingPolicy:
-    """Build the policy a trial spec (``config["spec"]``) describes: member or baseline."""
-    method = config["method"]
-    names = domains.names
-    params: dict[str, Any] = {}
-    if method in METHOD_KEYS:
-        params = {k: config[k] for k in METHOD_KEYS[method] if config.get(k) is not None}
-        params.update(params.pop("params", None) or {})  # DoGE / Aioli: a dict of their own
-        return build_policy(method, domains.sizes, total_steps, params, config.get("seed", 0))
-    for key in ("sample_weights", "loss_weights"):
-        if isinstance(config.get(key), dict):
-            params[key] = [float(config[key][n]) for n in names]
-    if config.get("t_start") is not None:
-        params.update(t_start=config["t_start"], t_end=config.get("t_end"), shape=shape)
-        if config.get("switch_frac") is not None:
-            params["switch_frac"] = config["switch_frac"]
-    return build_policy("mixture", domains.sizes, total_steps, params, config.get("seed", 0))
-
-
 class MixtureTrainable(tune.Trainable):
     """Tune trainable around :class:`popmix.train.Trainer`.
 
-    The trial config is ``{"spec": {...}}``: ``method``, ``seed``, ``member`` (the population
-    slot; -1 for baselines) and the method's hyperparameters (``sample_weights`` and
-    ``loss_weights`` as ``{domain: weight}``, ``temperature``, ``t_start``, ``t_end``,
-    ``switch_frac``; None where unused).
-    ``setup`` receives, besides the trial config, ``domains`` (through the object store, so every
-    node of a cluster gets the same data) and ``settings``: ``model`` and ``train`` dicts,
-    ``report_every``, ``objective``, ``threads`` and the temperature-schedule ``shape``.
+    The trial config is a :class:`popmix.tune.spec.TrialSpec` as Ray's dict
+    (``{"spec": {"method", "seed", "member", **params}}``); its policy is built through the one
+    registry. ``setup`` receives, besides the trial config, ``domains`` (through the object
+    store, so every node of a cluster gets the same data) and ``settings``, the search's
+    :class:`popmix.tune.spec.TrialSettings`.
     """
 
     # tune.with_parameters passes the data and settings as extra keyword arguments.
     def setup(  # type: ignore[override]
-        self, config: dict[str, Any], domains: DomainSet, settings: dict[str, Any]
+        self, config: dict[str, Any], domains: DomainSet, settings: TrialSettings
     ) -> None:
         self.domains = domains
         self.settings = settings
         self._build(config)
 
     def _build(self, config: dict[str, Any]) -> None:
-        spec = config["spec"]
+        spec = TrialSpec.from_config(config)
         s = self.settings
         resources = self.trial_resources
         gpu = bool(resources and resources.required_resources.get("GPU", 0))
         device = "cuda" if gpu and torch.cuda.is_available() else "cpu"
-        cfg = TrainConfig(
-            **{
-                **s["train"],
-                "seed": int(spec.get("seed", 0)),
-                "threads": s["threads"],
-                "device": device,
-            }
-        )
-        policy = policy_from_config(spec, self.domains, cfg.steps, s.get("shape", "step"))
-        self.trainer = Trainer(self.domains, policy, ModelConfig(**s["model"]), cfg)
+        cfg = s.train_config(spec.seed, device)
+        policy = spec.build_policy(self.domains.sizes, self.domains.names, cfg.steps, s.shape)
+        self.spec = spec
+        self.trainer = Trainer(self.domains, policy, s.model, cfg)
         self._node = ray.get_runtime_context().get_node_id()
         self.schedule: list[dict[str, Any]] = []  # weights whenever they change, by step
         self.lineage: list[dict[str, Any]] = []  # exploits this member's state went through
@@ -123,7 +84,7 @@ class MixtureTrainable(tune.Trainable):
         names = self.domains.names
         start = trainer.step
         t0 = time.perf_counter()
-        trainer.train(self.settings["report_every"])
+        trainer.train(self.settings.report_every)
         t_train = time.perf_counter() - t0
         self._record_schedule(start)
         done = trainer.step >= trainer.cfg.steps
@@ -141,7 +102,7 @@ class MixtureTrainable(tune.Trainable):
             }
         val = np.array([rec["val_loss"][n] for n in names])
         metrics: dict[str, Any] = {
-            "objective": objective_of(val, names, self.settings["objective"]),
+            "objective": objective_of(val, names, self.settings.objective),
             "val_loss": rec["val_loss"],
             "val_mean_loss": rec["val_mean_loss"],
             "val_mean_ppl": rec["val_mean_ppl"],
@@ -189,7 +150,7 @@ class MixtureTrainable(tune.Trainable):
             total_steps=self.trainer.cfg.steps,
             points=self.schedule,
             final_weights=self.trainer.policy.final_weights(self.trainer.step),
-            method=self.config["spec"]["method"],
+            method=self.spec.method,
             lineage=self.lineage,
             trial_id=self.trial_id,
             step=self.trainer.step,
@@ -212,7 +173,7 @@ class MixtureTrainable(tune.Trainable):
                     "step": self.trainer.step,
                     "donor": state["trial_id"],
                     "trial_id": self.trial_id,
-                    "config": {k: self.config["spec"].get(k) for k in SEARCHED_KEYS},
+                    "config": self.spec.searched(),
                 }
             )
 

@@ -1,0 +1,169 @@
+"""What crosses the Ray boundary: one frozen TrialSpec per trial and one frozen TrialSettings.
+
+A trial's config in Ray is ``{"spec": {"method": ..., "seed": ..., "member": ..., **params}}``:
+the method's parameters sit next to the three fixed keys, so PBT's ``hyperparam_mutations``,
+PB2's bounds and popmix's explore step change a searched value where Ray expects it
+(``config["spec"][key]``). :meth:`TrialSpec.to_config` and :meth:`TrialSpec.from_config` convert;
+nothing else reads or writes that dict. A per-domain vector is ``{domain: weight}`` (so PB2 can
+bound each weight and TensorBoard's HParams shows it) and becomes a list in the domains' order
+only when the policy is built.
+
+Every trial builds its policy through the one registry (:func:`popmix.policies.build_policy`):
+a baseline is the policy registered under its method, a population member the ``mixture``
+policy over its searched values. NumPy only (no torch, no Ray).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from popmix.config import Experiment, ModelConfig, SearchSpace, TrainConfig
+from popmix.policies import MixingPolicy, build_policy, vector_parameters
+
+#: the trial config's one top-level key.
+CONFIG_KEY = "spec"
+#: the spec's own keys in the config; every other key is one of the method's parameters.
+FIXED_KEYS = ("method", "seed", "member")
+#: the policy every population member runs, whatever the searcher.
+MEMBER_POLICY = "mixture"
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """One trial: which method, seed and population slot, and the method's parameters.
+
+    Args:
+        method: a registered policy for a single trial (a baseline); for a population member
+            the searcher's name (``pbt``, ``pb2``, ``optuna``), its label in every output.
+        seed: the run's seed (model initialisation, sampler, the policy's own randomness).
+        member: the population slot, or -1 for a single trial.
+        params: a baseline's parameters (those the experiment gives; the rest are the policy's
+            defaults), or a member's searched values (``sample_weights``, ``loss_weights``,
+            ``t_start``, ``t_end``, ``switch_frac``); per-domain vectors as ``{domain: weight}``.
+    """
+
+    method: str
+    seed: int = 0
+    member: int = -1
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        params = copy.deepcopy(dict(self.params or {}))  # a copy: no caller's dict leaks in
+        clash = [k for k in params if k in FIXED_KEYS]
+        if clash:
+            raise ValueError(f"a trial parameter may not be named {clash[0]!r}")
+        object.__setattr__(self, "params", params)
+        object.__setattr__(self, "seed", int(self.seed))
+        object.__setattr__(self, "member", int(self.member))
+
+    # -- Ray's config dict ----------------------------------------------------------------------
+    def to_config(self) -> dict[str, Any]:
+        """Ray's trial config (a fresh dict: Ray mutates it)."""
+        spec = {"method": self.method, "seed": self.seed, "member": self.member}
+        return {CONFIG_KEY: {**spec, **copy.deepcopy(dict(self.params))}}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> TrialSpec:
+        """The spec of a trial config, as Ray (and PBT's mutations) left it."""
+        spec = dict(config[CONFIG_KEY])
+        return cls(
+            method=spec.pop("method"),
+            seed=spec.pop("seed", 0),
+            member=spec.pop("member", -1),
+            params=spec,
+        )
+
+    # -- meaning ------------------------------------------------------------------------------
+    @property
+    def is_member(self) -> bool:
+        """A population member (searched, exploited) rather than a single trial."""
+        return self.member >= 0
+
+    @property
+    def policy(self) -> str:
+        """The registered policy this trial runs."""
+        return MEMBER_POLICY if self.is_member else self.method
+
+    def searched(self) -> dict[str, Any]:
+        """A member's searched values (what an exploit changes); empty for a single trial."""
+        return copy.deepcopy(dict(self.params)) if self.is_member else {}
+
+    def policy_params(self, names: Sequence[str], shape: str = "step") -> dict[str, Any]:
+        """The policy's keyword arguments: vectors as lists in ``names``' order; a member's
+        temperature schedule gets the search space's ``shape``."""
+        vectors = vector_parameters(self.policy)
+        out: dict[str, Any] = {}
+        for key, value in self.params.items():
+            if key in vectors and isinstance(value, Mapping):
+                out[key] = [float(value[n]) for n in names]
+            else:
+                out[key] = value
+        if self.is_member and out.get("t_start") is not None:
+            out["shape"] = shape
+        return out
+
+    def build_policy(
+        self, sizes: np.ndarray, names: Sequence[str], total_steps: int, shape: str = "step"
+    ) -> MixingPolicy:
+        """The trial's policy, through the one registry.
+
+        Raises:
+            PolicyError: a parameter the policy rejects.
+        """
+        return build_policy(
+            self.policy, sizes, total_steps, self.policy_params(names, shape), self.seed
+        )
+
+    def replace(self, **changes: Any) -> TrialSpec:
+        return dataclasses.replace(self, **changes)
+
+    # -- from an experiment ---------------------------------------------------------------------
+    @classmethod
+    def single(cls, exp: Experiment, method: str, seed: int, names: Sequence[str]) -> TrialSpec:
+        """A method run as a single trial (a baseline) with the experiment's parameters; a
+        per-domain vector parameter (``fixed``'s ``weights``) becomes ``{domain: weight}``."""
+        params = exp.method_params(method)
+        for key in vector_parameters(method):
+            value = params.get(key)
+            if isinstance(value, (list, tuple)) and len(value) == len(names):
+                params[key] = {n: float(v) for n, v in zip(names, value)}
+        return cls(method=method, seed=seed, member=-1, params=params)
+
+
+@dataclass(frozen=True)
+class TrialSettings:
+    """What every trial of a search shares, passed to the trainable once
+    (``tune.with_parameters``): the experiment's model and training settings, the report
+    interval, the objective, torch threads per trial and the searched temperature schedule's
+    shape. A trial's own seed and device are set from its spec and its resources."""
+
+    model: ModelConfig
+    train: TrainConfig
+    report_every: int
+    objective: str = "mean"
+    threads: int = 1
+    shape: str = "step"
+
+    @classmethod
+    def of(cls, exp: Experiment, space: SearchSpace, cpus_per_trial: float) -> TrialSettings:
+        return cls(
+            model=exp.model,
+            train=exp.train,
+            report_every=exp.search.report_every,
+            objective=exp.search.objective,
+            threads=max(1, int(cpus_per_trial)),
+            shape=space.temperature.shape if space.temperature else "step",
+        )
+
+    def train_config(self, seed: int, device: str) -> TrainConfig:
+        """The training settings of one trial."""
+        return dataclasses.replace(self.train, seed=seed, threads=self.threads, device=device)
+
+
+__all__ = ["CONFIG_KEY", "TrialSettings", "TrialSpec"]
