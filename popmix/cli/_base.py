@@ -151,7 +151,18 @@ MODEL_FLAGS = (
     Flag("--n-head", "model.n_head", "attention heads", type=positive_int),
     Flag("--d-model", "model.d_model", "model width", type=positive_int),
     Flag("--lr", "train.lr", "peak learning rate", type=float),
-    Flag("--warmup-steps", "train.warmup_steps", "linear warm-up steps", type=non_negative_int),
+    Flag(
+        "--warmup-frac",
+        "train.warmup_frac",
+        "linear warm-up over this share of the steps",
+        type=float,
+    ),
+    Flag(
+        "--warmup-steps",
+        "train.warmup_steps",
+        "linear warm-up in steps instead of a share",
+        type=non_negative_int,
+    ),
     Flag(
         "--eval-windows",
         "train.eval_windows",

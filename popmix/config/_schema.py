@@ -64,7 +64,11 @@ class TrainConfig:
         batch_size: windows per batch.
         lr: peak learning rate.
         min_lr_frac: the cosine decays to lr * min_lr_frac.
-        warmup_steps: linear warm-up from 0 to lr.
+        warmup_frac: linear warm-up from 0 to lr over this share of ``steps`` (a share, so a
+            longer or shorter budget keeps the same shape). 0.1 by measurement: on brown16 at
+            1000 steps, 5 seeds of stratified spread by std 0.046 ppl (0.7% of the mean) with
+            100 warm-up steps against 0.10 (1.5%) with 20 (README, "A proxy that measures").
+        warmup_steps: warm-up in steps instead of a share (null: ``warmup_frac`` decides).
         weight_decay: AdamW decay on matrices (not on biases, norms).
         grad_clip: global gradient-norm clip (0 disables).
         eval_interval: steps between validation evaluations of ``popmix run`` (0: only at the
@@ -86,7 +90,8 @@ class TrainConfig:
     batch_size: int = 16
     lr: float = 3e-3
     min_lr_frac: float = 0.1
-    warmup_steps: int = 20
+    warmup_frac: float = 0.1
+    warmup_steps: int | None = None
     weight_decay: float = 0.1
     grad_clip: float = 1.0
     eval_interval: int = 50
@@ -103,8 +108,12 @@ class TrainConfig:
             v = getattr(self, key)
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"train.{key} must be a positive integer, got {v!r}")
+        if not 0 <= self.warmup_frac < 1:
+            raise ValueError(f"train.warmup_frac must be in [0, 1), got {self.warmup_frac!r}")
         for key in ("warmup_steps", "eval_interval"):
             v = getattr(self, key)
+            if key == "warmup_steps" and v is None:
+                continue
             if not isinstance(v, int) or v < 0:
                 raise ValueError(f"train.{key} must be a non-negative integer, got {v!r}")
         if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
@@ -123,6 +132,13 @@ class TrainConfig:
             raise ValueError(f"train.threads must be a positive integer, got {self.threads!r}")
         if self.device not in ("cpu", "cuda", "auto") and not self.device.startswith("cuda:"):
             raise ValueError(f"unknown train.device {self.device!r}; use cpu, cuda or auto")
+
+    @property
+    def warmup(self) -> int:
+        """Warm-up steps of this run: ``warmup_steps`` if given, else ``warmup_frac`` of it."""
+        if self.warmup_steps is not None:
+            return self.warmup_steps
+        return round(self.warmup_frac * self.steps)
 
     @classmethod
     def field_names(cls) -> set[str]:

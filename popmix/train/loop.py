@@ -146,11 +146,11 @@ class Trainer:
     # -- schedule -------------------------------------------------------------------------------
     def lr_at(self, step: int) -> float:
         """Linear warm-up to ``lr``, then cosine decay to ``lr * min_lr_frac`` at the last step."""
-        cfg = self.cfg
-        if step < cfg.warmup_steps:
-            return cfg.lr * (step + 1) / cfg.warmup_steps
-        span = max(1, cfg.steps - cfg.warmup_steps)
-        progress = min(1.0, (step - cfg.warmup_steps) / span)
+        cfg, warmup = self.cfg, self.cfg.warmup
+        if step < warmup:
+            return cfg.lr * (step + 1) / warmup
+        span = max(1, cfg.steps - warmup)
+        progress = min(1.0, (step - warmup) / span)
         min_lr = cfg.lr * cfg.min_lr_frac
         return min_lr + 0.5 * (cfg.lr - min_lr) * (1.0 + math.cos(math.pi * progress))
 

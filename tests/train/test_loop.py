@@ -102,6 +102,14 @@ def test_lr_schedule_warmup_then_cosine(tiny_domains):
     assert t.lr_at(100) == pytest.approx(0.1)
 
 
+def test_warmup_is_a_share_of_the_budget_unless_given_in_steps(tiny_domains):
+    t = make_trainer(tiny_domains, steps=200, lr=1.0, warmup_frac=0.1, warmup_steps=None)
+    assert t.cfg.warmup == 20 and t.lr_at(19) == pytest.approx(1.0)
+    assert t.lr_at(9) == pytest.approx(0.5)
+    t = make_trainer(tiny_domains, steps=200, lr=1.0, warmup_frac=0.1, warmup_steps=4)
+    assert t.cfg.warmup == 4
+
+
 def test_divergence_is_reported(tiny_domains):
     t = make_trainer(tiny_domains, lr=1e30, grad_clip=0.0, warmup_steps=0, steps=20)
     t.train(20)
