@@ -2,7 +2,7 @@
 
 from popmix.train.loop import Diverged, TrainConfig, Trainer, perplexity_summary
 from popmix.train.model import ModelConfig, TinyGPT
-from popmix.train.run import eval_record, run_training
+from popmix.train.run import eval_record, run_schedule, run_training, split_metrics
 
 __all__ = [
     "Diverged",
@@ -12,5 +12,7 @@ __all__ = [
     "Trainer",
     "eval_record",
     "perplexity_summary",
+    "run_schedule",
     "run_training",
+    "split_metrics",
 ]

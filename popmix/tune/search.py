@@ -9,7 +9,12 @@ Files written under ``<storage>/<name>/`` (the experiment folder, also TensorBoa
 - ``lineage-seed<S>.jsonl``: one row per PBT exploit, written as they happen;
 
 and under ``--out`` (default: the experiment folder): ``summary.json``, ``best_schedule.json``,
-``lineage.json``.
+``lineage.json`` and, for each baseline that learns its weights (DoGE, Aioli),
+``<method>_weights-seed<S>.json``; every weights file in :mod:`popmix.weights_file`'s format.
+
+:func:`run_search` runs in three parts: :func:`resolve` (everything checked and loaded, no
+Ray), a :class:`RaySession` (what the search changes in this process, restored afterwards) and
+one Tuner per seed (:func:`_tuner`), whose trials are :class:`popmix.tune.spec.TrialSpec`.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from popmix.config import (
 from popmix.data import load_domains
 from popmix.data.domains import DomainSet
 from popmix.policies import learns_weights
-from popmix.tune.explore import Explorer
+from popmix.tune.explore import Explorer, weights_from_file
 from popmix.tune.spec import CONFIG_KEY, TrialSettings, TrialSpec
 from popmix.weights_file import SchedulePoint, WeightsSchedule
 
@@ -256,10 +261,6 @@ def _scheduler_and_space(
     population = population_specs(exp, explorer, seed) if exp.runs_population() else []
 
     if s.searcher == "optuna" and population:
-        import optuna
-
-        # Optuna logs each study it creates at INFO; popmix prints its own progress.
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
         searched: dict[str, Any] = {}
         for key, spec in space.vectors().items():
             low = max(spec.floor, 1e-4)
@@ -487,17 +488,56 @@ def _write_outputs(
     return summary, best
 
 
-def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> dict[str, Any]:
-    """Run the experiment; returns the summary (also written to ``summary.json``).
+@dataclass(frozen=True)
+class ResolvedSearch:
+    """A search's inputs, checked and resolved before Ray starts (:func:`resolve`)."""
+
+    exp: Experiment
+    space: SearchSpace
+    domains: DomainSet
+    name: str
+    exp_dir: Path  # <storage>/<name>: Tune's folders, TensorBoard, lineage rows
+    out: Path  # where summary.json and the weights files go
+
+    def environment(self, opts: SearchOptions) -> tuple[dict[str, str], dict[str, str]]:
+        """(set, defaults): the environment variables a search sets, and those it sets only
+        where the user has not."""
+        force = {
+            # popmix writes TensorBoard itself (per-domain groups, HParams); CSV/JSON are
+            # added back as callbacks.
+            "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+        }
+        defaults = {
+            "RAY_AIR_NEW_OUTPUT": "0",
+            "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+            "TUNE_GLOBAL_CHECKPOINT_S": "10",
+            "RAY_USAGE_STATS_ENABLED": "0",
+        }
+        if opts.address is None:
+            defaults["RAY_AUTH_MODE"] = "disabled"
+        return force, defaults
+
+    def logger_levels(self) -> dict[str, int]:
+        """The loggers a search quietens, and to what."""
+        levels = {
+            # A restored trial's JSON/CSV logger looks for files it never wrote remotely, and
+            # a trial stopped by Ctrl-C before its first report has no results to read; both
+            # harmless.
+            "ray.tune.logger": logging.ERROR,
+            "ray.tune.analysis.experiment_analysis": logging.ERROR,
+        }
+        if self.exp.search.searcher == "optuna":
+            # Optuna logs each study it creates at INFO; popmix prints its own progress.
+            levels["optuna"] = logging.WARNING
+        return levels
+
+
+def resolve(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> ResolvedSearch:
+    """Check the experiment, the space and the options, and load the domains; no Ray.
 
     Raises:
-        ConfigError, DataError: bad experiment, space, data or cluster address, or a trial
-            that no node of the cluster can hold (before any trial starts).
-        KeyboardInterrupt: Ctrl-C (SIGINT): every trial is stopped, no further seed starts,
-            and the outputs of what finished are written before it is raised.
+        ConfigError, DataError: what is wrong, in one line.
     """
-    from popmix.reporting.summary import format_table
-
     exp.validate()
     d = exp.data
     domains = load_domains(
@@ -508,6 +548,13 @@ def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> dict
     if exp.search.objective.startswith("domain:"):
         domains.index(exp.search.objective.split(":", 1)[1])
     check_method_params(exp, domains.sizes, domains.names)
+    if exp.runs_population():
+        for key, vec in space.vectors().items():
+            if vec.init == "file":  # read it now: a bad file fails before Ray starts
+                try:
+                    weights_from_file(vec.init_file, domains.names)
+                except ConfigError as e:
+                    raise ConfigError(f"{space.source or 'search space'}: {key}.{e}") from None
     if exp.search.searcher == "pb2":
         try:
             import sklearn  # noqa: F401
@@ -515,73 +562,213 @@ def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> dict
             raise ConfigError(
                 "searcher pb2 needs scikit-learn: pip install scikit-learn, or use pbt"
             ) from None
-
-    name = opts.name or f"{exp.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    exp_dir = Path(opts.storage).resolve() / name if "://" not in opts.storage else None
-    if exp_dir is None:
+    if "://" in opts.storage:
         raise ConfigError("cloud --storage URIs are not supported yet; give a shared folder")
+    name = opts.name or f"{exp.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    exp_dir = Path(opts.storage).resolve() / name
     out = Path(opts.out).resolve() if opts.out else exp_dir
+    return ResolvedSearch(exp, space, domains, name, exp_dir, out)
 
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    # popmix writes TensorBoard itself (per-domain groups, HParams); CSV/JSON are added back.
-    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "10")
-    if opts.address is None:
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    started = start_ray(opts)
-    try:
-        cpus = resolve_cpus(exp)
-        request = {"CPU": cpus, "GPU": float(exp.resources.gpus_per_trial)}
-        nodes = _alive_nodes()
-        waiting = None
-        if not any(_fits(request, n) for n in nodes):
-            waiting = check_trial_fits(
-                request, nodes, _autoscaler_node_types(), exp.source or "the experiment file"
-            )
-    except BaseException:
-        if started:
-            import ray
 
-            ray.shutdown()
-        raise
-    exp_dir.mkdir(parents=True, exist_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
-    # A restored trial's JSON/CSV logger looks for files it never wrote remotely, and a trial
-    # stopped by Ctrl-C before its first report has no results to read; both harmless.
-    logging.getLogger("ray.tune.logger").setLevel(logging.ERROR)
-    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+class RaySession:
+    """What a search changes in this process, set on entry and restored on exit, also when
+    the search raises: environment variables, logger levels, Python's global random
+    generator (Ray's PBT draws donors and resamples from it) and Ray itself (started here,
+    embedded or connected to ``opts.address``, unless this process already runs Ray; then
+    it is left running).
 
+    Args:
+        opts: where Ray runs.
+        env: variables to set.
+        env_defaults: variables to set only where the environment has none.
+        levels: logger name → level while the session lasts.
+        random_seed: seed of Python's ``random`` for the session (None: left alone).
+    """
+
+    def __init__(
+        self,
+        opts: SearchOptions,
+        env: dict[str, str] | None = None,
+        env_defaults: dict[str, str] | None = None,
+        levels: dict[str, int] | None = None,
+        random_seed: int | None = None,
+    ) -> None:
+        self.opts = opts
+        self.env = dict(env or {})
+        self.env_defaults = dict(env_defaults or {})
+        self.levels = dict(levels or {})
+        self.random_seed = random_seed
+        self.started = False
+        self._saved_env: dict[str, str | None] = {}
+        self._saved_levels: dict[str, int] = {}
+        self._saved_random: Any = None
+
+    def __enter__(self) -> RaySession:
+        for key, value in {**self.env_defaults, **self.env}.items():
+            if key in self.env or key not in os.environ:
+                self._saved_env.setdefault(key, os.environ.get(key))
+                os.environ[key] = value
+        if "optuna" in self.levels:
+            import optuna  # noqa: F401  (it sets its own level when first imported)
+        # ray.init sets the "ray" logger's level: restored with the others
+        for name in ("ray", *self.levels):
+            self._saved_levels[name] = logging.getLogger(name).level
+        for name, level in self.levels.items():
+            logging.getLogger(name).setLevel(level)
+        self._saved_random = random.getstate()
+        try:
+            self.started = start_ray(self.opts)
+        except BaseException:
+            self._restore()
+            raise
+        if self.random_seed is not None:
+            # after ray.init, which draws from the same generator
+            random.seed(self.random_seed)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            if self.started:
+                import ray
+
+                ray.shutdown()
+                self.started = False
+        finally:
+            self._restore()
+
+    def _restore(self) -> None:
+        for name, level in self._saved_levels.items():
+            logging.getLogger(name).setLevel(level)
+        self._saved_levels = {}
+        for key, old in self._saved_env.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+        self._saved_env = {}
+        if self._saved_random is not None:
+            random.setstate(self._saved_random)
+            self._saved_random = None
+
+
+def _trial_resources(plan: ResolvedSearch) -> tuple[float, str | None]:
+    """(CPUs per trial, a line to print while the autoscaler adds a node, or None).
+
+    Raises:
+        ConfigError: no node can ever hold a trial.
+    """
+    exp = plan.exp
+    cpus = resolve_cpus(exp)
+    request = {"CPU": cpus, "GPU": float(exp.resources.gpus_per_trial)}
+    nodes = _alive_nodes()
+    waiting = None
+    if not any(_fits(request, n) for n in nodes):
+        waiting = check_trial_fits(
+            request, nodes, _autoscaler_node_types(), exp.source or "the experiment file"
+        )
+    return cpus, waiting
+
+
+def _tuner(
+    plan: ResolvedSearch,
+    seed: int,
+    trainable: Any,
+    ledger: Any,
+    progress: Any,
+    interrupted: _Interrupted,
+) -> Any:
+    """The Tuner of one seed: its population and its baselines as trials of one experiment."""
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-    from popmix.reporting.progress import ProgressPrinter
     from popmix.reporting.tensorboard import TensorBoardLogger
-    from popmix.tune.trainable import MixtureTrainable
 
+    exp = plan.exp
+    scheduler, searcher, param_space, num_samples = _scheduler_and_space(
+        exp, plan.space, plan.domains, seed, plan.exp_dir, progress
+    )
+    return tune.Tuner(
+        trainable,
+        param_space=param_space,
+        tune_config=tune.TuneConfig(
+            metric="objective",
+            mode="min",
+            scheduler=scheduler,
+            search_alg=searcher,
+            num_samples=num_samples,
+            reuse_actors=True,
+            trial_name_creator=_trial_name,
+            trial_dirname_creator=_trial_name,
+        ),
+        run_config=tune.RunConfig(
+            name=f"seed{seed}",
+            storage_path=str(plan.exp_dir),
+            verbose=0,
+            stop=_StopOnInterrupt(interrupted),
+            callbacks=[
+                CSVLoggerCallback(),
+                JsonLoggerCallback(),
+                TensorBoardLogger(
+                    plan.exp_dir / "tensorboard" / f"seed{seed}", exp.population_method
+                ),
+                ledger,
+                *([progress] if progress else []),
+            ],
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=4, checkpoint_at_end=True),
+            failure_config=tune.FailureConfig(max_failures=0),
+            sync_config=tune.SyncConfig(sync_period=10),
+        ),
+    )
+
+
+def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> dict[str, Any]:
+    """Run the experiment; returns the summary (also written to ``summary.json``).
+
+    In three parts: :func:`resolve` checks everything it can without Ray; a
+    :class:`RaySession` sets (and afterwards restores) what the search changes in this
+    process; one Tuner per seed (:func:`_tuner`) runs the population beside the baselines.
+
+    Raises:
+        ConfigError, DataError: bad experiment, space, data or cluster address, or a trial
+            that no node of the cluster can hold (before any trial starts).
+        KeyboardInterrupt: Ctrl-C (SIGINT): every trial is stopped, no further seed starts,
+            and the outputs of what finished are written before it is raised.
+    """
+    from popmix.reporting.summary import format_table
+
+    plan = resolve(exp, space, opts)
+    exp, domains, exp_dir, out = plan.exp, plan.domains, plan.exp_dir, plan.out
     say = (lambda *a, **k: None) if opts.quiet else print
-    settings = TrialSettings.of(exp, space, cpus)
-    trainable = tune.with_resources(
-        tune.with_parameters(MixtureTrainable, domains=domains, settings=settings),
-        {"cpu": cpus, "gpu": exp.resources.gpus_per_trial},
-    )
-    methods = ([exp.population_method] if exp.runs_population() else []) + exp.baseline_methods()
-    say(
-        f"popmix search: {', '.join(methods)} on {domains.name} ({len(domains)} domains), "
-        f"{exp.train.steps} steps per model, population {exp.search.population}, "
-        f"seeds {list(exp.seeds)}"
-    )
-    say(f"  experiment folder: {exp_dir}")
-    if waiting:
-        print(waiting, file=sys.stderr, flush=True)
-
-    # Ray's PBT draws donors and resamples from Python's global generator; seed it so a search
-    # is as repeatable as Ray allows (popmix's own draws use explicit generators).
-    random.seed(exp.search.seed)
-    start = time.time()
+    env, env_defaults = plan.environment(opts)
+    session = RaySession(opts, env, env_defaults, plan.logger_levels(), exp.search.seed)
     records: list[dict[str, Any]] = []
-    with _catch_sigint() as interrupted:
+    with session, _catch_sigint() as interrupted:
+        cpus, waiting = _trial_resources(plan)
+        exp_dir.mkdir(parents=True, exist_ok=True)
+        out.mkdir(parents=True, exist_ok=True)
+
+        from ray import tune
+
+        from popmix.reporting.progress import ProgressPrinter
+        from popmix.tune.trainable import MixtureTrainable
+
+        settings = TrialSettings.of(exp, space, cpus)
+        trainable = tune.with_resources(
+            tune.with_parameters(MixtureTrainable, domains=domains, settings=settings),
+            {"cpu": cpus, "gpu": exp.resources.gpus_per_trial},
+        )
+        methods = (
+            [exp.population_method] if exp.runs_population() else []
+        ) + exp.baseline_methods()
+        say(
+            f"popmix search: {', '.join(methods)} on {domains.name} ({len(domains)} domains), "
+            f"{exp.train.steps} steps per model, population {exp.search.population}, "
+            f"seeds {list(exp.seeds)}"
+        )
+        say(f"  experiment folder: {exp_dir}")
+        if waiting:
+            print(waiting, file=sys.stderr, flush=True)
+        start = time.time()
         try:
             for i, seed in enumerate(exp.seeds):
                 if interrupted.is_set():
@@ -592,44 +779,7 @@ def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> dict
                     None if opts.quiet else ProgressPrinter(exp.population_method, exp.train.steps)
                 )
                 ledger = StepLedger()
-                scheduler, searcher, param_space, num_samples = _scheduler_and_space(
-                    exp, space, domains, seed, exp_dir, progress
-                )
-                tuner = tune.Tuner(
-                    trainable,
-                    param_space=param_space,
-                    tune_config=tune.TuneConfig(
-                        metric="objective",
-                        mode="min",
-                        scheduler=scheduler,
-                        search_alg=searcher,
-                        num_samples=num_samples,
-                        reuse_actors=True,
-                        trial_name_creator=_trial_name,
-                        trial_dirname_creator=_trial_name,
-                    ),
-                    run_config=tune.RunConfig(
-                        name=f"seed{seed}",
-                        storage_path=str(exp_dir),
-                        verbose=0,
-                        stop=_StopOnInterrupt(interrupted),
-                        callbacks=[
-                            CSVLoggerCallback(),
-                            JsonLoggerCallback(),
-                            TensorBoardLogger(
-                                exp_dir / "tensorboard" / f"seed{seed}", exp.population_method
-                            ),
-                            ledger,
-                            *([progress] if progress else []),
-                        ],
-                        checkpoint_config=tune.CheckpointConfig(
-                            num_to_keep=4, checkpoint_at_end=True
-                        ),
-                        failure_config=tune.FailureConfig(max_failures=0),
-                        sync_config=tune.SyncConfig(sync_period=10),
-                    ),
-                )
-                grid = tuner.fit()
+                grid = _tuner(plan, seed, trainable, ledger, progress, interrupted).fit()
                 records += _records(
                     grid, exp.population_method, ledger, interrupted=interrupted.is_set()
                 )
@@ -639,10 +789,6 @@ def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> dict
             summary, best = _write_outputs(
                 records, exp, domains, exp_dir, out, wall, interrupted=interrupted.is_set()
             )
-            if started:
-                import ray
-
-                ray.shutdown()
     if records:
         say("")
         print(format_table(summary))

@@ -6,6 +6,7 @@ import dataclasses
 import glob
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,14 @@ def smoke(**search):
     return exp.replace(search=dataclasses.replace(exp.search, **search))
 
 
+def process_state() -> tuple[dict[str, str], dict[str, int]]:
+    """What a search may change in this process: the environment and logger levels."""
+    import logging
+
+    names = ("ray", "ray.tune.logger", "ray.tune.analysis.experiment_analysis", "optuna")
+    return dict(os.environ), {n: logging.getLogger(n).level for n in names}
+
+
 def read_events(run_dir: str) -> EventAccumulator:
     ea = EventAccumulator(run_dir, size_guidance={"scalars": 0, "tensors": 0})
     ea.Reload()
@@ -39,7 +48,9 @@ def pbt_run(ray_session, tmp_path_factory):
     )
     exp = exp.replace(train=dataclasses.replace(exp.train, steps=60))
     space = load_space(ROOT / "search_spaces" / "sampling_and_loss.yaml")
+    before = process_state()
     summary = run_search(exp, space, SearchOptions(storage=str(out), name="pbt", quiet=True))
+    assert process_state() == before, "the search left the environment or loggers changed"
     return out / "pbt", summary
 
 
@@ -161,7 +172,11 @@ def test_outputs_written_and_best_schedule_replays(pbt_run, tmp_path):
 def test_optuna_searcher_beside_a_baseline(ray_session, tmp_path):
     exp = smoke(searcher="optuna", population=3).replace(methods=("pbt", "stratified"))
     space = SearchSpace(sample_weights=VectorSpec(), source="inline")
+    import optuna  # noqa: F401  (its first import sets its logger's level: not the search's doing)
+
+    before = process_state()
     summary = run_search(exp, space, SearchOptions(storage=str(tmp_path), name="opt", quiet=True))
+    assert process_state() == before  # Optuna's logger level included
     rows = {r["method"]: r for r in summary["rows"]}
     assert set(rows) == {"optuna", "stratified"}
     assert rows["optuna"]["members"] == 3 and rows["optuna"]["status"] == "ok"
