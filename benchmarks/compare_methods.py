@@ -40,14 +40,14 @@ def table(summary: dict) -> str:
         + (f"  {'excess loss over floor':>22}" if floor else "")
     ]
     for method, rows in sorted(
-        by_method.items(), key=lambda kv: statistics.mean(r["mean_test_ppl"] for r in kv[1])
+        by_method.items(), key=lambda kv: statistics.mean(r["test_mean_ppl"] for r in kv[1])
     ):
         steps = statistics.mean(r.get("population_train_steps") or r["train_steps"] for r in rows)
         extra = statistics.mean(r.get("extra_step_equivalents") or 0.0 for r in rows)
         eff = [r["effective_domains"] for r in rows if r.get("effective_domains") is not None]
         line = (
-            f"{method:<13}{len(rows):>6}  {spread([r['mean_test_ppl'] for r in rows]):>15}  "
-            f"{spread([r['worst_test_ppl'] for r in rows]):>15}  {steps:>11.0f}  {extra:>7.1f}"
+            f"{method:<13}{len(rows):>6}  {spread([r['test_mean_ppl'] for r in rows]):>15}  "
+            f"{spread([r['test_worst_ppl'] for r in rows]):>15}  {steps:>11.0f}  {extra:>7.1f}"
             f"  {statistics.mean(eff) if eff else float('nan'):>12.2f}"
         )
         if floor:
