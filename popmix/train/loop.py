@@ -253,8 +253,9 @@ class Trainer:
         """
         asked = self.needs.gradients
         assert asked is not None
+        # Last step's per-domain blocks are spent (its model step is done): refilled in place.
         self._grads = grads = measure.domain_gradients(
-            self.model, batch.tokens, batch.ids, batch.counts, asked.clip
+            self.model, batch.tokens, batch.ids, batch.counts, asked.clip, reuse=self._grads
         )
         target_dots = None
         if asked.target != "others":

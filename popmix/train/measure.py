@@ -100,21 +100,32 @@ class _Groups:
             )
         )
 
-    def sum(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-example rows (B, ...) summed per domain: (k, ...)."""
+    def sum(self, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-example rows (B, ...) summed per domain: (k, ...), into ``out`` if given."""
         if self.contiguous:
-            return x.reshape(self.k, -1, *x.shape[1:]).sum(dim=1)
-        out = torch.zeros((self.k, *x.shape[1:]), dtype=x.dtype, device=x.device)
-        return out.index_add_(0, self.ids, x)
+            return torch.sum(x.reshape(self.k, -1, *x.shape[1:]), dim=1, out=out)
+        if out is None:
+            out = torch.empty((self.k, *x.shape[1:]), dtype=x.dtype, device=x.device)
+        return out.zero_().index_add_(0, self.ids, x)
 
-    def outer(self, grad_out: torch.Tensor, inp: torch.Tensor) -> torch.Tensor:
+    def outer(
+        self, grad_out: torch.Tensor, inp: torch.Tensor, out: torch.Tensor, add: bool = False
+    ) -> None:
         """Σ over a domain's examples and positions of grad_out ⊗ inp: a linear map's weight
-        gradient per domain, (k, out, in), from (B, T, out) and (B, T, in)."""
+        gradient per domain, (k, out, in), from (B, T, out) and (B, T, in); written into
+        ``out``, or added to it."""
         if self.contiguous:
-            go = grad_out.reshape(self.k, -1, grad_out.shape[-1])
+            go = grad_out.reshape(self.k, -1, grad_out.shape[-1]).transpose(1, 2)
             x = inp.reshape(self.k, -1, inp.shape[-1])
-            return torch.bmm(go.transpose(1, 2), x)
-        return self.sum(torch.bmm(grad_out.transpose(1, 2), inp))
+            if add:
+                out.baddbmm_(go, x)
+            else:
+                torch.bmm(go, x, out=out)
+            return
+        per_example = torch.bmm(grad_out.transpose(1, 2), inp)
+        if not add:
+            out.zero_()
+        out.index_add_(0, self.ids, per_example)
 
 
 def domain_gradients(
@@ -123,6 +134,7 @@ def domain_gradients(
     ids: torch.Tensor,
     counts: np.ndarray,
     clip: float,
+    reuse: DomainGradients | None = None,
 ) -> DomainGradients:
     """Per-domain gradients of a batch from one forward and one backward pass.
 
@@ -138,6 +150,11 @@ def domain_gradients(
     Written for :class:`TinyGPT`'s layers (linear maps and layer norms in the blocks, the
     embeddings, the output tied to the token embedding); a parameter it does not account for
     raises, rather than giving a wrong gradient.
+
+    ``reuse``: an earlier result whose blocks are overwritten with this batch's (it must not be
+    read afterwards). The blocks hold k copies of the model's parameters; allocating them
+    afresh every step costs the process fresh memory pages each time, on CPU about a quarter
+    of the pass.
     """
     import torch.nn.functional as F
     from torch import nn
@@ -169,10 +186,18 @@ def domain_gradients(
     # each example's own gradient in its rows.
     grad_of = dict(zip(map(id, outputs), torch.autograd.grad(example_loss.sum(), outputs)))
 
-    sums: dict[int, torch.Tensor] = {}
+    params = list(model.named_parameters())
+    if reuse is not None and [(x.shape, x.dtype, x.device) for x in reuse.sums] == [
+        ((k, p.numel()), p.dtype, p.device) for _, p in params
+    ]:
+        blocks = {id(p): x.view(k, *p.shape) for (_, p), x in zip(params, reuse.sums)}
+    else:
+        blocks = {id(p): p.new_empty((k, *p.shape)) for _, p in params}
+    written: set[int] = set()
 
-    def add(p: torch.Tensor, g: torch.Tensor) -> None:
-        sums[id(p)] = sums[id(p)] + g if id(p) in sums else g
+    def block(p: torch.Tensor) -> torch.Tensor:
+        written.add(id(p))
+        return blocks[id(p)]
 
     embed_grad = head_input = None
     with torch.no_grad():
@@ -182,35 +207,34 @@ def domain_gradients(
                 embed_grad = g  # of tok(x) + pos: also the position embedding's gradient
                 v = model.tok.num_embeddings
                 rows = (groups.ids[:, None] * v + x).reshape(-1)
-                per = torch.zeros(k * v, g.shape[-1], dtype=g.dtype, device=g.device)
+                per = block(model.tok.weight).view(k * v, -1).zero_()
                 per.index_add_(0, rows, g.reshape(-1, g.shape[-1]))
-                add(model.tok.weight, per.view(k, v, -1))
             elif isinstance(module, nn.Linear):
-                add(module.weight, groups.outer(g, x))
+                groups.outer(g, x, out=block(module.weight))
                 if module.bias is not None:
-                    add(module.bias, groups.sum(g.sum(dim=1)))
+                    groups.sum(g.sum(dim=1), out=block(module.bias))
             else:
                 assert isinstance(module, nn.LayerNorm)
                 if module is model.ln_f:
                     head_input = out
                 xhat = F.layer_norm(x, module.normalized_shape, eps=module.eps)
                 if module.weight is not None:
-                    add(module.weight, groups.sum((g * xhat).sum(dim=1)))
+                    groups.sum((g * xhat).sum(dim=1), out=block(module.weight))
                 if module.bias is not None:
-                    add(module.bias, groups.sum(g.sum(dim=1)))
+                    groups.sum(g.sum(dim=1), out=block(module.bias))
         assert embed_grad is not None and head_input is not None
         # The output layer is tied to the token embedding: logits = ln_f(x) · tok.weightᵀ.
-        add(model.tok.weight, groups.outer(grad_of[id(logits)], head_input))
-        pos = groups.sum(embed_grad)
-        if t < model.pos.num_embeddings:
-            pos = F.pad(pos, (0, 0, 0, model.pos.num_embeddings - t))
-        add(model.pos.weight, pos)
+        groups.outer(grad_of[id(logits)], head_input, out=blocks[id(model.tok.weight)], add=True)
+        pos = block(model.pos.weight)
+        if t == pos.shape[1]:
+            groups.sum(embed_grad, out=pos)
+        else:  # shorter windows: the positions past them get no gradient
+            pos.zero_()[:, :t] = groups.sum(embed_grad)
 
-        params = list(model.named_parameters())
-        unknown = [n for n, p in params if id(p) not in sums]
+        unknown = [n for n, p in params if id(p) not in written]
         if unknown:
             raise RuntimeError(f"domain_gradients: no per-domain gradient for {unknown}")
-        flat = [sums[id(p)].reshape(k, -1) for _, p in params]
+        flat = [blocks[id(p)].view(k, -1) for _, p in params]
         counts_t = torch.as_tensor(counts, dtype=torch.float32, device=tokens.device)
         scale = 1.0 / counts_t.clamp(min=1.0)  # sum -> mean
         raw = _raw_gram(flat)

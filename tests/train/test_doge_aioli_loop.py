@@ -72,7 +72,7 @@ def slow_domain_gradient(model, tokens, ids, i, clip):
 def test_fast_domain_gradients_equal_a_direct_computation(layout):
     """The one-pass per-domain gradients against one forward and backward per domain: the
     Gram matrix, the dot products with a (clipped) held-out target gradient, and the
-    α-weighted model gradient; with the per-domain clip active."""
+    α-weighted model gradient; with the per-domain clip active, into reused blocks."""
     cfg = ModelConfig(n_layer=2, n_head=2, d_model=16, seq_len=12)
     model = TinyGPT(cfg, torch.Generator().manual_seed(0))
     gen = torch.Generator().manual_seed(1)
@@ -93,7 +93,12 @@ def test_fast_domain_gradients_equal_a_direct_computation(layout):
     val = torch.randint(0, 256, (6, t + 1), generator=gen)
     clip = 0.5
 
-    grads = measure.domain_gradients(model, tokens, ids_t, counts, clip)
+    # refilling an earlier result's blocks (as the loop does) leaves nothing of the old batch
+    other = torch.randint(0, 256, tokens.shape, generator=gen)
+    stale = measure.domain_gradients(model, other, ids_t, counts, clip)
+    ptrs = [x.data_ptr() for x in stale.sums]
+    grads = measure.domain_gradients(model, tokens, ids_t, counts, clip, reuse=stale)
+    assert [x.data_ptr() for x in grads.sums] == ptrs
     target = measure.mean_gradient(model, val, clip)
     alpha = np.array([0.2, 0.3, 0.5])
     fast_gram, fast_dots = grads.gram(), grads.dots(target)
