@@ -4,13 +4,14 @@ DoGE's goal: at most 1.3x a plain step (the reference re-implementation's k+1 fu
 passes cost about 1 + 2(k+1)/3 x, i.e. about 12x at k = 16). DoGE's per-domain gradients cost
 about one ordinary forward and backward; target ``validation`` adds the held-out target
 gradient, an ordinary forward and backward over target_batch windows (16 at k = 16, as many as
-the training batch), so that target cannot go much below 2x. ``--profile`` times each part.
+the default training batch), so that target cannot go much below 2x at batch 16; its share
+falls as the batch grows (``--batch-size 64``: about 1.4x). ``--profile`` times each part.
 Aioli's cost is its evaluations: (k * lp_rounds + 1) per round, printed per round and as a
 share of the round's time. Blocks of steps alternate between methods so machine noise hits all
 alike; every ratio is measured in the same run.
 
     python benchmarks/doge_aioli_overhead.py [--tasks 16] [--blocks 5] [--steps-per-block 10]
-        [--profile] [--no-aioli]
+        [--profile] [--no-aioli] [--batch-size 16]
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from popmix.policies import DomainSignals, build_policy
 from popmix.train import ModelConfig, TrainConfig, Trainer, measure
 
 
-def make(domains, method, params, steps, apply="sample"):
-    cfg = TrainConfig(steps=steps, eval_interval=0, apply=apply, eval_windows=8)
+def make(domains, method, params, steps, apply="sample", **train):
+    cfg = TrainConfig(steps=steps, eval_interval=0, apply=apply, eval_windows=8, **train)
     return Trainer(domains, build_policy(method, domains.sizes, steps, params), ModelConfig(), cfg)
 
 
@@ -143,14 +144,18 @@ def main() -> None:
     ap.add_argument("--steps-per-block", type=int, default=10)
     ap.add_argument("--profile", action="store_true", help="time each part of a DoGE step")
     ap.add_argument("--no-aioli", action="store_true", help="skip the Aioli round")
+    ap.add_argument(
+        "--batch-size", type=int, help="training batch of the DoGE comparison (default: 16)"
+    )
     args = ap.parse_args()
+    train = {} if args.batch_size is None else {"batch_size": args.batch_size}
     domains = load_domains("brown16", args.tasks)
     k = len(domains)
     total = args.blocks * args.steps_per_block + 5
     runs = {
-        "plain (stratified batches)": make(domains, "stratified", {}, total, apply="loss"),
-        "doge, target others": make(domains, "doge", {"target": "others"}, total),
-        "doge, target validation": make(domains, "doge", {"target": "validation"}, total),
+        "plain (stratified batches)": make(domains, "stratified", {}, total, "loss", **train),
+        "doge, target others": make(domains, "doge", {"target": "others"}, total, **train),
+        "doge, target validation": make(domains, "doge", {"target": "validation"}, total, **train),
     }
     for t in runs.values():
         t.train(2)
