@@ -29,8 +29,8 @@ class Block(nn.Module):
         q, k, v = self.qkv(self.ln1(x)).split(c, dim=2)
         q, k, v = (z.view(b, t, self.n_head, c // self.n_head).transpose(1, 2) for z in (q, k, v))
         if self.explicit_attention:
-            # Plain ops, which torch.func.vmap batches well (the fused CPU kernel has no vmap
-            # rule and falls back to a per-example loop); same result up to float rounding.
+            # Plain ops, which support the double backward of the bracket's Hessian-vector
+            # products (the fused kernel does not); same result up to float rounding.
             att = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
             mask = torch.ones(t, t, dtype=torch.bool, device=x.device).tril()
             y = att.masked_fill(~mask, float("-inf")).softmax(dim=-1) @ v
@@ -72,7 +72,7 @@ class TinyGPT(nn.Module):
                 p.normal_(0.0, std, generator=generator)
 
     def set_explicit_attention(self, on: bool) -> None:
-        """Use plain matmul attention (for per-example gradients with torch.func.vmap)."""
+        """Use plain matmul attention (for the bracket's double backward)."""
         for block in self.blocks:
             assert isinstance(block, Block)
             block.explicit_attention = on
