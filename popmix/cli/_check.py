@@ -20,7 +20,11 @@ class CheckCommand(Command):
     reads_experiment = False
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
-        p.add_argument("file", metavar="FILE", help="an experiment or a search-space YAML file")
+        p.add_argument(
+            "file",
+            metavar="FILE",
+            help="an experiment or search-space YAML file, or a popmix weights file (.json)",
+        )
         p.add_argument(
             "overrides", nargs="*", metavar="KEY=VALUE", help="overrides, as for run and search"
         )
@@ -42,6 +46,19 @@ class CheckCommand(Command):
             if "=" not in text:
                 raise UsageError(f"unexpected argument {text!r}: overrides are KEY=VALUE")
         path = resolve_experiment_path(args.file)
+        if path.suffix == ".json":  # a weights file: best_schedule.json, weights.json, ...
+            from popmix.weights_file import WeightsFileError, WeightsSchedule
+
+            try:
+                schedule = WeightsSchedule.read(path)
+            except WeightsFileError as e:
+                raise UsageError(str(e)) from None
+            print(
+                f"{path}: a valid popmix weights file ({len(schedule.domains)} domains, "
+                f"{len(schedule.points)} points over {schedule.total_steps} steps; replay it "
+                "with popmix run --weights-from)"
+            )
+            return 0
         if is_space_file(read_yaml(path)):
             space = load_space(path, args.overrides)
             searched = ", ".join(

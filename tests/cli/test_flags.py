@@ -176,3 +176,19 @@ def test_check_imports_neither_torch_nor_ray():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "0 []"
+
+
+def test_check_reads_a_weights_file(tmp_path, capsys):
+    from popmix.weights_file import SchedulePoint, WeightsSchedule
+
+    path = tmp_path / "weights.json"
+    WeightsSchedule(
+        domains=("a", "b"),
+        total_steps=10,
+        points=(SchedulePoint(step=0, weights=(0.5, 0.5)),),
+        final_weights=(0.5, 0.5),
+    ).write(path)
+    assert main(["check", str(path)]) == 0
+    assert "a valid popmix weights file (2 domains, 1 points" in capsys.readouterr().out
+    (tmp_path / "bad.json").write_text("{}")
+    assert main(["check", str(tmp_path / "bad.json")]) == 2
