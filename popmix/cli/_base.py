@@ -60,22 +60,20 @@ def cpus(text: str) -> float | str:
     return value
 
 
-def float_list(text: str) -> list[float]:
-    try:
-        return [float(x) for x in text.replace(" ", "").split(",") if x != ""]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated numbers like 1,2,0.5, got {text!r}"
-        ) from None
+def _comma_list(convert: Callable[[str], Any], example: str) -> Callable[[str], list[Any]]:
+    def parse(text: str) -> list[Any]:
+        try:
+            return [convert(x) for x in text.replace(" ", "").split(",") if x != ""]
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated {example}, got {text!r}"
+            ) from None
+
+    return parse
 
 
-def int_list(text: str) -> list[int]:
-    try:
-        return [int(x) for x in text.replace(" ", "").split(",") if x != ""]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated steps like 0,100,200, got {text!r}"
-        ) from None
+float_list = _comma_list(float, "numbers like 1,2,0.5")
+int_list = _comma_list(int, "steps like 0,100,200")
 
 
 def seeds(text: str) -> list[int]:

@@ -8,6 +8,7 @@ unknown keys. Only what the file or an override names changes a default.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 from collections.abc import Iterable, Mapping
@@ -203,7 +204,7 @@ def apply_overrides(
     Giving ``data.path`` or ``data.benchmark`` without ``data.tasks`` means all the domains of
     that data: the file's ``tasks`` (which counted the file's own domains) is dropped.
     """
-    out: dict[str, Any] = _deep_copy(raw)
+    out: dict[str, Any] = copy.deepcopy(raw)
     given: set[str] = set()
     for item in overrides:
         key, value = parse_override(item) if isinstance(item, str) else item
@@ -234,14 +235,6 @@ def apply_overrides(
         if isinstance(data, dict):
             data.pop("tasks", None)
     return out
-
-
-def _deep_copy(raw: Any) -> Any:
-    if isinstance(raw, dict):
-        return {k: _deep_copy(v) for k, v in raw.items()}
-    if isinstance(raw, list):
-        return [_deep_copy(v) for v in raw]
-    return raw
 
 
 # ------------------------------------------------------------------------------------------------
@@ -339,7 +332,19 @@ def load_experiment(
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{p}: expected a mapping at the top level")
-    return experiment_from_dict(apply_overrides(raw, overrides, Experiment), str(p))
+    overrides = list(overrides)
+    merged = apply_overrides(raw, overrides, Experiment)
+    try:
+        return experiment_from_dict(merged, str(p))
+    except ConfigError as e:
+        # a range error of an override is found only once every value is in place: say which
+        # file it applied to in words a user recognises, and that the overrides took part
+        message = str(e)
+        if path is None:
+            message = message.replace(str(p), "the default experiment", 1)
+        if overrides:
+            message += " (after the flags and overrides given)"
+        raise ConfigError(message) from None
 
 
 def load_space(path: str | Path, overrides: Iterable[str | tuple[str, Any]] = ()) -> SearchSpace:
