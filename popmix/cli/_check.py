@@ -72,6 +72,8 @@ class CheckCommand(Command):
         d = exp.data
         if d.path is not None and not Path(d.path).exists():
             raise UsageError(f"{path}: data.path {d.path!r} does not exist")
+        # without a count, check against 16 domains (brown16's, and synthetic's default): the
+        # data is not loaded here, so a user folder's real count is not known yet
         k = d.tasks or 16
         space.validate(k)
         # every method the file gives parameters for, run or not: a bad value waiting in the

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 SEARCHERS = ("pbt", "pb2", "optuna")
@@ -422,8 +423,6 @@ class SearchSpace:
                 f"{where}: sample_weights and temperature both set the sampling mixture; "
                 "keep one (add loss_weights to search both sampling and loss)"
             )
-        from pathlib import Path
-
         for key, v in self.vectors().items():
             if v.init == "file" and not Path(v.init_file).is_file():
                 raise ConfigError(
