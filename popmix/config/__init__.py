@@ -23,6 +23,8 @@ from popmix.config._load import (
 )
 from popmix.config._schema import (
     APPLY_MODES,
+    BEST_OF_N,
+    BEST_OF_N_POLICY,
     DEFAULT_METHODS,
     POPULATION,
     SEARCHERS,
@@ -41,6 +43,8 @@ from popmix.config._schema import (
 
 __all__ = [
     "APPLY_MODES",
+    "BEST_OF_N",
+    "BEST_OF_N_POLICY",
     "BracketSpec",
     "DEFAULT_METHODS",
     "POPULATION",

@@ -18,6 +18,8 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 import yaml
 
 from popmix.config._schema import (
+    BEST_OF_N,
+    BEST_OF_N_POLICY,
     ConfigError,
     Experiment,
     SearchSpace,
@@ -378,7 +380,10 @@ def check_method_params(
     for m in exp.baseline_methods() if methods is None else methods:
         try:
             policy = build_policy(
-                m, np.asarray(sizes, dtype=float), exp.train.steps, exp.method_params(m)
+                BEST_OF_N_POLICY if m == BEST_OF_N else m,
+                np.asarray(sizes, dtype=float),
+                exp.train.steps,
+                exp.method_params(m),
             )
             if names is not None:
                 policy.bind(list(names))

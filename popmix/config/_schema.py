@@ -19,8 +19,17 @@ POPULATION = "pbt"  # the name of the searched population in ``methods``, whatev
 #: policies a search cannot run as a trial of their own: the population's member policy and a
 #: schedule replay (whose points come from a file, not from the experiment).
 NOT_TRIALS = ("mixture", "schedule")
-#: what ``popmix search`` runs when the experiment does not say.
-DEFAULT_METHODS = ("pbt", "stratified", "proportional", "temperature", "cooldown")
+#: the control for PBT's selection: n stratified runs with independent seeds, the best on
+#: validation reported, every run's steps counted (n: ``baselines.best-of-n.n``, by default the
+#: population's size). A member of a population that copies its best profits from luck alone;
+#: this baseline has that luck and nothing else.
+BEST_OF_N = "best-of-n"
+#: the policy each of best-of-n's runs trains with
+BEST_OF_N_POLICY = "stratified"
+#: what ``popmix search`` runs when the experiment does not say (``temperature``, a static
+#: T = 3, is left out to keep the default search within 10 minutes on 2 cores: Cooldown covers
+#: temperature sampling; README, "The default search").
+DEFAULT_METHODS = ("pbt", "best-of-n", "stratified", "proportional", "cooldown")
 APPLY_MODES = ("sample", "loss")
 
 
@@ -304,10 +313,23 @@ class Experiment:
                 )
         registry = _policies()
         for m, params in self.baselines.items():
+            if m == BEST_OF_N:
+                n = params.get("n")
+                unknown = [k for k in params if k != "n"]
+                if unknown:
+                    raise ConfigError(
+                        f"{where}: baselines.{m}.{unknown[0]}: not a parameter of {m}; known: n"
+                    )
+                if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 2):
+                    raise ConfigError(
+                        f"{where}: baselines.{m}.n must be a whole number of at least 2 (runs "
+                        f"to pick the best of), got {n!r}"
+                    )
+                continue
             if m not in registry or m == "mixture":
                 raise ConfigError(
                     f"{where}: baselines.{m}: not a method; give parameters of "
-                    f"{', '.join(k for k in registry if k != 'mixture')}"
+                    f"{', '.join([BEST_OF_N, *(k for k in registry if k != 'mixture')])}"
                 )
             allowed = registry[m].parameter_names()
             for key in params:
@@ -324,6 +346,7 @@ class Experiment:
         return (
             POPULATION,
             *SEARCHERS,
+            BEST_OF_N,
             *(m for m in _policies() if m not in NOT_TRIALS),
         )
 
@@ -336,11 +359,26 @@ class Experiment:
         """Methods that run as single trials beside the population."""
         return [m for m in self.methods if m not in (POPULATION, *SEARCHERS)]
 
+    def best_of_n(self) -> int:
+        """How many runs ``best-of-n`` picks from (the population's size unless given)."""
+        n = self.baselines.get(BEST_OF_N, {}).get("n")
+        return int(n) if n is not None else max(2, self.search.population)
+
+    def best_of_n_draws(self) -> range:
+        """The draws best-of-n trains as its own trials: draw 0 is the search's stratified
+        trial (same seed) when that runs, so it is not trained twice."""
+        if BEST_OF_N not in self.methods:
+            return range(0)
+        return range(1 if BEST_OF_N_POLICY in self.methods else 0, self.best_of_n())
+
     def runs_population(self) -> bool:
         return any(m in (POPULATION, *SEARCHERS) for m in self.methods)
 
     def method_params(self, method: str) -> dict[str, Any]:
-        """The parameters ``method`` runs with: the experiment's, over the policy's defaults."""
+        """The parameters ``method`` runs with: the experiment's, over the policy's defaults
+        (best-of-n's runs: stratified's)."""
+        if method == BEST_OF_N:
+            return dict(self.baselines.get(BEST_OF_N_POLICY, {}))
         return dict(self.baselines.get(method, {}))
 
 

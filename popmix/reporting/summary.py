@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from popmix.config import BEST_OF_N, BEST_OF_N_POLICY
 from popmix.weights_file import WeightsSchedule
 
 ROW_KEYS = (
@@ -47,6 +48,10 @@ def _row(rec: dict[str, Any]) -> dict[str, Any]:
         # exp of the entropy of the final weights in effect, and the method's own scalars
         # (DoGE: the shares of its scores cut by the clip)
         "effective_domains": m.get("effective_domains"),
+        # the run's health: largest gradient norm before clipping, loss spikes
+        # (popmix.train.health)
+        "grad_norm_max": m.get("grad_norm_max"),
+        "loss_spikes": m.get("loss_spikes"),
         "diagnostics": m.get("diagnostics") or {},
         "train_time_s": rec.get("train_time_s"),
         # the trial's own wall-clock time, first start to last result (pauses included)
@@ -91,8 +96,9 @@ def summarize(records: list[dict[str, Any]], population_method: str) -> dict[str
         # What the whole population cost, in optimizer steps (replays after exploits included).
         row["population_train_steps"] = sum(r.get("train_steps") or 0 for r in group)
         rows.append(row)
+    rows += _best_of_n_rows(records)
     for rec in records:
-        if rec.get("member", -1) < 0:
+        if rec.get("member", -1) < 0 and rec["method"] != BEST_OF_N:
             rows.append(_row(rec))
     rows.sort(key=lambda r: (r["seed"], r["method"] != population_method, str(r["method"])))
 
@@ -104,6 +110,41 @@ def summarize(records: list[dict[str, Any]], population_method: str) -> dict[str
         "members": [_row(r) | {"member": r["member"]} for r in members],
         "best_trial_id": best_member["trial_id"] if best_member else None,
     }
+
+
+def best_of_n_group(records: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
+    """The runs best-of-n picks from on ``seed``: its own draws, and the search's stratified
+    trial of that seed as draw 0 when best-of-n did not train a draw 0 itself."""
+    draws = [r for r in records if r["method"] == BEST_OF_N and r["seed"] == seed]
+    if draws and not any(r.get("draw", 0) == 0 for r in draws):
+        draws += [
+            r | {"draw": 0}
+            for r in records
+            if r["method"] == BEST_OF_N_POLICY and r["seed"] == seed and r.get("member", -1) < 0
+        ]
+    return sorted(draws, key=lambda r: r.get("draw", 0))
+
+
+def _best_of_n_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per seed: the draw best on *validation*, reported on test, at the cost of all."""
+    rows = []
+    for seed in sorted({r["seed"] for r in records if r["method"] == BEST_OF_N}):
+        group = best_of_n_group(records, seed)
+        done = [r for r in group if _finished(r)]
+        if done:
+            best = min(done, key=lambda r: r["metrics"]["objective"])
+            row = _row(best) | {"picked_draw": best.get("draw", 0)}
+        else:
+            row = {**_row(group[0]), "status": "failed", "test_mean_ppl": None}
+        row["method"] = BEST_OF_N
+        row["members"] = len(group)
+        row["members_finished"] = len(done)
+        row["population_train_steps"] = sum(r.get("train_steps") or 0 for r in group)
+        row["draws"] = [
+            {"draw": r.get("draw", 0), "run_seed": r.get("run_seed"), **_row(r)} for r in group
+        ]
+        rows.append(row)
+    return rows
 
 
 def best_schedule(records: list[dict[str, Any]], names: list[str]) -> WeightsSchedule | None:
@@ -125,13 +166,67 @@ def best_schedule(records: list[dict[str, Any]], names: list[str]) -> WeightsSch
     )
 
 
+#: what the searched population is compared with in every summary, paired by seed: the
+#: control for its selection and the plain reference
+COMPARED_WITH = (BEST_OF_N, BEST_OF_N_POLICY)
+
+
+def comparisons(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """The population against best-of-n and stratified (where they ran), paired by seed on
+    mean test perplexity: the per-seed differences, their mean, 95% interval and verdict
+    (:func:`popmix.reporting.stats.paired`)."""
+    from popmix.reporting.stats import paired
+
+    by = {(r["method"], r["seed"]): r.get("test_mean_ppl") for r in summary["rows"]}
+    population = summary["population_method"]
+    seeds = sorted({s for m, s in by if m == population})
+    out = []
+    for other in COMPARED_WITH:
+        common = [s for s in seeds if (other, s) in by]
+        if not common:
+            continue
+        a = [by[(population, s)] for s in common]
+        b = [by[(other, s)] for s in common]
+        diffs = [None if x is None or y is None else x - y for x, y in zip(a, b)]
+        out.append(
+            {
+                "method": population,
+                "against": other,
+                "metric": "test_mean_ppl",
+                "seeds": common,
+                "per_seed": diffs,
+                **paired(a, b),
+            }
+        )
+    return out
+
+
+def format_comparisons(items: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for c in items:
+        head = f"{c['method']} - {c['against']} (mean test ppl, paired by seed): "
+        if c["diff_mean"] is None:
+            lines.append(head + "no finished pair")
+        elif c["ci95"] is None:
+            lines.append(
+                head + f"{c['diff_mean']:+.3f} on 1 seed (no interval: give --seeds 0,1,2)"
+            )
+        else:
+            lo, hi = c["ci95"]
+            lines.append(
+                head + f"{c['diff_mean']:+.3f}, 95% interval [{lo:+.3f}, {hi:+.3f}] over "
+                f"{c['n']} seeds: {c['verdict']}"
+            )
+    return lines
+
+
 def format_table(summary: dict[str, Any]) -> str:
     def f(x: Any, spec: str) -> str:
         return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
 
     header = (
         f"{'method':<14}{'seed':>5}{'mean test ppl':>15}{'worst test ppl':>16}"
-        f"{'val objective':>15}{'train steps':>13}{'+extra':>8}{'wall s':>8}  status"
+        f"{'val objective':>15}{'train steps':>13}{'+extra':>8}{'spikes':>8}{'wall s':>8}  status"
     )
     lines = [header, "-" * len(header)]
     for r in summary["rows"]:
@@ -140,6 +235,9 @@ def format_table(summary: dict[str, Any]) -> str:
             f"{r['method']:<14}{r['seed']:>5}{f(r['test_mean_ppl'], '.3f'):>15}"
             f"{f(r['test_worst_ppl'], '.3f'):>16}{f(r['objective'], '.4f'):>15}"
             f"{f(steps, 'd'):>13}{f(r.get('extra_step_equivalents') or 0.0, '.0f'):>8}"
-            f"{f(r['wall_time_s'], '.0f'):>8}  {r['status']}"
+            f"{f(r.get('loss_spikes'), 'd'):>8}{f(r['wall_time_s'], '.0f'):>8}  {r['status']}"
         )
+    compared = summary.get("comparisons") or []
+    if compared:
+        lines += ["", *format_comparisons(compared)]
     return "\n".join(lines)

@@ -5,7 +5,9 @@ experiment folder shows every method side by side. Tags (x-axis: the trial's opt
 
 - ``val_loss/<domain>``, ``train_loss/<domain>``, ``test_loss/<domain>`` (nats per byte);
 - ``weight/<domain>`` (sampling weights in effect), ``loss_weight/<domain>`` when searched;
-- ``objective``, ``temperature``, ``lr``, ``val/mean_ppl``, ``val/worst_ppl``,
+- ``objective``, ``temperature``, ``lr``, ``grad_norm`` (mean over the steps since the last
+  report, before clipping), ``loss_spikes`` (so far; :mod:`popmix.train.health`),
+  ``val/mean_ppl``, ``val/worst_ppl``,
   ``test/mean_ppl``, ``test/worst_ppl``;
 - ``effective_domains``: exp of the entropy of the weights in effect (k = uniform, 1 = one
   domain);
@@ -34,6 +36,8 @@ SCALARS = {
     "effective_domains": "effective_domains",
     "temperature": "temperature",
     "lr": "lr",
+    "grad_norm": "grad_norm",
+    "loss_spikes": "loss_spikes",
     "val_mean_ppl": "val/mean_ppl",
     "val_worst_ppl": "val/worst_ppl",
     "test_mean_ppl": "test/mean_ppl",

@@ -21,6 +21,7 @@ from popmix.data.domains import DomainSet
 from popmix.data.sampler import MixtureSampler, eval_windows
 from popmix.policies import DomainSignals, MixingPolicy, loss_weights, normalize
 from popmix.train import measure
+from popmix.train.health import TrainingHealth
 from popmix.train.measure import per_domain_mean
 from popmix.train.model import TinyGPT
 
@@ -141,6 +142,11 @@ class Trainer:
         # static method never forces a device→host sync inside the step.
         self._loss_sum = torch.zeros(k, dtype=torch.float64, device=self.device)
         self._loss_count = np.zeros(k, dtype=np.int64)
+        # Each step's plain batch loss and gradient norm (before clipping), on the device
+        # until the next report hands them to the health record in one copy.
+        self._step_loss: list[torch.Tensor] = []
+        self._grad_norm: list[torch.Tensor] = []
+        self.health = TrainingHealth()
         self._windows_cache: dict[tuple[str, int], list[torch.Tensor]] = {}
 
     # -- schedule -------------------------------------------------------------------------------
@@ -214,11 +220,18 @@ class Trainer:
         else:
             loss, example_loss = self.batch_loss(batch)
             loss.backward()
+        params = [p for p in self.model.parameters() if p.grad is not None]
         if self.cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
+        else:
+            grad_norm = torch.linalg.vector_norm(
+                torch.stack([torch.linalg.vector_norm(p.grad) for p in params])
+            )
         self.optimizer.step()
 
         detached = example_loss.detach().double()
+        self._step_loss.append(detached.mean())
+        self._grad_norm.append(grad_norm.detach())
         self._loss_sum.index_add_(0, batch.ids, detached)
         self._loss_count += batch.counts
         if needs.step_losses and needs.gradients is None:
@@ -318,6 +331,19 @@ class Trainer:
         self._loss_count[:] = 0
         return means
 
+    def pop_health(self) -> dict[str, Any]:
+        """The gradient norm and loss spikes since the last call (``grad_norm``: the mean
+        norm of those steps) and of the run so far (``grad_norm_max``, ``loss_spikes``);
+        see :mod:`popmix.train.health`."""
+        n = len(self._step_loss)
+        if n:
+            losses = torch.stack(self._step_loss).double().cpu().numpy()
+            norms = torch.stack(self._grad_norm).double().cpu().numpy()
+        else:
+            losses = norms = np.empty(0)
+        self._step_loss, self._grad_norm = [], []
+        return self.health.observe(self.step - n, losses, norms)
+
     # -- evaluation -----------------------------------------------------------------------------
     def _windows(self, split: str, max_windows: int) -> list[torch.Tensor]:
         key = (split, max_windows)
@@ -367,6 +393,11 @@ class Trainer:
             "last_weights": np.asarray(self.last_weights).copy(),
             "last_lr": self.last_lr,
             "weight_log": [dict(p) for p in self.weight_log],
+            "health": self.health.state_dict(),
+            "pending_health": [
+                [float(x) for x in self._step_loss],
+                [float(x) for x in self._grad_norm],
+            ],
             "config": {"train": asdict(self.cfg), "model": asdict(self.model_cfg)},
         }
 
@@ -385,6 +416,13 @@ class Trainer:
         self.last_lr = float(state["last_lr"])
         # (a state saved before the log existed has none: the schedule then starts here)
         self.weight_log = [dict(p) for p in state.get("weight_log", [])]
+        self.health = TrainingHealth()
+        if "health" in state:
+            self.health.load_state_dict(state["health"])
+        losses, norms = state.get("pending_health", ([], []))
+        f64 = torch.float64
+        self._step_loss = [torch.tensor(x, dtype=f64, device=self.device) for x in losses]
+        self._grad_norm = [torch.tensor(x, device=self.device) for x in norms]
 
     def save(self, path: str | os.PathLike) -> None:
         torch.save(self.state_dict(), path)

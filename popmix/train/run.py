@@ -42,9 +42,12 @@ def split_metrics(split: str, names: list[str], losses: np.ndarray) -> dict[str,
 
 
 def eval_record(trainer: Trainer) -> dict[str, Any]:
-    """Validation losses, training losses since the last record, weights and LR, at this step."""
+    """Validation losses, training losses since the last record, weights, LR and the run's
+    health (``grad_norm`` since the last record, ``grad_norm_max`` and ``loss_spikes`` so far),
+    at this step."""
     names = trainer.domains.names
     train_loss = trainer.pop_train_losses()
+    health = trainer.pop_health()
     val_loss = trainer.evaluate("validation")
     last = max(trainer.step - 1, 0)
     multipliers = trainer.policy.loss_multipliers(last)
@@ -58,6 +61,7 @@ def eval_record(trainer: Trainer) -> dict[str, Any]:
         "loss_multipliers": None if multipliers is None else per_domain(names, multipliers),
         "temperature": trainer.policy.current_temperature(last),
         "train_loss": {n: (None if np.isnan(v) else float(v)) for n, v in zip(names, train_loss)},
+        **health,
         **split_metrics("val", names, val_loss),
     }
 
@@ -136,6 +140,9 @@ def run_training(
         "tokens_seen": trainer.tokens_seen,
         "extra_step_equivalents": trainer.extra_step_equivalents(),
         "extra": dict(trainer.extra),
+        # the run's health (popmix.train.health): the largest gradient norm, the loss spikes
+        "grad_norm_max": trainer.health.grad_norm_max,
+        "loss_spikes": trainer.health.loss_spikes,
         "wall_time_s": time.perf_counter() - start,
         "entropy_rate": (
             per_domain(names, np.array([d.entropy_rate for d in domains]))

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from popmix.config import (
+    BEST_OF_N,
     ConfigError,
     Experiment,
     SearchSpace,
@@ -63,8 +64,16 @@ class SearchOptions:
 
 
 def baseline_specs(exp: Experiment, seed: int, names: list[str]) -> list[TrialSpec]:
-    """The methods that run as single trials, with the experiment's parameters."""
-    return [TrialSpec.single(exp, method, seed, names) for method in exp.baseline_methods()]
+    """The methods that run as single trials, with the experiment's parameters; best-of-n as
+    one trial per draw it trains itself (see :meth:`Experiment.best_of_n_draws`)."""
+    specs = []
+    for method in exp.baseline_methods():
+        if method == BEST_OF_N:
+            base = TrialSpec.single(exp, method, seed, names)
+            specs += [base.replace(draw=k) for k in exp.best_of_n_draws()]
+        else:
+            specs.append(TrialSpec.single(exp, method, seed, names))
+    return specs
 
 
 def population_specs(exp: Experiment, explorer: Explorer, seed: int) -> list[TrialSpec]:
@@ -112,7 +121,9 @@ def start_ray(opts: SearchOptions) -> bool:
 
 
 def trials_per_seed(exp: Experiment) -> int:
-    return (exp.search.population if exp.runs_population() else 0) + len(exp.baseline_methods())
+    singles = len(exp.baseline_methods()) - (BEST_OF_N in exp.methods)
+    population = exp.search.population if exp.runs_population() else 0
+    return population + singles + len(exp.best_of_n_draws())
 
 
 def _alive_nodes() -> list[dict[str, float]]:
@@ -237,7 +248,6 @@ def _scheduler_and_space(
 ) -> tuple[Any, Any, dict[str, Any], int]:
     """(scheduler, search_alg, param_space, num_samples) for one seed's Tuner."""
     from ray import tune
-    from ray.tune.search.optuna import OptunaSearch
 
     from popmix.tune.schedulers import (
         PopulationASHA,
@@ -261,6 +271,8 @@ def _scheduler_and_space(
     population = population_specs(exp, explorer, seed) if exp.runs_population() else []
 
     if s.searcher == "optuna" and population:
+        from ray.tune.search.optuna import OptunaSearch  # imports optuna: only when used
+
         searched: dict[str, Any] = {}
         for key, spec in space.vectors().items():
             low = max(spec.floor, 1e-4)
@@ -409,6 +421,9 @@ def _records(
                 "method": population_method if spec.is_member else spec.method,
                 "seed": spec.seed,
                 "member": spec.member,
+                "policy": spec.policy,
+                "draw": spec.draw,
+                "run_seed": spec.run_seed,
                 "status": status,
                 "metrics": {k: v for k, v in metrics.items() if k != "config"},
                 "train_steps": train_steps,
@@ -433,10 +448,11 @@ def _write_outputs(
     interrupted: bool = False,
 ) -> tuple[dict[str, Any], WeightsSchedule | None]:
     """summary.json, best_schedule.json, lineage.json and <method>_weights-seed<S>.json."""
-    from popmix.reporting.summary import best_schedule, summarize
+    from popmix.reporting.summary import best_schedule, comparisons, summarize
 
     names = domains.names
     summary = summarize(records, exp.population_method)
+    summary["comparisons"] = comparisons(summary)
     summary.update(
         experiment=exp.name,
         benchmark=domains.name,
@@ -475,7 +491,7 @@ def _write_outputs(
             lineage["members"][r["trial_id"]] = member.to_dict()
     (out / "lineage.json").write_text(json.dumps(lineage, indent=2))
     for r in records:
-        if r["member"] < 0 and learns_weights(r["method"]) and r["schedule"]:
+        if r["member"] < 0 and learns_weights(r["policy"]) and r["schedule"]:
             # DoGE's two-stage use: train a final model on these (time-averaged) weights with
             # popmix run --weights-from <file> --replay final.
             sched = r["schedule"]

@@ -23,13 +23,20 @@ from typing import Any
 
 import numpy as np
 
-from popmix.config import Experiment, ModelConfig, SearchSpace, TrainConfig
+from popmix.config import (
+    BEST_OF_N,
+    BEST_OF_N_POLICY,
+    Experiment,
+    ModelConfig,
+    SearchSpace,
+    TrainConfig,
+)
 from popmix.policies import MixingPolicy, build_policy, vector_parameters
 
 #: the trial config's one top-level key.
 CONFIG_KEY = "spec"
 #: the spec's own keys in the config; every other key is one of the method's parameters.
-FIXED_KEYS = ("method", "seed", "member")
+FIXED_KEYS = ("method", "seed", "member", "draw")
 #: the policy every population member runs, whatever the searcher.
 MEMBER_POLICY = "mixture"
 
@@ -43,6 +50,8 @@ class TrialSpec:
             the searcher's name (``pbt``, ``pb2``, ``optuna``), its label in every output.
         seed: the run's seed (model initialisation, sampler, the policy's own randomness).
         member: the population slot, or -1 for a single trial.
+        draw: which of best-of-n's runs (0 trains with ``seed`` itself, like the search's
+            stratified trial; draw k > 0 with an independent seed derived from both).
         params: a baseline's parameters (those the experiment gives; the rest are the policy's
             defaults), or a member's searched values (``sample_weights``, ``loss_weights``,
             ``t_start``, ``t_end``, ``switch_frac``); per-domain vectors as ``{domain: weight}``.
@@ -52,6 +61,7 @@ class TrialSpec:
     seed: int = 0
     member: int = -1
     params: Mapping[str, Any] = field(default_factory=dict)
+    draw: int = 0
 
     def __post_init__(self) -> None:
         params = copy.deepcopy(dict(self.params or {}))  # a copy: no caller's dict leaks in
@@ -61,11 +71,14 @@ class TrialSpec:
         object.__setattr__(self, "params", params)
         object.__setattr__(self, "seed", int(self.seed))
         object.__setattr__(self, "member", int(self.member))
+        object.__setattr__(self, "draw", int(self.draw))
 
     # -- Ray's config dict ----------------------------------------------------------------------
     def to_config(self) -> dict[str, Any]:
         """Ray's trial config (a fresh dict: Ray mutates it)."""
         spec = {"method": self.method, "seed": self.seed, "member": self.member}
+        if self.draw:
+            spec["draw"] = self.draw
         return {CONFIG_KEY: {**spec, **copy.deepcopy(dict(self.params))}}
 
     @classmethod
@@ -76,6 +89,7 @@ class TrialSpec:
             method=spec.pop("method"),
             seed=spec.pop("seed", 0),
             member=spec.pop("member", -1),
+            draw=spec.pop("draw", 0),
             params=spec,
         )
 
@@ -88,7 +102,18 @@ class TrialSpec:
     @property
     def policy(self) -> str:
         """The registered policy this trial runs."""
+        if self.method == BEST_OF_N:
+            return BEST_OF_N_POLICY
         return MEMBER_POLICY if self.is_member else self.method
+
+    @property
+    def run_seed(self) -> int:
+        """The seed the run trains with: ``seed``, or for best-of-n's draw k > 0 one derived
+        from (seed, k), so each draw has its own model initialisation and batches while the
+        validation and test windows (fixed by the data) stay those of every method."""
+        if self.draw == 0:
+            return self.seed
+        return int(np.random.SeedSequence([self.seed, self.draw]).generate_state(1)[0] >> 1)
 
     def searched(self) -> dict[str, Any]:
         """A member's searched values (what an exploit changes); empty for a single trial."""
@@ -117,7 +142,7 @@ class TrialSpec:
             PolicyError: a parameter the policy rejects.
         """
         return build_policy(
-            self.policy, sizes, total_steps, self.policy_params(names, shape), self.seed
+            self.policy, sizes, total_steps, self.policy_params(names, shape), self.run_seed
         )
 
     def replace(self, **changes: Any) -> TrialSpec:
@@ -129,7 +154,7 @@ class TrialSpec:
         """A method run as a single trial (a baseline) with the experiment's parameters; a
         per-domain vector parameter (``fixed``'s ``weights``) becomes ``{domain: weight}``."""
         params = exp.method_params(method)
-        for key in vector_parameters(method):
+        for key in vector_parameters(BEST_OF_N_POLICY if method == BEST_OF_N else method):
             value = params.get(key)
             if isinstance(value, (list, tuple)) and len(value) == len(names):
                 params[key] = {n: float(v) for n, v in zip(names, value)}

@@ -64,7 +64,7 @@ class MixtureTrainable(tune.Trainable):
         resources = self.trial_resources
         gpu = bool(resources and resources.required_resources.get("GPU", 0))
         device = "cuda" if gpu and torch.cuda.is_available() else "cpu"
-        cfg = s.train_config(spec.seed, device)
+        cfg = s.train_config(spec.run_seed, device)
         policy = spec.build_policy(self.domains.sizes, self.domains.names, cfg.steps, s.shape)
         self.spec = spec
         self.trainer = Trainer(self.domains, policy, s.model, cfg)
@@ -112,6 +112,9 @@ class MixtureTrainable(tune.Trainable):
             "weight": rec["weights"],
             "effective_domains": rec["effective_domains"],
             "lr": rec["lr"],
+            "grad_norm": rec["grad_norm"],
+            "grad_norm_max": rec["grad_norm_max"],
+            "loss_spikes": rec["loss_spikes"],
             "step": trainer.step,
             "timesteps_total": trainer.tokens_seen,  # TensorBoard's x-axis: tokens in lineage
             "steps_this_report": trainer.step - start,

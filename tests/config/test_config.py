@@ -81,6 +81,8 @@ def test_default_yaml_is_the_built_in_defaults():
         ("seeds: [0, x]\n", "seeds[1]: expected a whole number"),
         ("baselines: {doge: {muu: 1}}\n", "baselines.doge.muu: not a parameter of doge"),
         ("baselines: {magic: {}}\n", "baselines.magic: not a method"),
+        ("baselines: {best-of-n: {n: 1}}\n", "baselines.best-of-n.n must be a whole number of"),
+        ("baselines: {best-of-n: {m: 3}}\n", "baselines.best-of-n.m: not a parameter of"),
         ("model: {d_model: 30, n_head: 4}\n", "must be a multiple of"),
     ],
 )

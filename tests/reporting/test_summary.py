@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from popmix.reporting.summary import best_schedule, format_table, summarize
 from popmix.weights_file import WeightsSchedule
 
@@ -57,3 +59,44 @@ def test_rows_per_seed_and_failed_population():
     records = [rec("pbt", 0, 2.0, 9.0, seed=0), rec("pbt", 0, 2.0, None, status="error", seed=1)]
     s = summarize(records, "pbt")
     assert [(r["seed"], r["status"]) for r in s["rows"]] == [(0, "ok"), (1, "failed")]
+
+
+def test_best_of_n_picks_its_best_draw_on_validation_and_counts_every_draw():
+    draw1 = rec("best-of-n", -1, objective=1.8, test_ppl=9.9) | {"draw": 1, "trial_id": "b1"}
+    draw2 = rec("best-of-n", -1, objective=2.2, test_ppl=8.0) | {"draw": 2, "trial_id": "b2"}
+    records = [
+        rec("pbt", 0, objective=1.9, test_ppl=9.0),
+        rec("pbt", 1, objective=2.0, test_ppl=9.2),
+        rec("stratified", -1, objective=2.1, test_ppl=9.4),  # draw 0: trained once, used twice
+        draw1,
+        draw2,
+    ]
+    summary = summarize(records, "pbt")
+    rows = {r["method"]: r for r in summary["rows"]}
+    best = rows["best-of-n"]
+    assert best["trial_id"] == "b1" and best["picked_draw"] == 1  # best validation, not test
+    assert best["test_mean_ppl"] == 9.9
+    assert best["members"] == 3 and best["population_train_steps"] == 300
+    assert [d["draw"] for d in best["draws"]] == [0, 1, 2]
+    assert rows["stratified"]["test_mean_ppl"] == 9.4  # still its own row
+    assert sum(r["method"] == "best-of-n" for r in summary["rows"]) == 1
+
+
+def test_comparisons_pair_the_population_with_best_of_n_and_stratified_by_seed():
+    records = []
+    for seed, (p, b, s) in enumerate([(9.0, 9.5, 9.6), (9.1, 9.4, 9.5), (9.0, 9.6, 9.7)]):
+        records += [
+            rec("pbt", 0, 1.0, p, seed=seed),
+            rec("best-of-n", -1, 0.9, b, seed=seed) | {"draw": 1},
+            rec("stratified", -1, 1.0, s, seed=seed),
+        ]
+    summary = summarize(records, "pbt")
+    from popmix.reporting.summary import comparisons
+
+    summary["comparisons"] = out = comparisons(summary)
+    by = {c["against"]: c for c in out}
+    assert by["best-of-n"]["per_seed"] == pytest.approx([-0.5, -0.3, -0.6])
+    assert by["best-of-n"]["verdict"] == "better" and by["best-of-n"]["n"] == 3
+    assert by["stratified"]["per_seed"] == pytest.approx([-0.6, -0.4, -0.7])
+    table = format_table(summary)
+    assert "pbt - best-of-n (mean test ppl, paired by seed): -0.467, 95% interval" in table

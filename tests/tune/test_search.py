@@ -115,6 +115,7 @@ def test_tensorboard_has_per_domain_tags_and_hparams_for_every_trial(pbt_run):
             for group in groups:
                 assert f"{group}/{dom}" in scalars, (run, group, dom)
         assert {"objective", "test/mean_ppl", "hparam/test_mean_ppl"} <= scalars
+        assert {"grad_norm", "loss_spikes"} <= scalars
         if "temperature_" in Path(run).name:
             assert "temperature" in scalars
         content = ea.PluginTagToContent("hparams")
@@ -201,6 +202,28 @@ def test_pb2_beside_the_baselines_keeps_weights_on_the_simplex(ray_session, tmp_
     for m in lineage["members"].values():
         for p in m["points"]:
             assert abs(sum(p["weights"]) - 1) < 1e-9 and min(p["weights"]) > 0
+
+
+def test_best_of_n_beside_its_stratified_draw_and_every_run_reports_its_health(
+    ray_session, tmp_path
+):
+    exp = smoke().replace(methods=("best-of-n", "stratified"), baselines={"best-of-n": {"n": 3}})
+    space = load_space(ROOT / "search_spaces" / "sampling.yaml")
+    summary = run_search(exp, space, SearchOptions(storage=str(tmp_path), name="bon", quiet=True))
+    rows = {r["method"]: r for r in summary["rows"]}
+    best = rows["best-of-n"]
+    draws = best["draws"]
+    assert [d["draw"] for d in draws] == [0, 1, 2] and draws[0]["trial_id"] == rows["stratified"][
+        "trial_id"
+    ]
+    assert len({d["run_seed"] for d in draws}) == 3
+    assert len({d["test_mean_ppl"] for d in draws}) == 3  # independent initialisations
+    picked = min(draws, key=lambda d: d["objective"])
+    assert best["trial_id"] == picked["trial_id"]
+    assert best["test_mean_ppl"] == picked["test_mean_ppl"]
+    assert best["population_train_steps"] == 3 * exp.train.steps
+    for r in draws:
+        assert r["loss_spikes"] == 0 and r["grad_norm_max"] > 0
 
 
 def test_diverging_trials_are_stopped_and_reported(ray_session, tmp_path):

@@ -147,3 +147,32 @@ def test_fixed_trials_first_then_complete_member_specs():
     assert got[:2] == baselines  # complete, and without any searched key
     assert [(t.method, t.seed, t.member) for t in got[2:]] == [("optuna", 3, 0), ("optuna", 3, 1)]
     assert got[3].params == {"sample_weights": {"a": 2.0, "b": 1.0, "c": 1.0}}
+
+
+def test_best_of_n_draws_are_stratified_runs_with_their_own_seeds():
+    base = TrialSpec("best-of-n", seed=3)
+    draws = [base.replace(draw=k) for k in range(4)]
+    assert [TrialSpec.from_config(d.to_config()) for d in draws] == draws
+    assert draws[0].run_seed == 3  # draw 0 is the search's stratified trial of seed 3
+    assert len({d.run_seed for d in draws}) == 4
+    assert draws[2].run_seed == TrialSpec("best-of-n", seed=3, draw=2).run_seed  # reproducible
+    assert TrialSpec("best-of-n", seed=4, draw=2).run_seed != draws[2].run_seed
+    assert all(d.policy == "stratified" and not d.is_member for d in draws)
+    assert draws[1].build_policy(SIZES, NAMES, 10).name == "stratified"
+
+
+def test_best_of_n_trains_only_the_draws_the_stratified_trial_does_not_cover():
+    from popmix.tune.search import baseline_specs, trials_per_seed
+
+    exp = Experiment(methods=("pbt", "best-of-n", "stratified"))
+    specs = baseline_specs(exp, 0, NAMES)
+    assert [(s.method, s.draw) for s in specs] == [
+        ("best-of-n", 1),
+        ("best-of-n", 2),
+        ("best-of-n", 3),
+        ("stratified", 0),
+    ]
+    assert trials_per_seed(exp) == 4 + 4
+    alone = exp.replace(methods=("best-of-n",), baselines={"best-of-n": {"n": 3}})
+    assert [s.draw for s in baseline_specs(alone, 0, NAMES)] == [0, 1, 2]
+    assert trials_per_seed(alone) == 3

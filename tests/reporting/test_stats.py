@@ -1,0 +1,60 @@
+"""Intervals, paired verdicts, resolvable differences and robust outliers against hand values."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from popmix.reporting.stats import (
+    mean_ci,
+    paired,
+    resolvable_difference,
+    robust_outliers,
+    t975,
+)
+
+
+def test_t_quantiles_match_the_tables():
+    # Student's t, two-sided 95%: the table values
+    for df, t in ((1, 12.706), (2, 4.303), (4, 2.776), (10, 2.228), (20, 2.086), (30, 2.042)):
+        assert t975(df) == pytest.approx(t, abs=1.5e-3)
+    assert t975(10_000) == pytest.approx(1.960, abs=1e-3)
+    with pytest.raises(ValueError):
+        t975(0)
+
+
+def test_mean_and_interval_by_hand():
+    s = mean_ci([1.0, 2.0, 3.0])  # mean 2, sd 1, half-width 4.303 / sqrt(3) = 2.4843
+    assert s["mean"] == 2.0 and s["std"] == 1.0 and s["n"] == 3
+    assert s["ci95"] == pytest.approx([2 - 2.4843, 2 + 2.4843], abs=1e-4)
+    assert mean_ci([5.0])["ci95"] is None and mean_ci([])["n"] == 0
+    assert mean_ci([1.0, float("nan"), 3.0])["n"] == 2
+
+
+def test_paired_difference_and_verdicts():
+    a, b = [6.60, 6.74, 6.96], [6.89, 6.84, 6.69]  # the issue's PBT and stratified
+    out = paired(a, b)
+    assert out["diff_mean"] == pytest.approx((-0.29 - 0.10 + 0.27) / 3)
+    assert out["verdict"] == "no clear difference" and out["n"] == 3
+    assert paired([1.0, 1.1, 0.9], [2.0, 2.05, 1.95])["verdict"] == "better"
+    assert paired([2.0, 2.1, 1.9], [1.0, 1.05, 0.95])["verdict"] == "worse"
+    assert paired([1.0], [2.0])["verdict"] == "no clear difference"  # one pair: no interval
+    assert paired([1.0, None, 1.0], [2.0, 2.0, 2.1])["n"] == 2  # a missing side is dropped
+    with pytest.raises(ValueError):
+        paired([1.0], [1.0, 2.0])
+
+
+def test_resolvable_difference_shrinks_with_seeds():
+    sd = 0.1
+    assert resolvable_difference(sd, 2) == pytest.approx(12.706 * 0.1 / math.sqrt(2))
+    assert resolvable_difference(sd, 5) == pytest.approx(2.776 * 0.1 / math.sqrt(5))
+    two, three, five = (resolvable_difference(sd, n) for n in (2, 3, 5))
+    assert five < three < two
+
+
+def test_the_split_seed_is_an_outlier_by_the_robust_spread_not_the_plain_one():
+    values = [31.704, 31.701, 31.713, 29.141, 31.709]  # the synthetic proxy's five seeds
+    assert robust_outliers(values) == [3]
+    assert robust_outliers([6.755, 6.70, 6.81, 6.74, 6.77]) == []
+    assert robust_outliers([1.0, 2.0]) == []  # too few to tell
