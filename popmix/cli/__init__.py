@@ -12,12 +12,19 @@ from collections.abc import Sequence
 
 from popmix.cli._base import Command, Parser, UsageError
 from popmix.cli._bracket import BracketCommand
+from popmix.cli._calibrate import CalibrateCommand
 from popmix.cli._check import CheckCommand
 from popmix.cli._run import RunCommand
 from popmix.cli._search import SearchCommand
 
 #: the subcommands, in help order; adding one is a module and a line here.
-COMMANDS: tuple[Command, ...] = (RunCommand(), SearchCommand(), BracketCommand(), CheckCommand())
+COMMANDS: tuple[Command, ...] = (
+    RunCommand(),
+    SearchCommand(),
+    CalibrateCommand(),
+    BracketCommand(),
+    CheckCommand(),
+)
 
 
 def build_parser() -> Parser:

@@ -11,6 +11,7 @@ from popmix.config._load import (
     check_value,
     default_experiment_path,
     experiment_from_dict,
+    experiment_to_dict,
     is_space_file,
     load_experiment,
     load_space,
@@ -20,6 +21,7 @@ from popmix.config._load import (
     resolve_experiment_path,
     resolve_space_path,
     space_from_dict,
+    with_overrides,
 )
 from popmix.config._schema import (
     APPLY_MODES,
@@ -60,6 +62,8 @@ __all__ = [
     "TrainConfig",
     "VectorSpec",
     "apply_overrides",
+    "experiment_to_dict",
+    "with_overrides",
     "build",
     "check_method_params",
     "check_value",

@@ -276,6 +276,31 @@ def experiment_from_dict(data: Any, where: str = "experiment") -> Experiment:
     return exp
 
 
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def experiment_to_dict(exp: Experiment) -> dict[str, Any]:
+    """The mapping an experiment file holds for ``exp`` (plain lists, no ``source``, no
+    ``train.seed``): :func:`experiment_from_dict` of it gives ``exp`` back."""
+    data = _plain(dataclasses.asdict(exp))
+    data.pop("source", None)
+    for key in _TRAIN_FROM_ELSEWHERE:
+        data["train"].pop(key, None)
+    return data
+
+
+def with_overrides(exp: Experiment, overrides: Iterable[str | tuple[str, Any]]) -> Experiment:
+    """``exp`` with dotted ``overrides`` applied and checked, as if its file had them."""
+    where = exp.source or "experiment"
+    merged = apply_overrides(experiment_to_dict(exp), list(overrides), Experiment)
+    return experiment_from_dict(merged, where)
+
+
 def space_from_dict(data: Any, where: str = "search space") -> SearchSpace:
     """Build and validate a search space from a file's mapping."""
     if not isinstance(data, dict):

@@ -12,19 +12,31 @@ from ray.tune import Callback
 from popmix.tune.spec import TrialSpec
 
 
-def trial_label(config: dict[str, Any], population_method: str) -> str:
+def trial_label(config: dict[str, Any], population_method: str, seed: bool = False) -> str:
     spec = TrialSpec.from_config(config)
     if spec.is_member:
-        return f"{population_method}#{spec.member}"
-    return spec.method
+        label = f"{population_method}#{spec.member}"
+    elif spec.draw:
+        label = f"{spec.method}#{spec.draw}"
+    else:
+        label = spec.method
+    return f"{label} s{spec.seed}" if seed else label
 
 
 class ProgressPrinter(Callback):
     """Prints ``[mm:ss] label step s/N objective x`` as trials report, and trial ends."""
 
-    def __init__(self, population_method: str, total_steps: int) -> None:
+    def __init__(
+        self,
+        population_method: str,
+        total_steps: int,
+        every_report: bool = True,
+        seed_in_label: bool = False,
+    ) -> None:
         self.population_method = population_method
         self.total_steps = total_steps
+        self.every_report = every_report  # False: only each trial's end
+        self.seed_in_label = seed_in_label
         self.start = time.time()
         self.labels: dict[str, str] = {}
 
@@ -34,10 +46,14 @@ class ProgressPrinter(Callback):
 
     def _label(self, trial: Any) -> str:
         if trial.trial_id not in self.labels:
-            self.labels[trial.trial_id] = trial_label(trial.config, self.population_method)
+            self.labels[trial.trial_id] = trial_label(
+                trial.config, self.population_method, self.seed_in_label
+            )
         return self.labels[trial.trial_id]
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info):
+        if not self.every_report:
+            return
         obj = result.get("objective")
         obj_s = "nan" if obj is None or not math.isfinite(obj) else f"{obj:.4f}"
         extra = f"  T {result['temperature']:.2f}" if "temperature" in result else ""

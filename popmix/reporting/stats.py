@@ -74,9 +74,10 @@ def robust_outliers(values: Sequence[float], k: float = 3.0) -> list[int]:
     """Indices of values more than ``k`` robust standard deviations (1.4826 x the median
     absolute deviation) from the median. The plain standard deviation would hide an outlier
     among five seeds: it is inflated by the outlier itself (no seed of five can lie more
-    than 1.8 of them from the mean)."""
+    than 1.8 of them from the mean). Needs 4 values: the median deviation of 3 is too
+    unsteady to judge by."""
     x = np.asarray(values, dtype=np.float64)
-    if x.size < 3:
+    if x.size < 4:
         return []
     median = float(np.median(x))
     robust_std = 1.4826 * float(np.median(np.abs(x - median)))

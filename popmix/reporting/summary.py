@@ -39,6 +39,8 @@ def _row(rec: dict[str, Any]) -> dict[str, Any]:
         "test_mean_ppl": m.get("test_mean_ppl"),
         "test_worst_ppl": m.get("test_worst_ppl"),
         "test_worst_domain": m.get("test_worst_domain"),
+        # the evaluation noise of test_mean_ppl: the same model on resampled test windows
+        "test_mean_ppl_se": m.get("test_mean_ppl_se"),
         "test_loss": m.get("test_loss"),
         "steps": m.get("step"),
         "tokens": m.get("timesteps_total"),

@@ -354,26 +354,31 @@ class Trainer:
             ]
         return self._windows_cache[key]
 
-    @torch.no_grad()
     def evaluate(self, split: str = "validation", max_windows: int | None = None) -> np.ndarray:
         """Mean next-byte loss (nats) per domain on held-out windows, shape (n_domains,).
 
         The mean is over windows of each window's mean token loss (the Aioli paper's order:
         per-chunk mean, then mean over chunks, then exp for perplexity).
         """
+        return np.array([w.mean() for w in self.window_losses(split, max_windows)])
+
+    @torch.no_grad()
+    def window_losses(self, split: str = "test", max_windows: int | None = None) -> list:
+        """Each domain's per-window mean losses (nats), one array per domain: what
+        :meth:`evaluate` averages, and what :func:`mean_ppl_standard_error` resamples."""
         if max_windows is None:
             max_windows = self.cfg.eval_windows if split == "validation" else self.cfg.test_windows
         windows = self._windows(split, max_windows)
         was_training = self.model.training
         self.model.eval()
-        out = np.empty(len(windows))
+        out = []
         chunk = max(self.cfg.batch_size, 64)
-        for i, w in enumerate(windows):
+        for w in windows:
             losses = [
                 self.model.example_losses(w[j : j + chunk].to(self.device))
                 for j in range(0, w.shape[0], chunk)
             ]
-            out[i] = torch.cat(losses).double().mean().item()
+            out.append(torch.cat(losses).double().cpu().numpy())
         self.model.train(was_training)
         return out
 
@@ -429,6 +434,21 @@ class Trainer:
 
     def load(self, path: str | os.PathLike) -> None:
         self.load_state_dict(torch.load(path, map_location=self.device, weights_only=False))
+
+
+def mean_ppl_standard_error(
+    window_losses: list[np.ndarray], resamples: int = 200, seed: int = 0
+) -> float:
+    """The evaluation noise of a mean perplexity: its standard deviation when the same model
+    is scored on resampled windows (a bootstrap, windows drawn with replacement within each
+    domain, ``resamples`` times). Seed noise far above it comes from training, not from
+    scoring."""
+    rng = np.random.default_rng(seed)
+    draws = np.empty(resamples)
+    for b in range(resamples):
+        ppl = [np.exp(w[rng.integers(0, w.size, w.size)].mean()) for w in window_losses]
+        draws[b] = np.mean(ppl)
+    return float(draws.std(ddof=1))
 
 
 def perplexity_summary(losses: np.ndarray, names: list[str]) -> dict[str, Any]:

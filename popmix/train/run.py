@@ -16,7 +16,7 @@ import numpy as np
 
 from popmix.data.domains import DomainSet
 from popmix.policies import MixingPolicy, effective_domains
-from popmix.train.loop import TrainConfig, Trainer, perplexity_summary
+from popmix.train.loop import TrainConfig, Trainer, mean_ppl_standard_error, perplexity_summary
 from popmix.train.model import ModelConfig
 from popmix.weights_file import WeightsSchedule
 
@@ -38,6 +38,17 @@ def split_metrics(split: str, names: list[str], losses: np.ndarray) -> dict[str,
         f"{split}_worst_ppl": summary["worst_ppl"],
         f"{split}_worst_domain": summary["worst_domain"],
         f"{split}_mean_loss": summary["mean_loss"],
+    }
+
+
+def test_metrics(trainer: Trainer) -> dict[str, Any]:
+    """The final test figures (:func:`split_metrics` of ``test``) and ``test_mean_ppl_se``,
+    the evaluation noise of ``test_mean_ppl`` (:func:`mean_ppl_standard_error`)."""
+    windows = trainer.window_losses("test")
+    test_loss = np.array([w.mean() for w in windows])
+    return {
+        **split_metrics("test", trainer.domains.names, test_loss),
+        "test_mean_ppl_se": mean_ppl_standard_error(windows),
     }
 
 
@@ -121,14 +132,13 @@ def run_training(
     if checkpoint is not None:
         trainer.save(checkpoint)
     names = domains.names
-    test_loss = trainer.evaluate("test")
     return {
         "benchmark": domains.name,
         "method": policy.name,
         "params": policy.hparams(),
         "domains": names,
         "sizes": {d.name: d.n_tokens for d in domains},
-        **split_metrics("test", names, test_loss),
+        **test_metrics(trainer),
         "weights": per_domain(names, trainer.last_weights),
         # the mixture to transfer to a final run (DoGE: its time-averaged weights)
         "final_weights": per_domain(names, policy.final_weights(trainer.step)),

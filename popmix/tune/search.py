@@ -784,6 +784,11 @@ def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> dict
         say(f"  experiment folder: {exp_dir}")
         if waiting:
             print(waiting, file=sys.stderr, flush=True)
+        from popmix.tune.proxy import calibration_warning
+
+        unstable = calibration_warning(Path(opts.storage).resolve(), exp, domains.names)
+        if unstable:
+            print(unstable, file=sys.stderr, flush=True)
         start = time.time()
         try:
             for i, seed in enumerate(exp.seeds):

@@ -26,7 +26,7 @@ from ray import tune
 from popmix.data.domains import DomainSet
 from popmix.policies import normalize
 from popmix.train.loop import Diverged, Trainer
-from popmix.train.run import eval_record, per_domain, split_metrics
+from popmix.train.run import eval_record, per_domain, test_metrics
 from popmix.tune.spec import TrialSettings, TrialSpec
 from popmix.weights_file import WeightsSchedule
 
@@ -137,7 +137,7 @@ class MixtureTrainable(tune.Trainable):
         if not np.array_equal(final, trainer.last_weights):
             metrics["final_weight"] = per_domain(names, final)  # DoGE: the time average
         if done:
-            metrics.update(split_metrics("test", names, trainer.evaluate("test")), done=True)
+            metrics.update(test_metrics(trainer), done=True)
         return metrics
 
     def save_checkpoint(self, checkpoint_dir: str) -> None:
