@@ -2,8 +2,11 @@
 
 Trains S seeds of each method with the experiment's proxy (file, then ``KEY=VALUE`` overrides,
 exactly as ``popmix run`` reads them) one after another, and prints per method the mean, the
-standard deviation (and its share of the mean: the shipped proxies aim at 1% or less), min, max
-and how many seeds lie more than 3 standard deviations from the median (a split into clusters).
+standard deviation (and its share of the mean: the shipped proxies aim at 1% or less), min, max,
+the seeds that split off into a cluster of their own (popmix.reporting.stats.split_seeds) and
+the loss spikes. ``popmix calibrate`` measures the
+same as Tune trials, with intervals; this script runs the seeds one after another in one
+process, for a figure without Ray.
 
     python benchmarks/seed_spread.py [--experiment FILE] [--seeds 5] \\
         [--methods stratified,proportional] [--threads 2] [KEY=VALUE ...]
@@ -23,6 +26,7 @@ import time
 from popmix.config import load_experiment
 from popmix.data import load_domains
 from popmix.policies import build_policy
+from popmix.reporting.stats import split_seeds
 from popmix.train import run_training
 
 
@@ -46,7 +50,7 @@ def main() -> None:
     )
     rows = {}
     for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
-        values = []
+        values, spikes = [], 0
         for seed in range(args.seeds):
             cfg = dataclasses.replace(exp.train, seed=seed, threads=args.threads)
             policy = build_policy(
@@ -55,18 +59,21 @@ def main() -> None:
             start = time.perf_counter()
             result = run_training(domains, policy, exp.model, cfg)
             values.append(result["test_mean_ppl"])
+            spikes += result["loss_spikes"]
             print(
                 f"  {method:<13} seed {seed}: test mean ppl {values[-1]:.3f} "
                 f"({time.perf_counter() - start:.0f} s)",
                 flush=True,
             )
         mean, std = statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
-        median = statistics.median(values)
-        outliers = sum(abs(v - median) > 3 * std for v in values) if std else 0
-        rows[method] = dict(mean=mean, std=std, min=min(values), max=max(values), values=values)
+        split = split_seeds(values)
+        rows[method] = dict(
+            mean=mean, std=std, min=min(values), max=max(values), values=values, split=split
+        )
         print(
             f"{method:<13} mean {mean:.3f}  std {std:.3f} ({100 * std / mean:.2f}% of the mean)  "
-            f"min {min(values):.3f}  max {max(values):.3f}  beyond 3 std of the median: {outliers}"
+            f"min {min(values):.3f}  max {max(values):.3f}  split-off seeds: {split or 'none'}  "
+            f"loss spikes: {spikes}"
         )
     print(json.dumps(rows))
 

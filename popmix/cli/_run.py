@@ -18,7 +18,7 @@ from popmix.cli._base import (
     add_smoke_arg,
     float_list,
 )
-from popmix.config import Experiment
+from popmix.config import BEST_OF_N, Experiment
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -33,10 +33,15 @@ def format_table(result: dict[str, Any]) -> str:
             f"{result['test_loss'][n]:>9.4f}  {result['test_ppl'][n]:>8.3f}"
         )
     lines.append(
-        f"mean test ppl {result['test_mean_ppl']:.3f}   worst {result['test_worst_ppl']:.3f} "
+        f"mean test ppl {result['test_mean_ppl']:.3f} (evaluation noise "
+        f"{result['test_mean_ppl_se']:.3f})   worst {result['test_worst_ppl']:.3f} "
         f"({result['test_worst_domain']})   steps {result['steps']}   tokens "
         f"{result['tokens_seen']}   "
         f"wall {result['wall_time_s']:.1f}s"
+    )
+    lines.append(
+        f"loss spikes {result['loss_spikes']}   largest gradient norm "
+        f"{result['grad_norm_max']:.3g} (before clipping)"
     )
     return "\n".join(lines)
 
@@ -174,6 +179,11 @@ class RunCommand(Command):
         from popmix.train import run_training
         from popmix.train.run import weight_schedule
 
+        if args.method == BEST_OF_N:
+            raise UsageError(
+                f"{BEST_OF_N} picks the best of n runs, so it runs in a search: popmix search "
+                f"--methods {BEST_OF_N},stratified (popmix run trains one model)"
+            )
         if args.weights_from and args.weights is not None:
             raise UsageError("give either --weights or --weights-from, not both")
         if args.method != "fixed" and args.weights is not None:

@@ -65,8 +65,9 @@ class SearchCommand(Command):
         Flag(
             "--methods",
             "methods",
-            "comma-separated: pbt (the searched population), stratified, proportional, "
-            "temperature, cooldown, doge, aioli, fixed",
+            "comma-separated: pbt (the searched population), best-of-n (the best on "
+            "validation of n stratified seeds: the control for PBT's selection), stratified, "
+            "proportional, temperature, cooldown, doge, aioli, fixed",
             type=methods,
         ),
         *DATA_FLAGS,

@@ -363,7 +363,9 @@ class Trainer:
         return np.array([w.mean() for w in self.window_losses(split, max_windows)])
 
     @torch.no_grad()
-    def window_losses(self, split: str = "test", max_windows: int | None = None) -> list:
+    def window_losses(
+        self, split: str = "test", max_windows: int | None = None
+    ) -> list[np.ndarray]:
         """Each domain's per-window mean losses (nats), one array per domain: what
         :meth:`evaluate` averages, and what :func:`mean_ppl_standard_error` resamples."""
         if max_windows is None:

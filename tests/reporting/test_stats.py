@@ -10,7 +10,7 @@ from popmix.reporting.stats import (
     mean_ci,
     paired,
     resolvable_difference,
-    robust_outliers,
+    split_seeds,
     t975,
 )
 
@@ -53,8 +53,11 @@ def test_resolvable_difference_shrinks_with_seeds():
     assert five < three < two
 
 
-def test_the_split_seed_is_an_outlier_by_the_robust_spread_not_the_plain_one():
-    values = [31.704, 31.701, 31.713, 29.141, 31.709]  # the synthetic proxy's five seeds
-    assert robust_outliers(values) == [3]
-    assert robust_outliers([6.755, 6.70, 6.81, 6.74, 6.77]) == []
-    assert robust_outliers([80.4, 81.6, 91.5]) == []  # too few to tell
+def test_a_split_is_a_gap_many_within_cluster_spreads_wide():
+    assert split_seeds([31.704, 31.701, 31.713, 29.141, 31.709]) == [3]  # synthetic, before
+    assert split_seeds([6.9, 10.2, 7.0, 10.1, 7.1]) == [1, 3]  # two stay on a plateau
+    # seeds that merely spread, even with three bunched together (MAD would flag the tails)
+    assert split_seeds([10.072, 10.096, 10.255, 9.911, 10.074]) == []
+    assert split_seeds([6.887, 6.830, 6.686, 6.670, 6.684]) == []  # brown16, 20 warm-up steps
+    assert split_seeds([1.0, 1.0, 1.0, 1.0]) == []
+    assert split_seeds([80.4, 81.6, 91.5]) == []  # too few to tell

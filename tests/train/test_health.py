@@ -53,3 +53,18 @@ def test_the_reported_gradient_norm_is_the_norm_before_clipping(tiny_domains):
     assert a["grad_norm"] == pytest.approx(norm, rel=1e-5)
     assert b["grad_norm"] == pytest.approx(norm, rel=1e-5)
     assert norm > 1e-3  # so the clip did act on the other run
+
+
+def test_evaluation_noise_is_the_bootstrap_spread_of_the_mean_perplexity():
+    from popmix.train.loop import mean_ppl_standard_error
+
+    rng = np.random.default_rng(0)
+    windows = rng.normal(2.0, 0.2, size=400)
+    se = mean_ppl_standard_error([windows], resamples=2000)
+    # delta method: sd(exp(mean)) = exp(mean) * sd / sqrt(n)
+    expected = np.exp(windows.mean()) * windows.std() / np.sqrt(windows.size)
+    assert se == pytest.approx(expected, rel=0.1)
+    assert mean_ppl_standard_error([np.full(8, 2.0), np.full(8, 3.0)]) == pytest.approx(0.0)
+    # two domains: the mean of their perplexities, each resampled on its own
+    two = mean_ppl_standard_error([windows, windows], resamples=2000)
+    assert two == pytest.approx(expected / np.sqrt(2), rel=0.1)
