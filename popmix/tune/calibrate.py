@@ -174,21 +174,24 @@ def analyse_method(records: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def verdict(stratified: dict[str, Any]) -> tuple[bool, list[str]]:
-    """(stable, reasons it is not) for a setting, from its stratified runs."""
+def verdict(methods: dict[str, dict[str, Any]]) -> tuple[bool, list[str]]:
+    """(stable, reasons it is not) for a setting: stratified's spread against the target, and
+    for every method whether its seeds split or failed to finish."""
     reasons = []
-    fit = stratified["mean_test_ppl"]
-    if stratified["not_finished"]:
-        reasons.append(f"seeds {stratified['not_finished']} did not finish (diverged or failed)")
-    if fit["std_share"] is None:
-        reasons.append("fewer than 2 finished seeds: no spread")
+    for m, a in methods.items():
+        if a["not_finished"]:
+            reasons.append(f"{m}: seeds {a['not_finished']} did not finish (diverged or failed)")
+        if a["split_seeds"]:
+            reasons.append(f"{m}: seeds {a['split_seeds']} split off from the others")
+    stratified = methods.get(METHODS[0])
+    fit = None if stratified is None else stratified["mean_test_ppl"]
+    if fit is None or fit["std_share"] is None:
+        reasons.append("fewer than 2 finished seeds of stratified: no spread")
     elif fit["std_share"] > TARGET_STD_SHARE:
         reasons.append(
             f"stratified's seed std is {100 * fit['std_share']:.2f}% of its mean test ppl "
             f"(target {100 * TARGET_STD_SHARE:g}%)"
         )
-    if stratified["split_seeds"]:
-        reasons.append(f"seeds {stratified['split_seeds']} split off from the others")
     return not reasons, reasons
 
 
@@ -376,7 +379,7 @@ def _setting_result(
     for r in records:
         by_method.setdefault(r["method"], []).append(r)
     methods = {m: analyse_method(rs) for m, rs in by_method.items()}
-    stable, reasons = verdict(methods[METHODS[0]]) if METHODS[0] in methods else (False, [])
+    stable, reasons = verdict(methods)
     t = variant.train
     return {
         "label": setting.label,

@@ -48,16 +48,16 @@ def test_a_split_seed_and_a_wide_spread_make_the_proxy_unstable():
     ]
     a = analyse_method(split)
     assert a["split_seeds"] == [3] and a["mean_test_ppl"]["std_share"] > 0.01
-    stable, reasons = verdict(a)
+    stable, reasons = verdict({"stratified": a})
     assert not stable and any("split off" in r for r in reasons)
     steady = analyse_method(
         [run("stratified", s, v) for s, v in enumerate([6.755, 6.70, 6.81, 6.74, 6.77])]
     )
-    assert verdict(steady) == (True, [])
+    assert verdict({"stratified": steady}) == (True, [])
     assert steady["eval_noise"] == pytest.approx(0.01)
     spiky = analyse_method([run("stratified", 0, 6.7, spikes=2), run("stratified", 1, 6.71)])
     assert spiky["loss_spikes"] == 2 and spiky["runs_with_spikes"] == 1
-    assert verdict(spiky) == (True, [])  # noted, not held against the setting
+    assert verdict({"stratified": spiky}) == (True, [])  # noted, not held against the setting
     assert "stratified: 1 of 2 runs had loss spikes (2 in all)" in notes({"stratified": spiky})
     # scored on 0.01 of evaluation noise, a spread of 0.007 says little
     assert any("raise train.test_windows" in n for n in notes({"stratified": spiky}))
@@ -65,7 +65,13 @@ def test_a_split_seed_and_a_wide_spread_make_the_proxy_unstable():
     failed = analyse_method(
         [run("stratified", 0, None, status="diverged"), run("stratified", 1, 6.7)]
     )
-    assert failed["not_finished"] == [0] and not verdict(failed)[0]
+    assert failed["not_finished"] == [0] and not verdict({"stratified": failed})[0]
+    # a split of proportional counts too, though the spread target is stratified's
+    plateau = analyse_method(
+        [run("proportional", s, v) for s, v in enumerate([6.9, 10.2, 7.0, 10.1, 7.1])]
+    )
+    stable, reasons = verdict({"stratified": steady, "proportional": plateau})
+    assert not stable and reasons == ["proportional: seeds [1, 3] split off from the others"]
 
 
 def test_the_paired_spread_sets_what_n_seeds_resolve():
