@@ -79,7 +79,11 @@ class CalibrateCommand(Command):
         g.add_argument("--name", help="experiment name (default: calibrate-<experiment>-<time>)")
         g.add_argument("--out", metavar="DIR", help="where calibrate.json goes")
         g.add_argument("--quiet", action="store_true", help="print only the final table")
-        add_smoke_arg(p, "3 seeds, 6 steps, a 1-layer model of width 32, 2 windows per evaluation")
+        add_smoke_arg(
+            p,
+            "2 seeds, the proxy of popmix search --smoke: 12 steps, a 1-layer model of width "
+            "32, 2 windows per evaluation",
+        )
 
     def smoke_overrides(self, args: argparse.Namespace, exp: Experiment) -> list[tuple[str, Any]]:
         from popmix.cli._search import SMOKE_SEARCH
@@ -98,7 +102,7 @@ class CalibrateCommand(Command):
         from popmix.tune.search import SearchOptions
 
         exp = self.experiment(args)
-        seeds = min(args.seeds, 3) if args.smoke else args.seeds
+        seeds = 2 if args.smoke else args.seeds
         sweep = None
         if args.sweep_grid:
             sweep = parse_grid(args.sweep_grid)

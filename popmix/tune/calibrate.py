@@ -72,6 +72,8 @@ from popmix.tune.spec import CONFIG_KEY, TrialSettings, TrialSpec
 #: the target of a proxy that measures: the seed std of stratified's mean test perplexity at
 #: most this share of its mean
 TARGET_STD_SHARE = 0.01
+#: seeds a setting needs before it can be called stable (the target is a 5-seed spread)
+MIN_SEEDS = 5
 #: the methods of the first setting; the sweep's other settings train the first only
 METHODS = ("stratified", "proportional")
 #: seed counts the resolvable difference is given for
@@ -97,7 +99,7 @@ def default_sweep(exp: Experiment) -> list[ProxySetting]:
         ProxySetting(f"lr {t.lr / 2:g}", (("train.lr", t.lr / 2),)),
         ProxySetting(f"lr {t.lr * 2:g}", (("train.lr", t.lr * 2),)),
         ProxySetting(
-            f"warm-up {warm:g}", (("train.warmup_steps", None), ("train.warmup_frac", warm))
+            f"warm-up {warm:.3g}", (("train.warmup_steps", None), ("train.warmup_frac", warm))
         ),
     ]
 
@@ -175,8 +177,9 @@ def analyse_method(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def verdict(methods: dict[str, dict[str, Any]]) -> tuple[bool, list[str]]:
-    """(stable, reasons it is not) for a setting: stratified's spread against the target, and
-    for every method whether its seeds split or failed to finish."""
+    """(stable, reasons it is not) for a setting: stratified's spread against the target over
+    at least :data:`MIN_SEEDS` finished seeds, and for every method whether its seeds split or
+    failed to finish."""
     reasons = []
     for m, a in methods.items():
         if a["not_finished"]:
@@ -185,9 +188,12 @@ def verdict(methods: dict[str, dict[str, Any]]) -> tuple[bool, list[str]]:
             reasons.append(f"{m}: seeds {a['split_seeds']} split off from the others")
     stratified = methods.get(METHODS[0])
     fit = None if stratified is None else stratified["mean_test_ppl"]
-    if fit is None or fit["std_share"] is None:
-        reasons.append("fewer than 2 finished seeds of stratified: no spread")
-    elif fit["std_share"] > TARGET_STD_SHARE:
+    finished = 0 if fit is None else fit["n"]
+    if finished < MIN_SEEDS:
+        reasons.append(
+            f"{finished} finished seeds of stratified: the target is judged over {MIN_SEEDS}"
+        )
+    if fit is not None and fit["std_share"] is not None and fit["std_share"] > TARGET_STD_SHARE:
         reasons.append(
             f"stratified's seed std is {100 * fit['std_share']:.2f}% of its mean test ppl "
             f"(target {100 * TARGET_STD_SHARE:g}%)"

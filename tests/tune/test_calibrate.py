@@ -55,17 +55,25 @@ def test_a_split_seed_and_a_wide_spread_make_the_proxy_unstable():
     )
     assert verdict({"stratified": steady}) == (True, [])
     assert steady["eval_noise"] == pytest.approx(0.01)
-    spiky = analyse_method([run("stratified", 0, 6.7, spikes=2), run("stratified", 1, 6.71)])
+    spiky = analyse_method(
+        [run("stratified", 0, 6.7, spikes=2)]
+        + [run("stratified", s, 6.7 + 0.01 * s) for s in range(1, 5)]
+    )
     assert spiky["loss_spikes"] == 2 and spiky["runs_with_spikes"] == 1
     assert verdict({"stratified": spiky}) == (True, [])  # noted, not held against the setting
-    assert "stratified: 1 of 2 runs had loss spikes (2 in all)" in notes({"stratified": spiky})
-    # scored on 0.01 of evaluation noise, a spread of 0.007 says little
+    assert "stratified: 1 of 5 runs had loss spikes (2 in all)" in notes({"stratified": spiky})
+    # scored on 0.01 of evaluation noise, a spread of 0.016 says little
     assert any("raise train.test_windows" in n for n in notes({"stratified": spiky}))
     assert notes({"stratified": steady}) == []
     failed = analyse_method(
         [run("stratified", 0, None, status="diverged"), run("stratified", 1, 6.7)]
     )
     assert failed["not_finished"] == [0] and not verdict({"stratified": failed})[0]
+    two = analyse_method([run("stratified", 0, 6.70), run("stratified", 1, 6.701)])
+    assert verdict({"stratified": two}) == (
+        False,
+        ["2 finished seeds of stratified: the target is judged over 5"],
+    )
     # a split of proportional counts too, though the spread target is stratified's
     plateau = analyse_method(
         [run("proportional", s, v) for s, v in enumerate([6.9, 10.2, 7.0, 10.1, 7.1])]
