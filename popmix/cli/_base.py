@@ -300,6 +300,22 @@ class Command(abc.ABC):
         errors) for bad input."""
 
 
+def add_cluster_args(
+    p: argparse.ArgumentParser, storage_help: str, name_default: str, out_help: str
+) -> None:
+    """The Ray and output options every Tune command shares (``search``, ``calibrate``)."""
+    g = p.add_argument_group("cluster and output")
+    g.add_argument(
+        "--address",
+        help="an existing Ray cluster (host:port or auto); default: start a local Ray",
+    )
+    g.add_argument("--cpus", type=positive_int, help="CPUs of the local Ray (default: all)")
+    g.add_argument("--storage", default="runs", help=storage_help)
+    g.add_argument("--name", help=f"experiment name (default: {name_default})")
+    g.add_argument("--out", metavar="DIR", help=out_help)
+    g.add_argument("--quiet", action="store_true", help="print only the final table")
+
+
 def add_smoke_arg(p: argparse.ArgumentParser, budget: str) -> None:
     p.add_argument(
         "--smoke",

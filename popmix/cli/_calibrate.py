@@ -10,6 +10,7 @@ from popmix.cli._base import (
     MODEL_FLAGS,
     Command,
     Flag,
+    add_cluster_args,
     add_smoke_arg,
     cpus,
     positive_int,
@@ -64,21 +65,12 @@ class CalibrateCommand(Command):
             metavar="GRID",
             help='cross these settings instead, e.g. "train.lr=0.001,0.003 train.steps=1000,2000"',
         )
-        g = p.add_argument_group("cluster and output")
-        g.add_argument(
-            "--address",
-            help="an existing Ray cluster (host:port or auto); default: start a local Ray",
+        add_cluster_args(
+            p,
+            "experiment root (runs); popmix search on the same root warns on an unstable proxy",
+            "calibrate-<experiment>-<time>",
+            "where calibrate.json goes",
         )
-        g.add_argument("--cpus", type=positive_int, help="CPUs of the local Ray (default: all)")
-        g.add_argument(
-            "--storage",
-            default="runs",
-            help="experiment root (runs); popmix search on the same root warns on an unstable "
-            "proxy",
-        )
-        g.add_argument("--name", help="experiment name (default: calibrate-<experiment>-<time>)")
-        g.add_argument("--out", metavar="DIR", help="where calibrate.json goes")
-        g.add_argument("--quiet", action="store_true", help="print only the final table")
         add_smoke_arg(
             p,
             "2 seeds, the proxy of popmix search --smoke: 12 steps, a 1-layer model of width "

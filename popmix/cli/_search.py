@@ -13,6 +13,7 @@ from popmix.cli._base import (
     Command,
     Flag,
     UsageError,
+    add_cluster_args,
     add_smoke_arg,
     cpus,
     methods,
@@ -95,22 +96,12 @@ class SearchCommand(Command):
             help="start the population's sampling weights from a popmix weights file (e.g. "
             "popmix bracket's bracket_schedule.json or a best_schedule.json)",
         )
-        g = p.add_argument_group("cluster and output")
-        g.add_argument(
-            "--address",
-            help="an existing Ray cluster (host:port or auto); default: start a local Ray",
+        add_cluster_args(
+            p,
+            "experiment root (runs); on a multi-node cluster a shared folder",
+            "<experiment>-<time>",
+            "where summary files go (default: the experiment folder)",
         )
-        g.add_argument("--cpus", type=positive_int, help="CPUs of the local Ray (default: all)")
-        g.add_argument(
-            "--storage",
-            default="runs",
-            help="experiment root (runs); on a multi-node cluster a shared folder",
-        )
-        g.add_argument("--name", help="experiment name (default: <experiment>-<time>)")
-        g.add_argument(
-            "--out", metavar="DIR", help="where summary files go (default: the experiment folder)"
-        )
-        g.add_argument("--quiet", action="store_true", help="print only the final table")
         add_smoke_arg(
             p,
             "12 steps reported every 6, population 2, the first seed only, a 1-layer model of "

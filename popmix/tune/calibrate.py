@@ -61,11 +61,11 @@ from popmix.tune.search import (
     RaySession,
     SearchOptions,
     StepLedger,
-    _alive_nodes,
     _catch_sigint,
     _records,
     _StopOnInterrupt,
     resolve,
+    resolve_cpus,
 )
 from popmix.tune.spec import CONFIG_KEY, TrialSettings, TrialSpec
 
@@ -126,18 +126,6 @@ def parse_grid(text: str) -> list[ProxySetting]:
         label = " ".join(f"{k}={v}" for k, v in combo)
         settings.append(ProxySetting(label, tuple(combo)))
     return settings
-
-
-def _cpus(exp: Experiment, n_trials: int) -> float:
-    """CPUs per trial: ``auto`` shares the cluster so that every trial of a setting runs at
-    once (never more than the largest node has)."""
-    if exp.resources.cpus_per_trial != "auto":
-        return float(exp.resources.cpus_per_trial)
-    import ray
-
-    total = ray.cluster_resources().get("CPU", 1.0)
-    largest = max((n.get("CPU", 0.0) for n in _alive_nodes()), default=total)
-    return max(0.01, min(largest, round(total / n_trials, 2)))
 
 
 def _fit(values: list[float | None]) -> dict[str, Any]:
@@ -324,7 +312,7 @@ def run_calibration(
                     for m in variant.methods
                     for s in variant.seeds
                 ]
-                cpus = _cpus(variant, len(specs))
+                cpus = resolve_cpus(variant, len(specs))
                 trial_settings = TrialSettings.of(variant, space, cpus)
                 trainable = tune.with_resources(
                     tune.with_parameters(

@@ -133,8 +133,9 @@ def _alive_nodes() -> list[dict[str, float]]:
     return [dict(n.get("Resources", {})) for n in ray.nodes() if n.get("Alive")]
 
 
-def resolve_cpus(exp: Experiment) -> float:
-    """CPUs per trial; ``auto`` splits the cluster's CPUs so every trial of a seed runs at once.
+def resolve_cpus(exp: Experiment, n_trials: int | None = None) -> float:
+    """CPUs per trial; ``auto`` splits the cluster's CPUs so that ``n_trials`` (default: every
+    trial of a seed) run at once.
 
     A trial runs on one node, so ``auto`` never asks for more than the largest node has.
     """
@@ -144,7 +145,8 @@ def resolve_cpus(exp: Experiment) -> float:
 
     total = ray.cluster_resources().get("CPU", 1.0)
     largest = max((n.get("CPU", 0.0) for n in _alive_nodes()), default=total)
-    return max(0.01, min(largest, round(total / trials_per_seed(exp), 2)))
+    n = trials_per_seed(exp) if n_trials is None else n_trials
+    return max(0.01, min(largest, round(total / n, 2)))
 
 
 def _autoscaler_node_types() -> dict[str, dict[str, float]] | None:
