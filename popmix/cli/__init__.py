@@ -14,6 +14,7 @@ from popmix.cli._base import Command, Parser, UsageError
 from popmix.cli._bracket import BracketCommand
 from popmix.cli._calibrate import CalibrateCommand
 from popmix.cli._check import CheckCommand
+from popmix.cli._confirm import ConfirmCommand
 from popmix.cli._run import RunCommand
 from popmix.cli._search import SearchCommand
 
@@ -21,6 +22,7 @@ from popmix.cli._search import SearchCommand
 COMMANDS: tuple[Command, ...] = (
     RunCommand(),
     SearchCommand(),
+    ConfirmCommand(),
     CalibrateCommand(),
     BracketCommand(),
     CheckCommand(),

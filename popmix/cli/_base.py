@@ -60,6 +60,19 @@ def cpus(text: str) -> float | str:
     return value
 
 
+def margin(text: str) -> float | str:
+    """``auto`` or a number of nats >= 0."""
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto or a number, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 def _comma_list(convert: Callable[[str], Any], example: str) -> Callable[[str], list[Any]]:
     def parse(text: str) -> list[Any]:
         try:

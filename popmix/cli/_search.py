@@ -16,6 +16,7 @@ from popmix.cli._base import (
     add_cluster_args,
     add_smoke_arg,
     cpus,
+    margin,
     methods,
     positive_int,
     seeds,
@@ -71,6 +72,24 @@ class SearchCommand(Command):
             "proportional, temperature, cooldown, doge, aioli, fixed",
             type=methods,
         ),
+        Flag(
+            "--reference",
+            "search.reference",
+            "the method every other is compared with, paired by seed",
+        ),
+        Flag(
+            "--exploit-margin",
+            "search.exploit_margin",
+            "a member copies a donor only when it is ahead by more than this (nats); auto: "
+            "1.96 combined standard errors of the two validation reads; 0: Ray's plain rule",
+            type=margin,
+        ),
+        Flag(
+            "--confirm-seeds",
+            "confirm.seeds",
+            "with --confirm: fresh seeds for the confirmation",
+            positive_int,
+        ),
         *DATA_FLAGS,
         *MODEL_FLAGS,
         Flag(
@@ -90,6 +109,12 @@ class SearchCommand(Command):
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
         p.add_argument("--asha", action="store_true", help="Optuna: stop bad trials early")
+        p.add_argument(
+            "--confirm",
+            action="store_true",
+            help="then retrain the best member's schedule, its final weights and the baselines "
+            "from scratch on fresh seeds (popmix confirm; writes confirm.json)",
+        )
         p.add_argument(
             "--init-weights",
             metavar="FILE",
@@ -147,4 +172,10 @@ class SearchCommand(Command):
             quiet=args.quiet,
         )
         summary = run_search(exp, space, opts)
-        return 0 if summary["rows"] else 1
+        if not summary["rows"]:
+            return 1
+        if args.confirm:
+            from popmix.tune.confirm import run_confirm
+
+            run_confirm(args.out or summary["experiment_dir"], opts)
+        return 0

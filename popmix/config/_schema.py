@@ -33,6 +33,12 @@ BEST_OF_N_POLICY = "stratified"
 #: against stratified. Add them back with ``--methods``.
 DEFAULT_METHODS = ("pbt", "best-of-n", "stratified", "cooldown")
 APPLY_MODES = ("sample", "loss")
+#: ``exploit_margin: auto`` is this many combined standard errors (a two-sided 95% level)
+EXPLOIT_Z = 1.96
+#: the methods ``popmix confirm`` adds: the best member's schedule replayed step by step, and
+#: its final weights held static from the first step
+CONFIRM_SCHEDULE = "best-schedule"
+CONFIRM_FINAL = "best-final"
 
 
 class ConfigError(ValueError):
@@ -192,6 +198,13 @@ class SearchSpec:
         objective: ``mean`` (mean per-domain validation loss), ``worst`` or ``domain:<name>``.
         asha: stop bad Optuna trials early with ASHA (never the baselines).
         seed: seed of initial configurations and of the explore step.
+        exploit_margin: a PBT/PB2 member copies a donor only when the donor's objective is
+            lower by more than this (nats). ``auto``: ``EXPLOIT_Z`` times the combined
+            standard error of the two objectives, each measured from the member's own
+            validation windows (all members of a seed are scored on the same windows); a
+            number: that margin; 0: Ray's plain rule (the bottom quantile always copies).
+        reference: the method every other is compared with, paired by seed, in the table,
+            ``summary.json`` (``methods``) and ``confirm.json``.
     """
 
     searcher: Literal["pbt", "pb2", "optuna"] = "pbt"
@@ -204,8 +217,15 @@ class SearchSpec:
     objective: str = "mean"
     asha: bool = False
     seed: int = 0
+    exploit_margin: float | Literal["auto"] = "auto"
+    reference: str = "stratified"
 
     def validate(self) -> None:
+        margin = self.exploit_margin
+        if margin != "auto" and not (math.isfinite(margin) and margin >= 0):
+            raise ValueError(
+                f"search.exploit_margin must be auto or a number >= 0 (nats), got {margin!r}"
+            )
         for key in ("population", "report_every", "perturbation_interval"):
             if getattr(self, key) < 1:
                 raise ValueError(f"search.{key} must be a positive integer")
@@ -275,6 +295,39 @@ class BracketSpec:
 
 
 @dataclass(frozen=True)
+class ConfirmSpec:
+    """``popmix confirm`` (and ``popmix search --confirm``): retrain the found schedule and the
+    baselines from scratch on fresh seeds, and optionally at a second scale.
+
+    Args:
+        seeds: how many fresh seeds (never the search's: the search's largest seed + 1 on).
+        model: the second scale's model, as changes to ``model`` (e.g. ``{d_model: 256}``);
+            empty with ``steps`` null: no second scale.
+        steps: the second scale's ``train.steps`` (null: the search's).
+    """
+
+    seeds: int = 3
+    model: dict[str, int] = field(default_factory=dict)
+    steps: int | None = None
+
+    def validate(self) -> None:
+        if self.seeds < 1:
+            raise ValueError(f"confirm.seeds must be at least 1, got {self.seeds}")
+        known = [f.name for f in dataclasses.fields(ModelConfig)]
+        for key in self.model:
+            if key not in known:
+                raise ValueError(
+                    f"confirm.model.{key}: not a model setting; known: {', '.join(known)}"
+                )
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"confirm.steps must be at least 1, got {self.steps}")
+
+    @property
+    def second_scale(self) -> bool:
+        return bool(self.model) or self.steps is not None
+
+
+@dataclass(frozen=True)
 class Experiment:
     """One experiment file: domains, model, budget, methods and resources.
 
@@ -293,6 +346,7 @@ class Experiment:
     seeds: tuple[int, ...] = (0,)
     resources: Resources = field(default_factory=Resources)
     bracket: BracketSpec = field(default_factory=BracketSpec)
+    confirm: ConfirmSpec = field(default_factory=ConfirmSpec)
     source: str | None = None  # the file it came from (for messages), not a key of the file
 
     def replace(self, **changes: Any) -> Experiment:
@@ -302,9 +356,18 @@ class Experiment:
         """Ranges and relations; the loader has already checked every value's type."""
         where = self.source or "experiment"
         try:
-            for part in (self.data, self.model, self.train, self.search, self.resources):
+            for part in (
+                self.data,
+                self.model,
+                self.train,
+                self.search,
+                self.resources,
+                self.confirm,
+            ):
                 part.validate()
             self.bracket.validate_ranges(self.train.steps)
+            if self.confirm.second_scale:
+                self.second_scale().model.validate()
         except ValueError as e:
             raise ConfigError(f"{where}: {e}") from None
         if not self.methods:
@@ -345,6 +408,17 @@ class Experiment:
                     )
         if not self.seeds:
             raise ConfigError(f"{where}: seeds must be a non-empty list of whole numbers")
+        ref = self.search.reference
+        if ref not in known:
+            raise ConfigError(
+                f"{where}: unknown search.reference {ref!r}; choose one of the methods run "
+                f"({', '.join(self.methods)})"
+            )
+        if ref not in self.methods and ref != SearchSpec.reference:
+            raise ConfigError(
+                f"{where}: search.reference {ref!r} is not among the methods run "
+                f"({', '.join(self.methods)}); add it to methods or pick one of them"
+            )
 
     @staticmethod
     def known_methods() -> tuple[str, ...]:
@@ -375,6 +449,12 @@ class Experiment:
         if BEST_OF_N not in self.methods:
             return range(0)
         return range(1 if BEST_OF_N_POLICY in self.methods else 0, self.best_of_n())
+
+    def second_scale(self) -> Experiment:
+        """The experiment at ``confirm``'s second scale (its model changes and steps)."""
+        model = dataclasses.replace(self.model, **self.confirm.model)
+        steps = self.confirm.steps or self.train.steps
+        return self.replace(model=model, train=dataclasses.replace(self.train, steps=steps))
 
     def runs_population(self) -> bool:
         return any(m in (POPULATION, *SEARCHERS) for m in self.methods)

@@ -78,4 +78,10 @@ class ProgressPrinter(Callback):
     def exploit(self, row: dict[str, Any]) -> None:
         target = self.labels.get(row["trial_id"], row["trial_id"])
         donor = self.labels.get(row["donor"], row["donor"])
-        self._print(f"exploit: {target} copies {donor} at step {row.get('donor_step')}")
+        lead = ""
+        if row.get("gain") is not None and row.get("margin") is not None:
+            lead = f" (ahead by {row['gain']:.4f}, margin {row['margin']:.4f})"
+        if row.get("skipped_within_noise"):
+            self._print(f"exploit skipped: {target} keeps its run, {donor} within noise{lead}")
+        else:
+            self._print(f"exploit: {target} copies {donor} at step {row.get('donor_step')}{lead}")

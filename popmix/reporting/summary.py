@@ -203,6 +203,94 @@ def comparisons(summary: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def method_intervals(summary: dict[str, Any], reference: str) -> dict[str, Any]:
+    """``summary.json``'s ``methods``: per method, over its seeds, the mean and 95% interval
+    of mean and worst test perplexity (``{"mean", "std", "ci95", "n"}``), and the paired
+    difference of mean test perplexity against ``reference`` on the seeds both finished
+    (``vs_reference``: ``{"reference", "diff_mean", "ci95", "n", "verdict"}``; None for the
+    reference itself, or when it did not run)."""
+    from popmix.reporting.stats import mean_ci, paired
+
+    by = {(r["method"], r["seed"]): r for r in summary["rows"]}
+    out: dict[str, Any] = {}
+    for method in dict.fromkeys(r["method"] for r in summary["rows"]):
+        seeds = sorted(s for m, s in by if m == method)
+        entry: dict[str, Any] = {
+            "seeds": seeds,
+            "mean_test_ppl": mean_ci([by[(method, s)].get("test_mean_ppl") for s in seeds]),
+            "worst_test_ppl": mean_ci([by[(method, s)].get("test_worst_ppl") for s in seeds]),
+            "vs_reference": None,
+        }
+        common = [s for s in seeds if (reference, s) in by]
+        if method != reference and common:
+            p = paired(
+                [by[(method, s)].get("test_mean_ppl") for s in common],
+                [by[(reference, s)].get("test_mean_ppl") for s in common],
+            )
+            entry["vs_reference"] = {"reference": reference, **p}
+        out[method] = entry
+    return out
+
+
+def exploit_counts(lineage: dict[str, Any], margin: float | str) -> dict[str, Any]:
+    """``summary.json``'s ``exploits``: PBT's exploits taken and those skipped because the
+    donor's lead was within ``margin`` (the noise of the two validation reads), overall and
+    per seed."""
+    taken, skipped = lineage.get("exploits", []), lineage.get("skipped_within_noise", [])
+    seeds = sorted({r.get("seed") for r in taken + skipped if r.get("seed") is not None})
+    return {
+        "margin": margin,
+        "taken": len(taken),
+        "skipped_within_noise": len(skipped),
+        "per_seed": {
+            str(seed): {
+                "taken": sum(r.get("seed") == seed for r in taken),
+                "skipped_within_noise": sum(r.get("seed") == seed for r in skipped),
+            }
+            for seed in seeds
+        },
+    }
+
+
+def _interval(stat: dict[str, Any] | None, spec: str = ".3f") -> str:
+    if not stat or stat.get("mean") is None:
+        return "-"
+    if stat.get("ci95") is None:
+        return format(stat["mean"], spec)
+    lo, hi = stat["ci95"]
+    return f"{stat['mean']:{spec}} [{lo:{spec}}, {hi:{spec}}]"
+
+
+def format_methods(methods: dict[str, Any], reference: str, always: bool = False) -> list[str]:
+    """The per-method block of the table: intervals over seeds and the paired verdict
+    against the reference (empty, unless ``always``, when no method has two seeds)."""
+    if not methods or (
+        not always and not any((m["mean_test_ppl"].get("n") or 0) >= 2 for m in methods.values())
+    ):
+        return []
+    head = (
+        f"{'method':<14}{'seeds':>6}  {'mean test ppl [95%]':<26}{'worst test ppl [95%]':<26}"
+        f"vs {reference} (paired by seed)"
+    )
+    lines = [head, "-" * len(head)]
+    for name, m in methods.items():
+        vs = m.get("vs_reference")
+        if name == reference:
+            versus = "(reference)"
+        elif not vs or vs.get("diff_mean") is None:
+            versus = "-"
+        elif vs.get("ci95") is None:
+            versus = f"{vs['diff_mean']:+.3f} (1 seed)"
+        else:
+            lo, hi = vs["ci95"]
+            versus = f"{vs['diff_mean']:+.3f} [{lo:+.3f}, {hi:+.3f}] {vs['verdict']}"
+        lines.append(
+            f"{name:<14}{m['mean_test_ppl'].get('n') or 0:>6}  "
+            f"{_interval(m['mean_test_ppl']):<26}{_interval(m['worst_test_ppl']):<26}{versus}"
+        )
+    return lines
+
+
 def format_comparisons(items: list[dict[str, Any]]) -> list[str]:
     lines = []
     for c in items:
@@ -239,7 +327,17 @@ def format_table(summary: dict[str, Any]) -> str:
             f"{f(steps, 'd'):>13}{f(r.get('extra_step_equivalents') or 0.0, '.0f'):>8}"
             f"{f(r.get('loss_spikes'), 'd'):>8}{f(r['wall_time_s'], '.0f'):>8}  {r['status']}"
         )
+    block = format_methods(summary.get("methods") or {}, summary.get("reference", ""))
+    if block:
+        lines += ["", *block]
     compared = summary.get("comparisons") or []
     if compared:
         lines += ["", *format_comparisons(compared)]
+    exploits = summary.get("exploits")
+    if exploits:
+        lines += [
+            "",
+            f"exploits: {exploits['taken']} taken, {exploits['skipped_within_noise']} skipped "
+            f"as within noise (exploit_margin {exploits['margin']})",
+        ]
     return "\n".join(lines)

@@ -1,7 +1,8 @@
 """TensorBoard logs for every trial, written by the driver as results arrive.
 
-One run folder per trial (``<logdir>/<method>_<trial id>``), so ``tensorboard --logdir`` on the
-experiment folder shows every method side by side. Tags (x-axis: the trial's optimizer step):
+One run folder per trial (``<logdir>/seed<S>/<method>_<trial id>``), so ``tensorboard
+--logdir`` on the experiment folder shows every method side by side. Tags (x-axis: the
+trial's optimizer step):
 
 - ``val_loss/<domain>``, ``train_loss/<domain>``, ``test_loss/<domain>`` (nats per byte);
 - ``weight/<domain>`` (sampling weights in effect), ``loss_weight/<domain>`` when searched;
@@ -14,7 +15,12 @@ experiment folder shows every method side by side. Tags (x-axis: the trial's opt
 - ``diagnostics/<name>``: a method's own scalars (DoGE: ``score_clip_high``,
   ``score_clip_low``, the shares of its scores the clip cut);
 - the HParams plugin: method, seed, member and the trial's searched values, with the final
-  objective and test perplexities as metrics, so methods compare in one table.
+  objective and test perplexities as metrics, so methods compare in one table;
+- across seeds, written when the search ends (:func:`write_method_summary`), under
+  ``methods/``: the text summary ``comparison`` (each method's intervals and its paired
+  verdict against the reference) and one HParams run per method (``method/mean_test_ppl``
+  and its ``_lo``/``_hi``, ``method/worst_test_ppl``, ``method/vs_reference`` and its
+  ``_lo``/``_hi``).
 
 Written on the driver, so the files land in the experiment folder directly, on any cluster.
 """
@@ -65,7 +71,7 @@ def _hparams(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 class TensorBoardLogger(Callback):
-    """Tune callback: per-trial SummaryWriters under ``logdir``."""
+    """Tune callback: per-trial SummaryWriters under ``logdir/seed<S>``."""
 
     def __init__(self, logdir: str | Path, population_method: str) -> None:
         self.logdir = Path(logdir)
@@ -76,8 +82,9 @@ class TensorBoardLogger(Callback):
         if trial.trial_id not in self._writers:
             from torch.utils.tensorboard import SummaryWriter
 
-            name = f"{TrialSpec.from_config(trial.config).method}_{trial.trial_id}"
-            self._writers[trial.trial_id] = SummaryWriter(str(self.logdir / name))
+            spec = TrialSpec.from_config(trial.config)
+            folder = self.logdir / f"seed{spec.seed}" / f"{spec.method}_{trial.trial_id}"
+            self._writers[trial.trial_id] = SummaryWriter(str(folder))
         return self._writers[trial.trial_id]
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info):
@@ -134,3 +141,88 @@ class TensorBoardLogger(Callback):
     def on_experiment_end(self, trials: list, **info):
         for trial in trials:
             self._close(trial, hparams=False)
+
+
+def _markdown(summary: dict[str, Any]) -> str:
+    """The methods' intervals and verdicts as a Markdown table (TensorBoard's Text tab)."""
+    ref = summary.get("reference", "")
+    lines = [
+        f"| method | seeds | mean test ppl [95%] | worst test ppl [95%] | vs {ref} [95%] "
+        "| verdict |",
+        "|---|---|---|---|---|---|",
+    ]
+
+    def iv(stat: dict[str, Any]) -> str:
+        if stat.get("mean") is None:
+            return "-"
+        if stat.get("ci95") is None:
+            return f"{stat['mean']:.3f}"
+        return f"{stat['mean']:.3f} [{stat['ci95'][0]:.3f}, {stat['ci95'][1]:.3f}]"
+
+    for name, m in (summary.get("methods") or {}).items():
+        vs = m.get("vs_reference") or {}
+        diff = "-" if vs.get("diff_mean") is None else f"{vs['diff_mean']:+.3f}"
+        if vs.get("ci95") is not None:
+            diff += f" [{vs['ci95'][0]:+.3f}, {vs['ci95'][1]:+.3f}]"
+        verdict = "reference" if name == ref else vs.get("verdict", "-")
+        lines.append(
+            f"| {name} | {m['mean_test_ppl'].get('n') or 0} | {iv(m['mean_test_ppl'])} | "
+            f"{iv(m['worst_test_ppl'])} | {diff} | {verdict} |"
+        )
+    exploits = summary.get("exploits")
+    if exploits:
+        lines += [
+            "",
+            f"exploits: {exploits['taken']} taken, {exploits['skipped_within_noise']} skipped "
+            f"as within noise (exploit_margin {exploits['margin']})",
+        ]
+    return "\n".join(lines)
+
+
+def method_metrics(entry: dict[str, Any]) -> dict[str, float]:
+    """One method's ``summary.json`` entry as HParams metrics (``method/<name>``)."""
+    out: dict[str, float] = {}
+    for key in ("mean_test_ppl", "worst_test_ppl"):
+        stat = entry.get(key) or {}
+        if stat.get("mean") is not None:
+            out[f"method/{key}"] = float(stat["mean"])
+        if key == "mean_test_ppl" and stat.get("ci95") is not None:
+            out["method/mean_test_ppl_lo"], out["method/mean_test_ppl_hi"] = map(
+                float, stat["ci95"]
+            )
+    vs = entry.get("vs_reference") or {}
+    if vs.get("diff_mean") is not None:
+        out["method/vs_reference"] = float(vs["diff_mean"])
+    if vs.get("ci95") is not None:
+        out["method/vs_reference_lo"], out["method/vs_reference_hi"] = map(float, vs["ci95"])
+    return out
+
+
+def write_method_summary(logdir: str | Path, summary: dict[str, Any]) -> None:
+    """The comparison across seeds in TensorBoard: a text summary (``comparison``, in the
+    Text tab) under ``logdir``, and one HParams run per method (``logdir/<method>``) with
+    the method, the reference, the verdict and its intervals as metrics, so the HParams
+    table lists the methods side by side."""
+    from torch.utils.tensorboard import SummaryWriter
+    from torch.utils.tensorboard.summary import hparams as hparams_summary
+
+    logdir = Path(logdir)
+    with SummaryWriter(str(logdir)) as w:
+        w.add_text("comparison", _markdown(summary), 0)
+    ref = summary.get("reference", "")
+    for name, entry in (summary.get("methods") or {}).items():
+        vs = entry.get("vs_reference") or {}
+        values = {
+            "method": name,
+            "reference": ref,
+            "seeds": int(entry["mean_test_ppl"].get("n") or 0),
+            "verdict": "reference" if name == ref else str(vs.get("verdict", "-")),
+        }
+        metrics = method_metrics(entry)
+        with SummaryWriter(str(logdir / name)) as w:
+            fw = w._get_file_writer()
+            for s in hparams_summary(values, metrics):
+                fw.add_summary(s)
+            for tag, value in metrics.items():
+                if math.isfinite(value):
+                    w.add_scalar(tag, value, 0)

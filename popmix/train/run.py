@@ -52,14 +52,23 @@ def test_metrics(trainer: Trainer) -> dict[str, Any]:
     }
 
 
+def standard_errors(window_losses: list[np.ndarray]) -> np.ndarray:
+    """Each domain's standard error of its mean loss over its windows (std / sqrt(n); 0 for a
+    domain with one window): the evaluation noise of one validation read."""
+    return np.array(
+        [w.std(ddof=1) / np.sqrt(w.size) if w.size > 1 else 0.0 for w in window_losses]
+    )
+
+
 def eval_record(trainer: Trainer) -> dict[str, Any]:
-    """Validation losses, training losses since the last record, weights, LR and the run's
-    health (``grad_norm`` since the last record, ``grad_norm_max`` and ``loss_spikes`` so far),
-    at this step."""
+    """Validation losses and their standard errors over windows (``val_loss_se``), training
+    losses since the last record, weights, LR and the run's health (``grad_norm`` since the
+    last record, ``grad_norm_max`` and ``loss_spikes`` so far), at this step."""
     names = trainer.domains.names
     train_loss = trainer.pop_train_losses()
     health = trainer.pop_health()
-    val_loss = trainer.evaluate("validation")
+    windows = trainer.window_losses("validation")
+    val_loss = np.array([w.mean() for w in windows])
     last = max(trainer.step - 1, 0)
     multipliers = trainer.policy.loss_multipliers(last)
     return {
@@ -74,6 +83,7 @@ def eval_record(trainer: Trainer) -> dict[str, Any]:
         "train_loss": {n: (None if np.isnan(v) else float(v)) for n, v in zip(names, train_loss)},
         **health,
         **split_metrics("val", names, val_loss),
+        "val_loss_se": per_domain(names, standard_errors(windows)),
     }
 
 

@@ -11,7 +11,8 @@ room), and reports:
   same model is scored on resampled test windows (a bootstrap, ``test_mean_ppl_se``), to set
   against the seed spread;
 - whether the runs **split** into clusters (the largest gap between sorted seeds more than 4
-  times the spread within either side, :func:`popmix.reporting.stats.split_seeds`) or
+  times the spread within either side and 1% of the median,
+  :func:`popmix.reporting.stats.split_seeds`) or
   **spike** (:mod:`popmix.train.health`);
 - the **smallest paired difference** that 2, 3 and 5 seeds resolve at 95%: the half-width of
   the paired interval, t(n-1) * sd / sqrt(n), with sd the spread over seeds of stratified minus

@@ -5,13 +5,19 @@ PBT treats every trial of its Tuner as population. popmix runs the baselines in 
 a trial whose spec has ``member < 0`` is never scored, never a donor and never exploited, and
 ASHA never stops it. The schedulers are Ray's own; these subclasses only filter and log.
 
-Files written: ``lineage.jsonl`` in the experiment folder, one JSON row per exploit
-(``time``, ``trial_id``, ``donor``, both steps, the new searched values).
+A member copies a donor only when the donor is ahead by more than ``exploit_margin``
+(:meth:`_LineageLog.margin`): on a noisy validation read the bottom quantile would otherwise
+copy members that are better by luck of the windows alone.
+
+Files written: ``lineage-seed<S>.jsonl`` in the experiment folder, one JSON row per exploit
+decision (``time``, ``seed``, ``trial_id``, ``donor``, both steps, ``gain`` and ``margin`` in
+nats, and either the new searched values or ``skipped_within_noise: true``).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +26,7 @@ from typing import Any
 from ray.tune.schedulers import ASHAScheduler, PopulationBasedTraining, TrialScheduler
 from ray.tune.search import Searcher
 
+from popmix.config import EXPLOIT_Z
 from popmix.tune.spec import CONFIG_KEY, TrialSpec
 
 
@@ -28,38 +35,91 @@ def is_member(trial: Any) -> bool:
 
 
 class _PopulationOnly:
-    """Mixin: results of baseline trials pass straight through as CONTINUE."""
+    """Mixin: results of baseline trials pass straight through as CONTINUE, and a member is
+    ranked (and copies) only within its own seed's population when a Tuner runs several."""
+
+    _seed_now: int | None = None
+    _trial_state: dict[Any, Any]  # Ray's PBT's own
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
-        if not is_member(trial):
+        spec = TrialSpec.from_config(trial.config)
+        if not spec.is_member:
             return TrialScheduler.CONTINUE
-        return super().on_trial_result(tune_controller, trial, result)  # type: ignore[misc]
+        self._seed_now = spec.seed
+        try:
+            return super().on_trial_result(tune_controller, trial, result)  # type: ignore[misc]
+        finally:
+            self._seed_now = None
+
+    def _quantiles(self) -> tuple[list[Any], list[Any]]:
+        # Ray's PBT ranks every trial it tracks; it reads them from _trial_state only, so
+        # showing it the deciding member's seed ranks that seed's population alone.
+        everyone = self._trial_state
+        if self._seed_now is None:
+            return super()._quantiles()  # type: ignore[misc]
+        self._trial_state = {
+            t: st
+            for t, st in everyone.items()
+            if TrialSpec.from_config(t.config).seed == self._seed_now
+        }
+        try:
+            return super()._quantiles()  # type: ignore[misc]
+        finally:
+            self._trial_state = everyone
+
+
+def exploit_margin(setting: float | str, own_se: float | None, donor_se: float | None) -> float:
+    """The lead (nats) a donor needs before a member copies it: ``setting`` itself, or for
+    ``auto`` ``EXPLOIT_Z`` times the combined standard error sqrt(se_own^2 + se_donor^2) of
+    the two validation reads (0 where a read has no standard error)."""
+    if setting != "auto":
+        return float(setting)
+    own, donor = own_se or 0.0, donor_se or 0.0
+    return EXPLOIT_Z * math.sqrt(own * own + donor * donor)
 
 
 class _LineageLog:
-    """Mixin for PBT/PB2: log each exploit to ``lineage_path`` and tell ``on_exploit``."""
+    """Mixin for PBT/PB2: copy only a donor ahead by more than the margin, log each decision
+    to ``lineage_path`` and tell ``on_exploit``."""
 
-    lineage_path: Path | None = None
+    #: the folder of ``lineage-seed<S>.jsonl``, one file per seed
+    lineage_dir: Path | None = None
     on_exploit: Callable[[dict[str, Any]], None] | None = None
+    #: ``auto``, or the margin in nats (0: Ray's rule); see :func:`exploit_margin`
+    margin_setting: float | str = 0.0
 
     def _exploit(self, tune_controller: Any, trial: Any, trial_to_clone: Any) -> None:
         donor_state = self._trial_state[trial_to_clone]  # type: ignore[attr-defined]
         own_state = self._trial_state[trial]  # type: ignore[attr-defined]
+        own, donor = own_state.last_result or {}, donor_state.last_result or {}
+        gain = float(own.get("objective", math.nan)) - float(donor.get("objective", math.nan))
+        margin = exploit_margin(
+            self.margin_setting, own.get("objective_se"), donor.get("objective_se")
+        )
+        row: dict[str, Any] = {
+            "time": time.time(),
+            "seed": TrialSpec.from_config(trial.config).seed,
+            "trial_id": trial.trial_id,
+            "donor": trial_to_clone.trial_id,
+            "step_before": own.get("step"),
+            "donor_step": donor.get("step"),
+            "gain": gain,
+            "margin": margin,
+        }
+        if self.margin_setting != 0 and not gain > margin:
+            # Within the noise of the two reads: keep training this member as it is.
+            self._log(row | {"skipped_within_noise": True})
+            return
         member = TrialSpec.from_config(trial.config).member
         super()._exploit(tune_controller, trial, trial_to_clone)  # type: ignore[misc]
         # The new config is a mutated copy of the donor's; the population slot stays ours.
         spec = TrialSpec.from_config(trial.config).replace(member=member)
         trial.set_config({**trial.config, **spec.to_config()})
-        row = {
-            "time": time.time(),
-            "trial_id": trial.trial_id,
-            "donor": trial_to_clone.trial_id,
-            "step_before": (own_state.last_result or {}).get("step"),
-            "donor_step": (donor_state.last_result or {}).get("step"),
-            "new_config": spec.searched(),
-        }
-        if self.lineage_path is not None:
-            with open(self.lineage_path, "a") as f:
+        self._log(row | {"new_config": spec.searched()})
+
+    def _log(self, row: dict[str, Any]) -> None:
+        if self.lineage_dir is not None:
+            with open(self.lineage_dir / f"lineage-seed{row['seed']}.jsonl", "a") as f:
                 f.write(json.dumps(row) + "\n")
         if self.on_exploit is not None:
             self.on_exploit(row)

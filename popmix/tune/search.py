@@ -1,12 +1,14 @@
-"""``popmix search``: the population and the baselines as trials of one Tuner per seed.
+"""``popmix search``: the population and the baselines as trials of one Tuner per group of
+seeds (one seed at a time unless the cluster holds several seeds' trials at once).
 
 Files written under ``<storage>/<name>/`` (the experiment folder, also TensorBoard's logdir):
 
-- ``seed<S>/``: Tune's experiment folder for seed S; one sub-folder per trial with its
-  ``progress.csv``, ``result.json`` and checkpoints;
+- ``seed<S>/`` (``seed<S1>_<S2>_.../`` for seeds run at once): Tune's experiment folder; one
+  sub-folder per trial with its ``progress.csv``, ``result.json`` and checkpoints;
 - ``tensorboard/seed<S>/<method>_<trial>/``: each trial's TensorBoard events (per-domain
   losses and weights, temperature, objective, HParams), written by the driver as results arrive;
-- ``lineage-seed<S>.jsonl``: one row per PBT exploit, written as they happen;
+- ``lineage-seed<S>.jsonl``: one row per PBT exploit decision (taken, or skipped as within
+  the noise of the two validation reads), written as they happen;
 
 and under ``--out`` (default: the experiment folder): ``summary.json``, ``best_schedule.json``,
 ``lineage.json`` and, for each baseline that learns its weights (DoGE, Aioli),
@@ -42,6 +44,7 @@ from popmix.config import (
     Experiment,
     SearchSpace,
     check_method_params,
+    experiment_to_dict,
 )
 from popmix.data import load_domains
 from popmix.data.domains import DomainSet
@@ -240,15 +243,28 @@ def check_trial_fits(
     )
 
 
+class SeedExplorers:
+    """PBT's explore step for a Tuner that runs several seeds: each seed's members are
+    explored by that seed's own :class:`Explorer` (and so draw the same values as in a Tuner
+    of their own)."""
+
+    def __init__(self, by_seed: dict[int, Explorer]) -> None:
+        self.by_seed = by_seed
+
+    def __call__(self, config: dict[str, Any]) -> dict[str, Any]:
+        return self.by_seed[int(config[CONFIG_KEY]["seed"])](config)
+
+
 def _scheduler_and_space(
     exp: Experiment,
     space: SearchSpace,
     domains: DomainSet,
-    seed: int,
+    seeds: list[int],
     exp_dir: Path,
     progress: Any,
 ) -> tuple[Any, Any, dict[str, Any], int]:
-    """(scheduler, search_alg, param_space, num_samples) for one seed's Tuner."""
+    """(scheduler, search_alg, param_space, num_samples) for the Tuner of ``seeds`` (one seed
+    for Optuna, whose searcher models one population)."""
     from ray import tune
 
     from popmix.tune.schedulers import (
@@ -261,20 +277,30 @@ def _scheduler_and_space(
     s = exp.search
     names = domains.names
     n_reports = math.ceil(exp.train.steps / s.report_every)
-    baselines = baseline_specs(exp, seed, names)
-    explorer = Explorer(
-        space,
-        names,
-        domains.sizes,
-        seed=s.seed * 1000 + seed,
-        perturb=s.searcher == "pbt",
-        resample_probability=s.resample_probability,
+    baselines = [b for seed in seeds for b in baseline_specs(exp, seed, names)]
+    explorers = {
+        seed: Explorer(
+            space,
+            names,
+            domains.sizes,
+            seed=s.seed * 1000 + seed,
+            perturb=s.searcher == "pbt",
+            resample_probability=s.resample_probability,
+        )
+        for seed in seeds
+    }
+    population = (
+        [m for seed in seeds for m in population_specs(exp, explorers[seed], seed)]
+        if exp.runs_population()
+        else []
     )
-    population = population_specs(exp, explorer, seed) if exp.runs_population() else []
 
     if s.searcher == "optuna" and population:
         from ray.tune.search.optuna import OptunaSearch  # imports optuna: only when used
 
+        if len(seeds) != 1:
+            raise ValueError("an Optuna search runs one seed per Tuner")
+        seed = seeds[0]
         searched: dict[str, Any] = {}
         for key, spec in space.vectors().items():
             low = max(spec.floor, 1e-4)
@@ -312,7 +338,7 @@ def _scheduler_and_space(
         time_attr="training_iteration",
         perturbation_interval=s.perturbation_interval,
         quantile_fraction=s.quantile_fraction,
-        custom_explore_fn=explorer,
+        custom_explore_fn=SeedExplorers(explorers),
     )
     if s.searcher == "pbt":
         # Vectors are explored by the Explorer only; scalars by Ray, then clipped by it.
@@ -330,9 +356,39 @@ def _scheduler_and_space(
         if space.temperature is not None:
             bounds.update({k: list(b) for k, b in space.temperature.bounds().items()})
         scheduler = make_pb2(hyperparam_bounds={"spec": bounds}, **common)
-    scheduler.lineage_path = exp_dir / f"lineage-seed{seed}.jsonl"
+    scheduler.lineage_dir = exp_dir
+    scheduler.margin_setting = s.exploit_margin
     scheduler.on_exploit = progress.exploit if progress is not None else None
     return scheduler, None, param_space, 1
+
+
+def seeds_per_tuner(exp: Experiment) -> int:
+    """How many seeds one Tuner runs at once: as many as the cluster holds with every trial
+    of each at one CPU (``cpus_per_trial: auto``) or at its fixed request (and its GPUs),
+    at least 1. Optuna models one population, so it runs one seed per Tuner."""
+    import ray
+
+    n = len(exp.seeds)
+    if n == 1 or exp.search.searcher == "optuna":
+        return 1
+    per_seed = trials_per_seed(exp)
+    total = ray.cluster_resources()
+    cpus = exp.resources.cpus_per_trial
+    fit = int(total.get("CPU", 0.0) // (per_seed * (1.0 if cpus == "auto" else float(cpus))))
+    gpus = exp.resources.gpus_per_trial
+    if gpus > 0:
+        fit = min(fit, int(total.get("GPU", 0.0) // (per_seed * gpus)))
+    return max(1, min(n, fit))
+
+
+def seed_groups(seeds: tuple[int, ...], per_tuner: int) -> list[list[int]]:
+    """The seeds in order, ``per_tuner`` to a Tuner."""
+    return [list(seeds[i : i + per_tuner]) for i in range(0, len(seeds), per_tuner)]
+
+
+def tuner_name(seeds: list[int]) -> str:
+    """Tune's experiment folder of a Tuner: ``seed3``, or ``seed0_1_2`` for several seeds."""
+    return "seed" + "_".join(str(s) for s in seeds)
 
 
 class StepLedger:
@@ -450,11 +506,25 @@ def _write_outputs(
     interrupted: bool = False,
 ) -> tuple[dict[str, Any], WeightsSchedule | None]:
     """summary.json, best_schedule.json, lineage.json and <method>_weights-seed<S>.json."""
-    from popmix.reporting.summary import best_schedule, comparisons, summarize
+    from popmix.reporting.summary import (
+        best_schedule,
+        comparisons,
+        exploit_counts,
+        method_intervals,
+        summarize,
+    )
+    from popmix.reporting.tensorboard import write_method_summary
 
     names = domains.names
     summary = summarize(records, exp.population_method)
     summary["comparisons"] = comparisons(summary)
+    summary["reference"] = exp.search.reference
+    summary["methods"] = method_intervals(summary, exp.search.reference)
+    # what popmix confirm retrains from, with the data's folder made absolute
+    config = experiment_to_dict(exp)
+    if config["data"].get("path"):
+        config["data"]["path"] = str(Path(config["data"]["path"]).resolve())
+    summary["experiment_config"] = config
     summary.update(
         experiment=exp.name,
         benchmark=domains.name,
@@ -475,15 +545,14 @@ def _write_outputs(
         experiment_dir=str(exp_dir),
         tensorboard=f"tensorboard --logdir {exp_dir}",
     )
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    best = best_schedule(records, names)
-    if best is not None:
-        best.write(out / "best_schedule.json")
-    lineage: dict[str, Any] = {"exploits": [], "members": {}}
+    # exploits taken, and those skipped as within the noise of the two validation reads
+    lineage: dict[str, Any] = {"exploits": [], "skipped_within_noise": [], "members": {}}
     for seed in exp.seeds:
         p = exp_dir / f"lineage-seed{seed}.jsonl"
         if p.is_file():
-            lineage["exploits"] += [json.loads(x) for x in p.read_text().splitlines() if x]
+            for row in (json.loads(x) for x in p.read_text().splitlines() if x):
+                kind = "skipped_within_noise" if row.get("skipped_within_noise") else "exploits"
+                lineage[kind].append(row)
     for r in records:
         if r["member"] >= 0 and r["schedule"]:
             # each member's schedule in the weights format, with its place in the population
@@ -492,6 +561,16 @@ def _write_outputs(
             )
             lineage["members"][r["trial_id"]] = member.to_dict()
     (out / "lineage.json").write_text(json.dumps(lineage, indent=2))
+    if exp.runs_population() and exp.search.searcher != "optuna":
+        summary["exploits"] = exploit_counts(lineage, exp.search.exploit_margin)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    best = best_schedule(records, names)
+    if best is not None:
+        best.write(out / "best_schedule.json")
+    try:
+        write_method_summary(exp_dir / "tensorboard" / "methods", summary)
+    except Exception as e:  # logging must never lose a search's outputs
+        print(f"popmix: could not write the TensorBoard method summary: {e}", file=sys.stderr)
     for r in records:
         if r["member"] < 0 and learns_weights(r["policy"]) and r["schedule"]:
             # DoGE's two-stage use: train a final model on these (time-averaged) weights with
@@ -506,6 +585,25 @@ def _write_outputs(
     return summary, best
 
 
+def tune_environment(opts: SearchOptions) -> tuple[dict[str, str], dict[str, str]]:
+    """(set, defaults): the environment variables a search (or a confirmation) sets, and
+    those it sets only where the user has not."""
+    force = {
+        # popmix writes TensorBoard itself (per-domain groups, HParams); CSV/JSON are
+        # added back as callbacks.
+        "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+    }
+    defaults = {
+        "RAY_AIR_NEW_OUTPUT": "0",
+        "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+        "TUNE_GLOBAL_CHECKPOINT_S": "10",
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
+    if opts.address is None:
+        defaults["RAY_AUTH_MODE"] = "disabled"
+    return force, defaults
+
+
 @dataclass(frozen=True)
 class ResolvedSearch:
     """A search's inputs, checked and resolved before Ray starts (:func:`resolve`)."""
@@ -518,22 +616,8 @@ class ResolvedSearch:
     out: Path  # where summary.json and the weights files go
 
     def environment(self, opts: SearchOptions) -> tuple[dict[str, str], dict[str, str]]:
-        """(set, defaults): the environment variables a search sets, and those it sets only
-        where the user has not."""
-        force = {
-            # popmix writes TensorBoard itself (per-domain groups, HParams); CSV/JSON are
-            # added back as callbacks.
-            "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
-        }
-        defaults = {
-            "RAY_AIR_NEW_OUTPUT": "0",
-            "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
-            "TUNE_GLOBAL_CHECKPOINT_S": "10",
-            "RAY_USAGE_STATS_ENABLED": "0",
-        }
-        if opts.address is None:
-            defaults["RAY_AUTH_MODE"] = "disabled"
-        return force, defaults
+        """(set, defaults): the environment variables a search sets (:func:`tune_environment`)."""
+        return tune_environment(opts)
 
     def logger_levels(self) -> dict[str, int]:
         """The loggers a search quietens, and to what."""
@@ -669,14 +753,15 @@ class RaySession:
             self._saved_random = None
 
 
-def _trial_resources(plan: ResolvedSearch) -> tuple[float, str | None]:
-    """(CPUs per trial, a line to print while the autoscaler adds a node, or None).
+def _trial_resources(plan: ResolvedSearch, per_tuner: int = 1) -> tuple[float, str | None]:
+    """(CPUs per trial with ``per_tuner`` seeds at once, a line to print while the autoscaler
+    adds a node, or None).
 
     Raises:
         ConfigError: no node can ever hold a trial.
     """
     exp = plan.exp
-    cpus = resolve_cpus(exp)
+    cpus = resolve_cpus(exp, per_tuner * trials_per_seed(exp))
     request = {"CPU": cpus, "GPU": float(exp.resources.gpus_per_trial)}
     nodes = _alive_nodes()
     waiting = None
@@ -689,13 +774,14 @@ def _trial_resources(plan: ResolvedSearch) -> tuple[float, str | None]:
 
 def _tuner(
     plan: ResolvedSearch,
-    seed: int,
+    seeds: list[int],
     trainable: Any,
     ledger: Any,
     progress: Any,
     interrupted: _Interrupted,
 ) -> Any:
-    """The Tuner of one seed: its population and its baselines as trials of one experiment."""
+    """The Tuner of ``seeds``: each seed's population and baselines as trials of one
+    experiment (a member ranks and copies only within its seed's population)."""
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
@@ -703,7 +789,7 @@ def _tuner(
 
     exp = plan.exp
     scheduler, searcher, param_space, num_samples = _scheduler_and_space(
-        exp, plan.space, plan.domains, seed, plan.exp_dir, progress
+        exp, plan.space, plan.domains, seeds, plan.exp_dir, progress
     )
     return tune.Tuner(
         trainable,
@@ -719,16 +805,14 @@ def _tuner(
             trial_dirname_creator=_trial_name,
         ),
         run_config=tune.RunConfig(
-            name=f"seed{seed}",
+            name=tuner_name(seeds),
             storage_path=str(plan.exp_dir),
             verbose=0,
             stop=_StopOnInterrupt(interrupted),
             callbacks=[
                 CSVLoggerCallback(),
                 JsonLoggerCallback(),
-                TensorBoardLogger(
-                    plan.exp_dir / "tensorboard" / f"seed{seed}", exp.population_method
-                ),
+                TensorBoardLogger(plan.exp_dir / "tensorboard", exp.population_method),
                 ledger,
                 *([progress] if progress else []),
             ],
@@ -744,7 +828,8 @@ def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> dict
 
     In three parts: :func:`resolve` checks everything it can without Ray; a
     :class:`RaySession` sets (and afterwards restores) what the search changes in this
-    process; one Tuner per seed (:func:`_tuner`) runs the population beside the baselines.
+    process; one Tuner per group of seeds (:func:`_tuner`; as many seeds at once as the
+    cluster holds, :func:`seeds_per_tuner`) runs the population beside the baselines.
 
     Raises:
         ConfigError, DataError: bad experiment, space, data or cluster address, or a trial
@@ -761,7 +846,8 @@ def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> dict
     session = RaySession(opts, env, env_defaults, plan.logger_levels(), exp.search.seed)
     records: list[dict[str, Any]] = []
     with session, _catch_sigint() as interrupted:
-        cpus, waiting = _trial_resources(plan)
+        per_tuner = seeds_per_tuner(exp)
+        cpus, waiting = _trial_resources(plan, per_tuner)
         exp_dir.mkdir(parents=True, exist_ok=True)
         out.mkdir(parents=True, exist_ok=True)
 
@@ -792,17 +878,25 @@ def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> dict
         if unstable:
             print(unstable, file=sys.stderr, flush=True)
         start = time.time()
+        groups = seed_groups(exp.seeds, per_tuner)
         try:
-            for i, seed in enumerate(exp.seeds):
+            for i, seeds in enumerate(groups):
                 if interrupted.is_set():
                     break
-                if len(exp.seeds) > 1:
-                    say(f"  seed {seed} ({i + 1} of {len(exp.seeds)})", flush=True)
+                if len(groups) > 1:
+                    which = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds}"
+                    say(f"  {which} ({i + 1} of {len(groups)})", flush=True)
+                elif len(seeds) > 1:
+                    say(f"  seeds {seeds} at once", flush=True)
                 progress = (
-                    None if opts.quiet else ProgressPrinter(exp.population_method, exp.train.steps)
+                    None
+                    if opts.quiet
+                    else ProgressPrinter(
+                        exp.population_method, exp.train.steps, seed_in_label=len(seeds) > 1
+                    )
                 )
                 ledger = StepLedger()
-                grid = _tuner(plan, seed, trainable, ledger, progress, interrupted).fit()
+                grid = _tuner(plan, seeds, trainable, ledger, progress, interrupted).fit()
                 records += _records(
                     grid, exp.population_method, ledger, interrupted=interrupted.is_set()
                 )

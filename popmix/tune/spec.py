@@ -26,6 +26,8 @@ import numpy as np
 from popmix.config import (
     BEST_OF_N,
     BEST_OF_N_POLICY,
+    CONFIRM_FINAL,
+    CONFIRM_SCHEDULE,
     Experiment,
     ModelConfig,
     SearchSpace,
@@ -39,6 +41,13 @@ CONFIG_KEY = "spec"
 FIXED_KEYS = ("method", "seed", "member", "draw")
 #: the policy every population member runs, whatever the searcher.
 MEMBER_POLICY = "mixture"
+#: methods whose label is not their policy's name: best-of-n's runs, and ``popmix confirm``'s
+#: replays of the best member (its schedule step by step, its final weights held static)
+METHOD_POLICIES = {
+    BEST_OF_N: BEST_OF_N_POLICY,
+    CONFIRM_SCHEDULE: "schedule",
+    CONFIRM_FINAL: "fixed",
+}
 
 
 @dataclass(frozen=True)
@@ -102,9 +111,9 @@ class TrialSpec:
     @property
     def policy(self) -> str:
         """The registered policy this trial runs."""
-        if self.method == BEST_OF_N:
-            return BEST_OF_N_POLICY
-        return MEMBER_POLICY if self.is_member else self.method
+        if self.is_member:
+            return MEMBER_POLICY
+        return METHOD_POLICIES.get(self.method, self.method)
 
     @property
     def run_seed(self) -> int:
@@ -154,7 +163,7 @@ class TrialSpec:
         """A method run as a single trial (a baseline) with the experiment's parameters; a
         per-domain vector parameter (``fixed``'s ``weights``) becomes ``{domain: weight}``."""
         params = exp.method_params(method)
-        for key in vector_parameters(BEST_OF_N_POLICY if method == BEST_OF_N else method):
+        for key in vector_parameters(METHOD_POLICIES.get(method, method)):
             value = params.get(key)
             if isinstance(value, (list, tuple)) and len(value) == len(names):
                 params[key] = {n: float(v) for n, v in zip(names, value)}
@@ -176,14 +185,18 @@ class TrialSettings:
     shape: str = "step"
 
     @classmethod
-    def of(cls, exp: Experiment, space: SearchSpace, cpus_per_trial: float) -> TrialSettings:
+    def of(
+        cls, exp: Experiment, space: SearchSpace | None, cpus_per_trial: float
+    ) -> TrialSettings:
+        """The settings of ``exp``'s trials (``space``: the searched one, None without a
+        population)."""
         return cls(
             model=exp.model,
             train=exp.train,
             report_every=exp.search.report_every,
             objective=exp.search.objective,
             threads=max(1, int(cpus_per_trial)),
-            shape=space.temperature.shape if space.temperature else "step",
+            shape=space.temperature.shape if space and space.temperature else "step",
         )
 
     def train_config(self, seed: int, device: str) -> TrainConfig:

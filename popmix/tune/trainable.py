@@ -40,6 +40,20 @@ def objective_of(val_loss: np.ndarray, names: list[str], objective: str) -> floa
     return float(val_loss[names.index(objective.split(":", 1)[1])])
 
 
+def objective_standard_error(
+    val_loss: np.ndarray, val_se: np.ndarray, names: list[str], objective: str
+) -> float:
+    """The standard error of :func:`objective_of` from each domain's standard error over its
+    validation windows: sqrt(sum se_i^2) / k for the mean (domains' windows are independent);
+    the worst domain's own for ``worst`` (its choice taken as fixed); the domain's for
+    ``domain:<name>``."""
+    if objective == "mean":
+        return float(np.sqrt(np.sum(np.square(val_se))) / len(val_se))
+    if objective == "worst":
+        return float(val_se[int(np.argmax(val_loss))])
+    return float(val_se[names.index(objective.split(":", 1)[1])])
+
+
 class MixtureTrainable(tune.Trainable):
     """Tune trainable around :class:`popmix.train.Trainer`.
 
@@ -101,8 +115,12 @@ class MixtureTrainable(tune.Trainable):
                 "steps_this_report": trainer.step - start,
             }
         val = np.array([rec["val_loss"][n] for n in names])
+        val_se = np.array([rec["val_loss_se"][n] for n in names])
+        objective = self.settings.objective
         metrics: dict[str, Any] = {
-            "objective": objective_of(val, names, self.settings.objective),
+            "objective": objective_of(val, names, objective),
+            # the objective's evaluation noise: what a noise-aware exploit compares against
+            "objective_se": objective_standard_error(val, val_se, names, objective),
             "val_loss": rec["val_loss"],
             "val_mean_loss": rec["val_mean_loss"],
             "val_mean_ppl": rec["val_mean_ppl"],

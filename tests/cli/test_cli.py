@@ -192,3 +192,33 @@ def test_smoke_replaces_the_budget_of_run_and_bracket(tmp_path):
     assert rc == 0
     report = json.loads((tmp_path / "b" / "bracket.json").read_text())
     assert [s["step"] for s in report["steps"]] == [0, 3, 6]  # --at-steps rescaled to 6 steps
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["confirm", "{tmp}/nothing"], "no such folder"),
+        (["confirm", "{tmp}"], "not a popmix search folder (no summary.json)"),
+        (["confirm", "{tmp}", "--seeds", "0"], "argument --seeds: must be at least 1"),
+        (["search", "--exploit-margin", "-1"], "argument --exploit-margin: must be >= 0"),
+        (["search", "--exploit-margin", "soon"], "expected auto or a number, got 'soon'"),
+        (["search", "--reference", "magic"], "unknown search.reference 'magic'"),
+        (["search", "--reference", "doge"], "search.reference 'doge' is not among the methods"),
+        (["search", "confirm.model.width=2"], "confirm.model.width: not a model setting"),
+    ],
+)
+def test_confirm_and_search_bad_input_is_one_line_exit_2(args, needle, tmp_path):
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    proc = subprocess.run(
+        [sys.executable, "-m", "popmix.cli", *args, "--storage", str(tmp_path / "runs")]
+        if args[0] == "search"
+        else [sys.executable, "-m", "popmix.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert needle in lines[0]
+    assert not (tmp_path / "runs").exists()

@@ -60,4 +60,6 @@ def test_a_split_is_a_gap_many_within_cluster_spreads_wide():
     assert split_seeds([10.072, 10.096, 10.255, 9.911, 10.074]) == []
     assert split_seeds([6.887, 6.830, 6.686, 6.670, 6.684]) == []  # brown16, 20 warm-up steps
     assert split_seeds([1.0, 1.0, 1.0, 1.0]) == []
+    # tight seeds whose largest gap is wide against their spread but 0.5% of the value
+    assert split_seeds([7.874, 7.875, 7.863, 7.924, 7.913]) == []
     assert split_seeds([80.4, 81.6, 91.5]) == []  # too few to tell

@@ -100,3 +100,64 @@ def test_comparisons_pair_the_population_with_best_of_n_and_stratified_by_seed()
     assert by["stratified"]["per_seed"] == pytest.approx([-0.6, -0.4, -0.7])
     table = format_table(summary)
     assert "pbt - best-of-n (mean test ppl, paired by seed): -0.467, 95% interval" in table
+
+
+def test_methods_section_gives_intervals_and_the_paired_verdict_against_the_reference():
+    from popmix.reporting.summary import method_intervals
+
+    records = []
+    # cooldown is 0.2 / 0.3 / 0.1 above stratified on the same seeds; pbt below by 0.5 +- 0.1
+    for seed, (p, c, s) in enumerate([(9.0, 9.7, 9.5), (9.1, 9.9, 9.6), (9.3, 9.9, 9.8)]):
+        records += [
+            rec("pbt", 0, 1.0, p, seed=seed),
+            rec("cooldown", -1, 1.0, c, seed=seed),
+            rec("stratified", -1, 1.0, s, seed=seed),
+        ]
+    summary = summarize(records, "pbt")
+    summary["reference"] = "stratified"
+    summary["methods"] = methods = method_intervals(summary, "stratified")
+    strat = methods["stratified"]["mean_test_ppl"]
+    assert strat["n"] == 3 and strat["mean"] == pytest.approx(9.633333333)
+    # by hand: std of 9.5, 9.6, 9.8 is 0.152753; t(2) = 4.303; half-width 4.303 * 0.152753 / sqrt 3
+    half = 4.303 * 0.1527525 / 3**0.5
+    assert strat["ci95"] == pytest.approx([9.633333 - half, 9.633333 + half], abs=1e-5)
+    assert methods["stratified"]["worst_test_ppl"]["mean"] == pytest.approx(10.633333333)
+    assert methods["stratified"]["vs_reference"] is None
+    vs = methods["pbt"]["vs_reference"]
+    assert vs["reference"] == "stratified" and vs["n"] == 3
+    assert vs["diff_mean"] == pytest.approx(-0.5) and vs["verdict"] == "better"
+    # diffs 0.2, 0.3, 0.1: mean 0.2, std 0.1, half-width 4.303 * 0.1 / sqrt 3 = 0.248 > 0.2
+    cool = methods["cooldown"]["vs_reference"]
+    assert cool["diff_mean"] == pytest.approx(0.2)
+    assert cool["ci95"] == pytest.approx([0.2 - 0.24843, 0.2 + 0.24843], abs=1e-4)
+    assert cool["verdict"] == "no clear difference"
+    table = format_table(summary)
+    assert "vs stratified (paired by seed)" in table
+    assert "+0.200 [-0.048, +0.448] no clear difference" in table
+    assert "-0.500 [" in table and "better" in table
+
+
+def test_methods_section_without_the_reference_and_on_one_seed():
+    from popmix.reporting.summary import format_methods, method_intervals
+
+    summary = summarize([rec("pbt", 0, 1.0, 9.0), rec("cooldown", -1, 1.0, 9.5)], "pbt")
+    methods = method_intervals(summary, "stratified")
+    assert methods["pbt"]["vs_reference"] is None  # stratified did not run
+    assert methods["pbt"]["mean_test_ppl"]["ci95"] is None
+    assert format_methods(methods, "stratified") == []  # no interval on one seed
+    assert len(format_methods(methods, "stratified", always=True)) == 4
+
+
+def test_exploit_counts_taken_and_skipped_per_seed():
+    from popmix.reporting.summary import exploit_counts
+
+    lineage = {
+        "exploits": [{"seed": 0}, {"seed": 1}, {"seed": 1}],
+        "skipped_within_noise": [{"seed": 0, "skipped_within_noise": True}],
+    }
+    c = exploit_counts(lineage, "auto")
+    assert (c["taken"], c["skipped_within_noise"], c["margin"]) == (3, 1, "auto")
+    assert c["per_seed"] == {
+        "0": {"taken": 1, "skipped_within_noise": 1},
+        "1": {"taken": 2, "skipped_within_noise": 0},
+    }

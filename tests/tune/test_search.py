@@ -44,7 +44,11 @@ def pbt_run(ray_session, tmp_path_factory):
     """4 PBT members + 2 baselines on 4 brown16 domains; PBT decides at every report."""
     out = tmp_path_factory.mktemp("pbt")
     exp = smoke(
-        population=4, perturbation_interval=1, quantile_fraction=0.5, resample_probability=0.5
+        population=4,
+        perturbation_interval=1,
+        quantile_fraction=0.5,
+        resample_probability=0.5,
+        exploit_margin=0.0,  # Ray's plain rule: this run tests the exploit's mechanics
     )
     exp = exp.replace(train=dataclasses.replace(exp.train, steps=60))
     space = load_space(ROOT / "search_spaces" / "sampling_and_loss.yaml")
@@ -126,6 +130,31 @@ def test_tensorboard_has_per_domain_tags_and_hparams_for_every_trial(pbt_run):
         assert info.hparams["method"].string_value == Path(run).name.split("_")[0]
 
 
+def test_summary_and_tensorboard_compare_the_methods_across_seeds(pbt_run):
+    exp_dir, summary = pbt_run
+    assert summary["reference"] == "stratified"
+    assert set(summary["methods"]) == {"pbt", "stratified", "temperature"}
+    vs = summary["methods"]["pbt"]["vs_reference"]
+    assert vs["reference"] == "stratified" and vs["n"] == 1  # one seed: no interval yet
+    assert summary["exploits"]["margin"] == 0.0
+    assert summary["exploits"]["taken"] == len(
+        json.loads((exp_dir / "lineage.json").read_text())["exploits"]
+    )
+    ea = read_events(str(exp_dir / "tensorboard" / "methods"))
+    assert "comparison/text_summary" in ea.Tags()["tensors"]
+    text = ea.Tensors("comparison/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert "| pbt | 1 |" in text and "| stratified | 1 |" in text and "reference" in text
+    for method in summary["methods"]:
+        run = read_events(str(exp_dir / "tensorboard" / "methods" / method))
+        assert "method/mean_test_ppl" in run.Tags()["scalars"]
+        content = run.PluginTagToContent("hparams")
+        info = plugin_data_pb2.HParamsPluginData.FromString(
+            content["_hparams_/session_start_info"]
+        ).session_start_info
+        assert info.hparams["method"].string_value == method
+        assert info.hparams["reference"].string_value == "stratified"
+
+
 def test_outputs_written_and_best_schedule_replays(pbt_run, tmp_path):
     exp_dir, summary = pbt_run
     best = json.loads((exp_dir / "best_schedule.json").read_text())
@@ -187,7 +216,13 @@ def test_optuna_searcher_beside_a_baseline(ray_session, tmp_path):
 def test_pb2_beside_the_baselines_keeps_weights_on_the_simplex(ray_session, tmp_path):
     pytest.importorskip("sklearn")
     # Baselines' specs carry None for every searched key: PB2 must leave them alone.
-    exp = smoke(searcher="pb2", population=3, perturbation_interval=1, quantile_fraction=0.34)
+    exp = smoke(
+        searcher="pb2",
+        population=3,
+        perturbation_interval=1,
+        quantile_fraction=0.34,
+        exploit_margin=0.0,
+    )
     exp = exp.replace(methods=("pbt", "stratified", "cooldown"))
     space = load_space(ROOT / "search_spaces" / "sampling.yaml")
     summary = run_search(exp, space, SearchOptions(storage=str(tmp_path), name="pb2", quiet=True))
@@ -270,3 +305,39 @@ def test_doge_and_aioli_run_beside_pbt(ray_session, tmp_path):
     assert abs(sum(exported["final_weights"]) - 1) < 1e-9 and exported["points"]
     runs = glob.glob(str(tmp_path / "da" / "tensorboard" / "seed0" / "doge_*"))
     assert "weight/religion" in read_events(runs[0]).Tags()["scalars"]
+
+
+def test_confirm_retrains_the_answer_on_fresh_seeds_at_both_scales(pbt_run, tmp_path):
+    from popmix.tune.confirm import run_confirm
+
+    exp_dir, summary = pbt_run
+    # the search's outputs in a folder of their own, its experiment given a second scale
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "best_schedule.json").write_bytes((exp_dir / "best_schedule.json").read_bytes())
+    changed = dict(summary, experiment_dir=str(run))
+    changed["experiment_config"] = dict(
+        summary["experiment_config"], confirm={"seeds": 2, "model": {"d_model": 48}, "steps": 12}
+    )
+    (run / "summary.json").write_text(json.dumps(changed, default=str))
+    report = run_confirm(run, SearchOptions(quiet=True))
+    assert json.loads((run / "confirm.json").read_text())["seeds"] == [1, 2]
+    for section, steps, width in ((report, 60, 32), (report["second_scale"], 12, 48)):
+        assert section["seeds"] == [1, 2] and section["steps"] == steps
+        assert section["model"]["d_model"] == width
+        methods = section["methods"]
+        assert set(methods) == {"best-schedule", "best-final", "stratified", "temperature"}
+        for name, m in methods.items():
+            assert m["mean_test_ppl"]["n"] == 2 and len(m["mean_test_ppl"]["ci95"]) == 2
+            if name != "stratified":
+                assert m["vs_reference"]["reference"] == "stratified"
+                assert m["vs_reference"]["verdict"] in ("better", "worse", "no clear difference")
+        rows = section["rows"]
+        assert all(r["status"] == "ok" and r["steps"] == steps for r in rows)
+        assert {r["seed"] for r in rows} == {1, 2}
+        ra = section["rank_agreement"]
+        # the search's pbt stands for best-schedule; best-final has no counterpart
+        assert set(ra["methods"]) == {"best-schedule", "stratified", "temperature"}
+        assert 0.0 <= ra["pairwise_accuracy"] <= 1.0
+    assert glob.glob(str(run / "tensorboard" / "confirm" / "seed1" / "best-schedule_*"))
+    assert glob.glob(str(run / "tensorboard" / "confirm-second" / "seed2" / "stratified_*"))

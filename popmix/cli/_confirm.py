@@ -1,0 +1,50 @@
+"""``popmix confirm``: retrain a search's answer and its baselines from scratch, on fresh seeds."""
+
+from __future__ import annotations
+
+import argparse
+
+from popmix.cli._base import Command, positive_int
+
+
+class ConfirmCommand(Command):
+    name = "confirm"
+    help = "retrain a search's best schedule and baselines on fresh seeds (and a second scale)"
+    description = (
+        "Retrain, from scratch and with the search's budget, the best member's schedule "
+        "(replayed), its final weights (static) and every baseline of a finished search, on "
+        "seeds the search did not use; optionally also at the second scale the experiment's "
+        "confirm: section names. Prints each method's interval and its paired verdict against "
+        "the reference, and how far the ranking agrees with the search's; writes confirm.json "
+        "beside the search's summary.json."
+    )
+    reads_experiment = False  # the search's own experiment, from its summary.json
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        p.add_argument("run_dir", metavar="RUN_DIR", help="the search's folder (its summary.json)")
+        p.add_argument(
+            "--seeds",
+            type=positive_int,
+            help="fresh seeds (default: the experiment's confirm.seeds, 3)",
+        )
+        p.add_argument(
+            "--scale",
+            choices=("search", "second", "both"),
+            help="the search's scale, the experiment's second scale (confirm.model, "
+            "confirm.steps), or both (default: both when a second scale is named)",
+        )
+        g = p.add_argument_group("cluster")
+        g.add_argument(
+            "--address",
+            help="an existing Ray cluster (host:port or auto); default: start a local Ray",
+        )
+        g.add_argument("--cpus", type=positive_int, help="CPUs of the local Ray (default: all)")
+        g.add_argument("--quiet", action="store_true", help="print only the final tables")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from popmix.tune.confirm import run_confirm
+        from popmix.tune.search import SearchOptions
+
+        opts = SearchOptions(address=args.address, cpus=args.cpus, quiet=args.quiet)
+        run_confirm(args.run_dir, opts, n_seeds=args.seeds, scale=args.scale)
+        return 0

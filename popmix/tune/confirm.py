@@ -1,0 +1,334 @@
+"""``popmix confirm``: retrain what a search found, from scratch, on fresh seeds.
+
+A search's answer is the best member on its own validation reads, from its own seeds. This
+retrains, with the search's budget and proxy, on seeds the search never used:
+
+- ``best-schedule``: the best member's weights over steps, replayed (rescaled to the steps);
+- ``best-final``: its final weights, static from the first step;
+- every baseline of the search (best-of-n aside: it is the control for the search's selection,
+  and a confirmation selects nothing);
+
+and, when the experiment's ``confirm`` section names a second scale (``model`` changes,
+``steps``), the same there. Every trial of a scale runs in one Tuner, all seeds at once.
+
+Files: ``confirm.json`` beside the search's ``summary.json`` (``methods``, as in
+``summary.json``, and ``rank_agreement`` between the search's ranking of the methods and the
+confirmation's; a second scale under ``second_scale``); Tune folders ``confirm/`` and
+``confirm-second/`` in the experiment folder; TensorBoard runs under its
+``tensorboard/confirm/`` and ``tensorboard/confirm-second/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from popmix.config import (
+    BEST_OF_N,
+    CONFIRM_FINAL,
+    CONFIRM_SCHEDULE,
+    ConfigError,
+    Experiment,
+    experiment_from_dict,
+)
+from popmix.tune.spec import CONFIG_KEY, TrialSettings, TrialSpec
+from popmix.weights_file import WeightsFileError, WeightsSchedule
+
+#: which scales ``--scale`` picks from
+SCALES = ("search", "second", "both")
+
+
+@dataclass(frozen=True)
+class FinishedSearch:
+    """What ``popmix confirm`` reads from a search's output folder."""
+
+    folder: Path  # where summary.json is (the search's --out)
+    summary: dict[str, Any]
+    exp: Experiment
+    best: WeightsSchedule | None  # None: the search ran no population
+
+    @property
+    def exp_dir(self) -> Path:
+        return Path(self.summary.get("experiment_dir") or self.folder)
+
+
+def read_search(run_dir: str | Path) -> FinishedSearch:
+    """The finished search in ``run_dir``.
+
+    Raises:
+        ConfigError: not a folder, not a popmix search, interrupted or without its outputs.
+    """
+    folder = Path(run_dir)
+    fix = "give the folder of a finished popmix search (where its summary.json is)"
+    if not folder.is_dir():
+        raise ConfigError(f"{run_dir}: no such folder; {fix}")
+    path = folder / "summary.json"
+    if not path.is_file():
+        raise ConfigError(f"{run_dir}: not a popmix search folder (no summary.json); {fix}")
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{path}: cannot read it ({e}); rerun the search") from None
+    if not isinstance(summary, dict) or "rows" not in summary:
+        raise ConfigError(f"{path}: not a popmix search summary; {fix}")
+    if summary.get("interrupted"):
+        raise ConfigError(
+            f"{run_dir}: the search was interrupted before it finished; rerun it, then confirm"
+        )
+    raw = summary.get("experiment_config")
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{path} has no experiment_config (written by an older popmix); rerun the search"
+        )
+    exp = experiment_from_dict(raw, f"{path}: experiment_config")
+    best = None
+    if exp.runs_population():
+        best_path = folder / "best_schedule.json"
+        if not best_path.is_file():
+            raise ConfigError(
+                f"{run_dir}: no best_schedule.json (no population member finished); rerun "
+                "the search"
+            )
+        try:
+            best = WeightsSchedule.read(best_path, summary.get("domains"))
+        except WeightsFileError as e:
+            raise ConfigError(f"{best_path}: {e}") from None
+    return FinishedSearch(folder, summary, exp, best)
+
+
+def confirm_seeds(exp: Experiment, n: int) -> list[int]:
+    """``n`` seeds the search never used: its largest seed + 1 onward."""
+    start = max(exp.seeds) + 1
+    return list(range(start, start + n))
+
+
+def confirm_methods(exp: Experiment) -> list[str]:
+    """What a confirmation trains: the best member's schedule and final weights (when a
+    population ran), then the search's baselines without best-of-n."""
+    found = [CONFIRM_SCHEDULE, CONFIRM_FINAL] if exp.runs_population() else []
+    return found + [m for m in exp.baseline_methods() if m != BEST_OF_N]
+
+
+def confirm_specs(
+    exp: Experiment, best: WeightsSchedule | None, names: list[str], seeds: list[int]
+) -> list[TrialSpec]:
+    """The trials of one scale: every confirmed method on every seed."""
+    specs = []
+    for seed in seeds:
+        for method in confirm_methods(exp):
+            if method in (CONFIRM_SCHEDULE, CONFIRM_FINAL):
+                assert best is not None
+                mode = "schedule" if method == CONFIRM_SCHEDULE else "final"
+                _, params = best.aligned(names).replay(mode, exp.train.steps)
+                if method == CONFIRM_FINAL:
+                    params = {"weights": dict(zip(names, params["weights"]))}
+                specs.append(TrialSpec(method, seed, params=params))
+            else:
+                specs.append(TrialSpec.single(exp, method, seed, names))
+    return specs
+
+
+def _ranks(values: list[float]) -> np.ndarray:
+    """Ranks 1..n, ties given their mean rank."""
+    x = np.asarray(values, dtype=np.float64)
+    order = np.argsort(x, kind="stable")
+    ranks = np.empty(len(x))
+    ranks[order] = np.arange(1, len(x) + 1)
+    for v in np.unique(x):
+        tied = x == v
+        ranks[tied] = ranks[tied].mean()
+    return ranks
+
+
+def rank_agreement(search: dict[str, float], confirmed: dict[str, float]) -> dict[str, Any]:
+    """How far the confirmation orders the methods as the search did (by mean test
+    perplexity over seeds; the search's population stands for ``best-schedule``):
+    ``spearman`` (the rank correlation) and ``pairwise_accuracy`` (the share of method pairs
+    both order the same way), over the methods both have (None below 2 methods)."""
+    common = [m for m in confirmed if m in search]
+    out: dict[str, Any] = {"methods": common, "spearman": None, "pairwise_accuracy": None}
+    if len(common) < 2:
+        return out
+    a = _ranks([search[m] for m in common])
+    b = _ranks([confirmed[m] for m in common])
+    if a.std() > 0 and b.std() > 0:
+        out["spearman"] = float(np.corrcoef(a, b)[0, 1])
+    pairs = list(itertools.combinations(range(len(common)), 2))
+    same = sum(np.sign(a[i] - a[j]) == np.sign(b[i] - b[j]) for i, j in pairs)
+    out["pairwise_accuracy"] = float(same / len(pairs))
+    return out
+
+
+def _search_means(found: FinishedSearch) -> dict[str, float]:
+    population = found.summary.get("population_method")
+    out = {}
+    for method, entry in (found.summary.get("methods") or {}).items():
+        mean = (entry.get("mean_test_ppl") or {}).get("mean")
+        if mean is None or method == BEST_OF_N:
+            continue
+        out[CONFIRM_SCHEDULE if method == population else method] = float(mean)
+    return out
+
+
+def _run_scale(
+    found: FinishedSearch,
+    exp: Experiment,
+    label: str,
+    seeds: list[int],
+    domains: Any,
+    quiet: bool,
+) -> dict[str, Any]:
+    """Train one scale's trials in one Tuner; its section of ``confirm.json``."""
+    from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    from popmix.reporting.progress import ProgressPrinter
+    from popmix.reporting.summary import method_intervals, summarize
+    from popmix.reporting.tensorboard import TensorBoardLogger
+    from popmix.tune.search import StepLedger, _records, resolve_cpus
+    from popmix.tune.trainable import MixtureTrainable
+
+    specs = confirm_specs(exp, found.best, domains.names, seeds)
+    cpus = resolve_cpus(exp, len(specs))
+    settings = TrialSettings.of(exp, None, cpus)
+    trainable = tune.with_resources(
+        tune.with_parameters(MixtureTrainable, domains=domains, settings=settings),
+        {"cpu": cpus, "gpu": exp.resources.gpus_per_trial},
+    )
+    folder = "confirm" if label == "search" else "confirm-second"
+    ledger = StepLedger()
+    progress = None
+    if not quiet:
+        progress = ProgressPrinter("-", exp.train.steps, every_report=False, seed_in_label=True)
+    start = time.time()
+    grid = tune.Tuner(
+        trainable,
+        param_space={CONFIG_KEY: tune.grid_search([s.to_config()[CONFIG_KEY] for s in specs])},
+        tune_config=tune.TuneConfig(metric="objective", mode="min", reuse_actors=True),
+        run_config=tune.RunConfig(
+            name=folder,
+            storage_path=str(found.exp_dir),
+            verbose=0,
+            callbacks=[
+                CSVLoggerCallback(),
+                JsonLoggerCallback(),
+                TensorBoardLogger(found.exp_dir / "tensorboard" / folder, "-"),
+                ledger,
+                *([progress] if progress else []),
+            ],
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_at_end=True),
+            failure_config=tune.FailureConfig(max_failures=0),
+        ),
+    ).fit()
+    records = _records(grid, "-", ledger)
+    summary = summarize(records, "-")
+    reference = exp.search.reference
+    methods = method_intervals(summary, reference)
+    confirmed = {
+        m: e["mean_test_ppl"]["mean"]
+        for m, e in methods.items()
+        if e["mean_test_ppl"].get("mean") is not None
+    }
+    return {
+        "scale": label,
+        "model": dataclasses.asdict(exp.model),
+        "steps": exp.train.steps,
+        "seeds": seeds,
+        "reference": reference,
+        "rows": summary["rows"],
+        "methods": methods,
+        "rank_agreement": rank_agreement(_search_means(found), confirmed),
+        "wall_time_s": time.time() - start,
+    }
+
+
+def run_confirm(
+    run_dir: str | Path,
+    opts: Any,
+    n_seeds: int | None = None,
+    scale: str | None = None,
+) -> dict[str, Any]:
+    """Confirm the search in ``run_dir``; returns what ``confirm.json`` holds (also written).
+
+    Args:
+        opts: a :class:`popmix.tune.search.SearchOptions` (where Ray runs; quiet).
+        n_seeds: fresh seeds (default: the experiment's ``confirm.seeds``).
+        scale: ``search``, ``second`` or ``both`` (default: both when the experiment names a
+            second scale, else search).
+
+    Raises:
+        ConfigError, DataError: a missing or incomplete search, a second scale the experiment
+            does not name, data that cannot be loaded.
+    """
+    from popmix.data import load_domains
+    from popmix.tune.search import RaySession, tune_environment
+
+    found = read_search(run_dir)
+    exp = found.exp
+    n = n_seeds or exp.confirm.seeds
+    if n < 1:
+        raise ConfigError(f"--seeds must be at least 1, got {n}")
+    scale = scale or ("both" if exp.confirm.second_scale else "search")
+    if scale not in SCALES:
+        raise ConfigError(f"unknown --scale {scale!r}; use {', '.join(SCALES)}")
+    if scale != "search" and not exp.confirm.second_scale:
+        raise ConfigError(
+            f"--scale {scale}: the experiment names no second scale; add confirm: {{model: "
+            "{d_model: 256}, steps: 2000}} to the experiment file (or pass confirm.model=... "
+            "to the search)"
+        )
+    d = exp.data
+    domains = load_domains(
+        d.benchmark, d.tasks, d.path, seed=d.seed, domain_column=d.domain_column
+    )
+    seeds = confirm_seeds(exp, n)
+    say = (lambda *a, **k: None) if opts.quiet else print
+    report: dict[str, Any] = {"search": str(found.folder), "experiment": exp.name}
+    scales = [("search", exp)] if scale in ("search", "both") else []
+    if scale in ("second", "both"):
+        scales.append(("second", exp.second_scale()))
+    env, env_defaults = tune_environment(opts)
+    with RaySession(opts, env, env_defaults):
+        for label, variant in scales:
+            m = variant.model
+            say(
+                f"popmix confirm: {', '.join(confirm_methods(variant))} on {domains.name}, "
+                f"seeds {seeds} (fresh), {variant.train.steps} steps, model {m.n_layer} layers "
+                f"x width {m.d_model} ({label} scale)",
+                flush=True,
+            )
+            section = _run_scale(found, variant, label, seeds, domains, opts.quiet)
+            if label == "search":
+                report.update(section)
+            else:
+                report["second_scale"] = section
+            say(format_confirm(section))
+    out = found.folder / "confirm.json"
+    out.write_text(json.dumps(report, indent=2, default=str))
+    say(f"\nwrote {out}")
+    return report
+
+
+def format_confirm(section: dict[str, Any]) -> str:
+    """One scale's methods block and its rank agreement with the search."""
+    from popmix.reporting.summary import format_methods
+
+    lines = ["", *format_methods(section["methods"], section["reference"], always=True)]
+    ra = section["rank_agreement"]
+    if ra["pairwise_accuracy"] is not None:
+        rho = "-" if ra["spearman"] is None else f"{ra['spearman']:+.2f}"
+        lines.append(
+            f"\nrank agreement with the search over {len(ra['methods'])} methods: Spearman "
+            f"{rho}, pairs ordered alike {ra['pairwise_accuracy']:.0%}"
+        )
+    return "\n".join(lines)
+
+
+__all__ = ["FinishedSearch", "confirm_seeds", "rank_agreement", "read_search", "run_confirm"]
