@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-from popmix.cli._base import Command, positive_int
+from popmix.cli._base import (
+    SMOKE_MODEL,
+    SMOKE_TRAIN,
+    Command,
+    UsageError,
+    add_smoke_arg,
+    positive_int,
+)
 
 
 class ConfirmCommand(Command):
@@ -23,6 +31,13 @@ class ConfirmCommand(Command):
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
         p.add_argument("run_dir", metavar="RUN_DIR", help="the search's folder (its summary.json)")
         p.add_argument(
+            "overrides",
+            nargs="*",
+            metavar="confirm.KEY=VALUE",
+            help="change the second scale, e.g. confirm.model.d_model=256 confirm.steps=2000 "
+            "(only confirm.* keys: the budget and proxy are the search's)",
+        )
+        p.add_argument(
             "--seeds",
             type=positive_int,
             help="fresh seeds (default: the experiment's confirm.seeds, 3)",
@@ -40,11 +55,23 @@ class ConfirmCommand(Command):
         )
         g.add_argument("--cpus", type=positive_int, help="CPUs of the local Ray (default: all)")
         g.add_argument("--quiet", action="store_true", help="print only the final tables")
+        add_smoke_arg(p, "one fresh seed, 12 steps of a 1-layer model of width 32")
 
     def run(self, args: argparse.Namespace) -> int:
         from popmix.tune.confirm import run_confirm
         from popmix.tune.search import SearchOptions
 
         opts = SearchOptions(address=args.address, cpus=args.cpus, quiet=args.quiet)
-        run_confirm(args.run_dir, opts, n_seeds=args.seeds, scale=args.scale)
+        given: list[str | tuple[str, Any]] = []
+        for text in args.overrides:
+            if not text.startswith("confirm.") or "=" not in text:
+                raise UsageError(
+                    f"unexpected argument {text!r}: popmix confirm takes only confirm.KEY=VALUE "
+                    "(e.g. confirm.model.d_model=256); the budget and proxy are the search's"
+                )
+            given.append(text)
+        if args.smoke:
+            given += [*SMOKE_MODEL.items(), *SMOKE_TRAIN.items()]
+        seeds = 1 if args.smoke else args.seeds
+        run_confirm(args.run_dir, opts, n_seeds=seeds, scale=args.scale, overrides=given)
         return 0

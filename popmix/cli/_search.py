@@ -177,5 +177,7 @@ class SearchCommand(Command):
         if args.confirm:
             from popmix.tune.confirm import run_confirm
 
-            run_confirm(args.out or summary["experiment_dir"], opts)
+            # --smoke: one fresh seed, like popmix confirm --smoke (the budget is the search's)
+            seeds = 1 if args.smoke else None
+            run_confirm(args.out or summary["experiment_dir"], opts, n_seeds=seeds)
         return 0

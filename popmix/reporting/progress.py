@@ -58,22 +58,22 @@ class ProgressPrinter(Callback):
         obj_s = "nan" if obj is None or not math.isfinite(obj) else f"{obj:.4f}"
         extra = f"  T {result['temperature']:.2f}" if "temperature" in result else ""
         self._print(
-            f"{self._label(trial):<14} step {result.get('step', 0):>6}/{self.total_steps}  "
+            f"{self._label(trial):<16} step {result.get('step', 0):>6}/{self.total_steps}  "
             f"objective {obj_s}{extra}"
         )
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info):
         r = trial.last_result or {}
         if r.get("diverged"):
-            self._print(f"{self._label(trial):<14} diverged: {r.get('error', '')}")
+            self._print(f"{self._label(trial):<16} diverged: {r.get('error', '')}")
         elif "test_mean_ppl" in r:
             self._print(
-                f"{self._label(trial):<14} done: test mean ppl {r['test_mean_ppl']:.3f}, "
+                f"{self._label(trial):<16} done: test mean ppl {r['test_mean_ppl']:.3f}, "
                 f"worst {r['test_worst_ppl']:.3f}"
             )
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info):
-        self._print(f"{self._label(trial):<14} failed (see {trial.path} for its error)")
+        self._print(f"{self._label(trial):<16} failed (see {trial.path} for its error)")
 
     def exploit(self, row: dict[str, Any]) -> None:
         target = self.labels.get(row["trial_id"], row["trial_id"])

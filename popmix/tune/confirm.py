@@ -37,6 +37,7 @@ from popmix.config import (
     ConfigError,
     Experiment,
     experiment_from_dict,
+    with_overrides,
 )
 from popmix.tune.spec import CONFIG_KEY, TrialSettings, TrialSpec
 from popmix.weights_file import WeightsFileError, WeightsSchedule
@@ -66,6 +67,8 @@ def read_search(run_dir: str | Path) -> FinishedSearch:
         ConfigError: not a folder, not a popmix search, interrupted or without its outputs.
     """
     folder = Path(run_dir)
+    if folder.name == "summary.json" and folder.is_file():
+        folder = folder.parent
     fix = "give the folder of a finished popmix search (where its summary.json is)"
     if not folder.is_dir():
         raise ConfigError(f"{run_dir}: no such folder; {fix}")
@@ -254,6 +257,7 @@ def run_confirm(
     opts: Any,
     n_seeds: int | None = None,
     scale: str | None = None,
+    overrides: list[str | tuple[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Confirm the search in ``run_dir``; returns what ``confirm.json`` holds (also written).
 
@@ -262,6 +266,8 @@ def run_confirm(
         n_seeds: fresh seeds (default: the experiment's ``confirm.seeds``).
         scale: ``search``, ``second`` or ``both`` (default: both when the experiment names a
             second scale, else search).
+        overrides: dotted-key changes to the search's experiment (``popmix confirm --smoke``'s
+            tiny budget; a confirmation is otherwise the search's own budget and proxy).
 
     Raises:
         ConfigError, DataError: a missing or incomplete search, a second scale the experiment
@@ -271,7 +277,7 @@ def run_confirm(
     from popmix.tune.search import RaySession, tune_environment
 
     found = read_search(run_dir)
-    exp = found.exp
+    exp = with_overrides(found.exp, overrides or [])
     n = n_seeds or exp.confirm.seeds
     if n < 1:
         raise ConfigError(f"--seeds must be at least 1, got {n}")
@@ -280,9 +286,9 @@ def run_confirm(
         raise ConfigError(f"unknown --scale {scale!r}; use {', '.join(SCALES)}")
     if scale != "search" and not exp.confirm.second_scale:
         raise ConfigError(
-            f"--scale {scale}: the experiment names no second scale; add confirm: {{model: "
-            "{d_model: 256}, steps: 2000}} to the experiment file (or pass confirm.model=... "
-            "to the search)"
+            f"--scale {scale}: the experiment names no second scale; give one, e.g. "
+            "confirm.model.d_model=256 confirm.steps=2000 (or a confirm: section in the "
+            "experiment file)"
         )
     d = exp.data
     domains = load_domains(
@@ -290,7 +296,10 @@ def run_confirm(
     )
     seeds = confirm_seeds(exp, n)
     say = (lambda *a, **k: None) if opts.quiet else print
-    report: dict[str, Any] = {"search": str(found.folder), "experiment": exp.name}
+    out = found.folder / "confirm.json"
+    # a scale not rerun keeps what an earlier confirmation found for it
+    report: dict[str, Any] = _previous(out)
+    report.update(search=str(found.folder), experiment=exp.name)
     scales = [("search", exp)] if scale in ("search", "both") else []
     if scale in ("second", "both"):
         scales.append(("second", exp.second_scale()))
@@ -310,10 +319,18 @@ def run_confirm(
             else:
                 report["second_scale"] = section
             say(format_confirm(section))
-    out = found.folder / "confirm.json"
     out.write_text(json.dumps(report, indent=2, default=str))
     say(f"\nwrote {out}")
     return report
+
+
+def _previous(path: Path) -> dict[str, Any]:
+    """An earlier ``confirm.json`` of the same folder (empty when there is none)."""
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return old if isinstance(old, dict) else {}
 
 
 def format_confirm(section: dict[str, Any]) -> str:

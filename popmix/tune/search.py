@@ -16,7 +16,8 @@ and under ``--out`` (default: the experiment folder): ``summary.json``, ``best_s
 
 :func:`run_search` runs in three parts: :func:`resolve` (everything checked and loaded, no
 Ray), a :class:`RaySession` (what the search changes in this process, restored afterwards) and
-one Tuner per seed (:func:`_tuner`), whose trials are :class:`popmix.tune.spec.TrialSpec`.
+one Tuner per group of seeds (:func:`_tuner`), whose trials are
+:class:`popmix.tune.spec.TrialSpec`.
 """
 
 from __future__ import annotations
