@@ -9,7 +9,7 @@ from popmix.data.domains import VOCAB_SIZE, DataError, Domain, DomainSet
 from popmix.data.sampler import MixtureSampler, eval_windows, largest_remainder
 
 #: built-in benchmarks (``--benchmark``); user data comes through ``--data``.
-BENCHMARKS = ("brown16", "synthetic")
+BENCHMARKS = ("brown16", "multilingual", "synthetic")
 
 
 def load_domains(
@@ -22,9 +22,11 @@ def load_domains(
     """Load a domain set and keep its first ``tasks`` domains.
 
     Args:
-        benchmark: ``brown16`` (15 Brown-corpus genres + Python code, shipped with popmix) or
-            ``synthetic`` (Markov-chain domains with a known loss floor; ``tasks`` of them are
-            generated, 16 by default). Ignored when ``data`` is given.
+        benchmark: ``brown16`` (15 Brown-corpus genres + Python code, shipped with popmix),
+            ``multilingual`` (16 languages in 11 scripts, high- and low-resource, shipped with
+            popmix; see :mod:`popmix.data.multilingual`) or ``synthetic`` (Markov-chain domains
+            with a known loss floor; ``tasks`` of them are generated, 16 by default). Ignored
+            when ``data`` is given.
         tasks: number of domains to keep (all when None).
         data: a folder with one file per domain, or a table file with a domain column, read
             offline through HF ``datasets``.
@@ -44,6 +46,10 @@ def load_domains(
         from popmix.data.brown16 import load_brown16
 
         domains = load_brown16()
+    elif benchmark == "multilingual":
+        from popmix.data.multilingual import load_multilingual
+
+        domains = load_multilingual()
     elif benchmark == "synthetic":
         from popmix.data.synthetic import make_synthetic
 
