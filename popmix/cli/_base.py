@@ -135,7 +135,8 @@ DATA_FLAGS = (
     Flag(
         "--benchmark",
         "data.benchmark",
-        "built-in domain set: brown16 (15 Brown genres + Python code) or synthetic",
+        "built-in domain set: brown16 (15 Brown genres + Python code), multilingual (16 "
+        "languages in 11 scripts, 153x size range, high/low-resource groups) or synthetic",
     ),
     Flag(
         "--data",
