@@ -307,6 +307,7 @@ def test_doge_and_aioli_run_beside_pbt(ray_session, tmp_path):
     assert "weight/religion" in read_events(runs[0]).Tags()["scalars"]
 
 
+@pytest.mark.slow
 def test_confirm_retrains_the_answer_on_fresh_seeds_at_both_scales(pbt_run, tmp_path):
     from popmix.tune.confirm import run_confirm
 
