@@ -27,9 +27,14 @@ def main(argv: list[str]) -> int:
     if rc != 0:
         return rc
     summary = json.loads(Path(storage, "bench", "summary.json").read_text())
-    trials = summary["members"] + [
-        r for r in summary["rows"] if r["method"] != summary["population_method"]
-    ]
+    # every trial once: the members, each of best-of-n's draws, the other baselines
+    by_id = {m["trial_id"]: m for m in summary["members"]}
+    for r in summary["rows"]:
+        if r["method"] == summary["population_method"]:
+            continue
+        for t in r.get("draws") or [r]:
+            by_id[t["trial_id"]] = t
+    trials = list(by_id.values())
     n = max(1, len({t["trial_id"] for t in trials}) // max(1, len({t["seed"] for t in trials})))
     train = sum(t.get("train_time_s") or 0.0 for t in trials)
     in_search = summary["wall_time_s"]
