@@ -85,13 +85,6 @@ class SearchCommand(Command):
             type=margin,
         ),
         Flag(
-            "--rounds",
-            "search.rounds",
-            "sync: each seed's members wait for one another at every perturbation step and "
-            "are ranked on reads of the same step; async: Ray's PBT",
-            choices=("async", "sync"),
-        ),
-        Flag(
             "--confirm-seeds",
             "confirm.seeds",
             "with --confirm: fresh seeds for the confirmation",

@@ -205,11 +205,6 @@ class SearchSpec:
             number: that margin; 0: Ray's plain rule (the bottom quantile always copies).
         reference: the method every other is compared with, paired by seed, in the table,
             ``summary.json`` (``methods``) and ``confirm.json``.
-        rounds: ``async`` (Ray's PBT: a member decides when it reports, against the others'
-            last reads) or ``sync`` (each seed's members wait for one another at every
-            perturbation step and are ranked on reads of the same step;
-            :class:`popmix.tune.schedulers._Rounds` says why that matters when members train
-            in step). PBT and PB2 only.
     """
 
     searcher: Literal["pbt", "pb2", "optuna"] = "pbt"
@@ -224,7 +219,6 @@ class SearchSpec:
     seed: int = 0
     exploit_margin: float | Literal["auto"] = "auto"
     reference: str = "stratified"
-    rounds: Literal["async", "sync"] = "async"
 
     def validate(self) -> None:
         margin = self.exploit_margin

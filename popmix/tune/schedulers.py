@@ -23,7 +23,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, PopulationBasedTraining, TrialScheduler
 from ray.tune.search import Searcher
 
@@ -71,83 +70,6 @@ class _PopulationOnly:
 
 def _seed_of(trial: Any) -> int:
     return TrialSpec.from_config(trial.config).seed
-
-
-class _Rounds:
-    """Mixin for PBT/PB2: with ``synch_rounds``, each seed's population decides in rounds.
-
-    Ray's asynchronous PBT decides for a member when it reports, against the others' last
-    reads. When the members train at once and in step (``cpus_per_trial: auto``), the others
-    have not reached the new perturbation step yet, so their reads are a round older: the
-    member deciding always ranks first, and only the last member to arrive can ever be in the
-    bottom quantile (and then only copy a donor that saved a checkpoint while it ranked top).
-    In rounds, a member reaching a perturbation step waits (paused) until every unfinished
-    member of its seed has reached it, then all of them are ranked on reads of the same step
-    and the bottom quantile copies the top, as in the PBT paper. Baselines never wait.
-    (Ray's own ``synch`` mode waits for every trial of the Tuner, baselines included.)
-    """
-
-    synch_rounds: bool = False
-    _trial_state: dict[Any, Any]
-    _seed_now: int | None
-
-    def use_rounds(self) -> None:
-        """Decide in rounds (see the class). Ray's flag is set too: it lets an exploit
-        restore a paused member; Ray's own synchronous code is not used (overridden here)."""
-        self.synch_rounds = True
-        self._synch = True
-
-    def _peers(self, tune_controller: Any, seed: int) -> list[Any]:
-        return [
-            t
-            for t in tune_controller.get_trials()
-            if is_member(t) and _seed_of(t) == seed and not t.is_finished()
-        ]
-
-    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
-        if not self.synch_rounds:
-            return super().on_trial_result(tune_controller, trial, result)  # type: ignore[misc]
-        time_attr = self._time_attr  # type: ignore[attr-defined]
-        if time_attr not in result or self._metric not in result:  # type: ignore[attr-defined]
-            return TrialScheduler.CONTINUE
-        now = result[time_attr]
-        state = self._trial_state[trial]
-        if now < self._burn_in_period:  # type: ignore[attr-defined]
-            return TrialScheduler.CONTINUE
-        if now - state.last_perturbation_time < self._perturbation_interval:  # type: ignore[attr-defined]
-            return TrialScheduler.CONTINUE
-        self._save_trial_state(state, now, result, trial)  # type: ignore[attr-defined]
-        peers = self._peers(tune_controller, _seed_of(trial))
-        if any(self._trial_state[t].last_train_time < now for t in peers):
-            return TrialScheduler.PAUSE  # wait for the rest of this seed's population
-        lower, upper = self._quantiles()  # type: ignore[attr-defined]
-        middle = [t for t in peers if t not in lower and t not in upper]
-        # the top saves first, so that the bottom has checkpoints to copy
-        for t in upper + middle + lower:
-            self._trial_state[t].last_perturbation_time = now
-            self._checkpoint_or_exploit(t, tune_controller, upper, lower)  # type: ignore[attr-defined]
-        return TrialScheduler.NOOP if trial.status == Trial.PAUSED else TrialScheduler.CONTINUE
-
-    def _waiting(self, trial: Any, tune_controller: Any) -> bool:
-        """A paused member that reached a round its seed's population has not finished."""
-        if not is_member(trial):
-            return False
-        mine = self._trial_state[trial].last_train_time
-        return any(
-            self._trial_state[t].last_train_time < mine
-            for t in self._peers(tune_controller, _seed_of(trial))
-        )
-
-    def choose_trial_to_run(self, tune_controller: Any) -> Any:
-        if not self.synch_rounds:
-            return super().choose_trial_to_run(tune_controller)  # type: ignore[misc]
-        candidates = [
-            t
-            for t in tune_controller.get_trials()
-            if t.status in (Trial.PENDING, Trial.PAUSED) and not self._waiting(t, tune_controller)
-        ]
-        candidates.sort(key=lambda t: self._trial_state[t].last_train_time)
-        return candidates[0] if candidates else None
 
 
 def exploit_margin(setting: float | str, own_se: float | None, donor_se: float | None) -> float:
@@ -207,7 +129,7 @@ class _LineageLog:
             self.on_exploit(row)
 
 
-class PopulationPBT(_PopulationOnly, _Rounds, _LineageLog, PopulationBasedTraining):
+class PopulationPBT(_PopulationOnly, _LineageLog, PopulationBasedTraining):
     """Ray's PopulationBasedTraining over the population members only."""
 
 
@@ -221,7 +143,7 @@ def make_pb2(**kwargs: Any) -> Any:
             "searcher pb2 needs scikit-learn: pip install scikit-learn (or use --searcher pbt)"
         ) from None
 
-    class PopulationPB2(_PopulationOnly, _Rounds, _LineageLog, PB2):
+    class PopulationPB2(_PopulationOnly, _LineageLog, PB2):
         def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
             # PB2 fills every searched key missing from a config from its bounds; a baseline's
             # spec has none of them (it searches nothing), so only PBT's bookkeeping applies.

@@ -359,8 +359,6 @@ def _scheduler_and_space(
         scheduler = make_pb2(hyperparam_bounds={"spec": bounds}, **common)
     scheduler.lineage_dir = exp_dir
     scheduler.margin_setting = s.exploit_margin
-    if s.rounds == "sync":
-        scheduler.use_rounds()
     scheduler.on_exploit = progress.exploit if progress is not None else None
     return scheduler, None, param_space, 1
 
