@@ -252,7 +252,16 @@ def exploit_counts(lineage: dict[str, Any], margin: float | str) -> dict[str, An
     }
 
 
-def _interval(stat: dict[str, Any] | None, spec: str = ".3f") -> str:
+def exploits_line(exploits: dict[str, Any]) -> str:
+    """``summary.json``'s ``exploits`` as one line (the table, TensorBoard's text)."""
+    return (
+        f"exploits: {exploits['taken']} taken, {exploits['skipped_within_noise']} skipped "
+        f"as within noise (exploit_margin {exploits['margin']})"
+    )
+
+
+def interval(stat: dict[str, Any] | None, spec: str = ".3f") -> str:
+    """``mean [lo, hi]`` of a :func:`popmix.reporting.stats.mean_ci` result (``-`` if empty)."""
     if not stat or stat.get("mean") is None:
         return "-"
     if stat.get("ci95") is None:
@@ -286,7 +295,7 @@ def format_methods(methods: dict[str, Any], reference: str, always: bool = False
             versus = f"{vs['diff_mean']:+.3f} [{lo:+.3f}, {hi:+.3f}] {vs['verdict']}"
         lines.append(
             f"{name:<14}{m['mean_test_ppl'].get('n') or 0:>6}  "
-            f"{_interval(m['mean_test_ppl']):<26}{_interval(m['worst_test_ppl']):<26}{versus}"
+            f"{interval(m['mean_test_ppl']):<26}{interval(m['worst_test_ppl']):<26}{versus}"
         )
     return lines
 
@@ -335,9 +344,5 @@ def format_table(summary: dict[str, Any]) -> str:
         lines += ["", *format_comparisons(compared)]
     exploits = summary.get("exploits")
     if exploits:
-        lines += [
-            "",
-            f"exploits: {exploits['taken']} taken, {exploits['skipped_within_noise']} skipped "
-            f"as within noise (exploit_margin {exploits['margin']})",
-        ]
+        lines += ["", exploits_line(exploits)]
     return "\n".join(lines)

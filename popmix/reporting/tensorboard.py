@@ -145,19 +145,14 @@ class TensorBoardLogger(Callback):
 
 def _markdown(summary: dict[str, Any]) -> str:
     """The methods' intervals and verdicts as a Markdown table (TensorBoard's Text tab)."""
+    from popmix.reporting.summary import exploits_line, interval
+
     ref = summary.get("reference", "")
     lines = [
         f"| method | seeds | mean test ppl [95%] | worst test ppl [95%] | vs {ref} [95%] "
         "| verdict |",
         "|---|---|---|---|---|---|",
     ]
-
-    def iv(stat: dict[str, Any]) -> str:
-        if stat.get("mean") is None:
-            return "-"
-        if stat.get("ci95") is None:
-            return f"{stat['mean']:.3f}"
-        return f"{stat['mean']:.3f} [{stat['ci95'][0]:.3f}, {stat['ci95'][1]:.3f}]"
 
     for name, m in (summary.get("methods") or {}).items():
         vs = m.get("vs_reference") or {}
@@ -166,16 +161,12 @@ def _markdown(summary: dict[str, Any]) -> str:
             diff += f" [{vs['ci95'][0]:+.3f}, {vs['ci95'][1]:+.3f}]"
         verdict = "reference" if name == ref else vs.get("verdict", "-")
         lines.append(
-            f"| {name} | {m['mean_test_ppl'].get('n') or 0} | {iv(m['mean_test_ppl'])} | "
-            f"{iv(m['worst_test_ppl'])} | {diff} | {verdict} |"
+            f"| {name} | {m['mean_test_ppl'].get('n') or 0} | {interval(m['mean_test_ppl'])} | "
+            f"{interval(m['worst_test_ppl'])} | {diff} | {verdict} |"
         )
     exploits = summary.get("exploits")
     if exploits:
-        lines += [
-            "",
-            f"exploits: {exploits['taken']} taken, {exploits['skipped_within_noise']} skipped "
-            f"as within noise (exploit_margin {exploits['margin']})",
-        ]
+        lines += ["", exploits_line(exploits)]
     return "\n".join(lines)
 
 
