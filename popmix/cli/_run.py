@@ -42,6 +42,11 @@ def format_table(result: dict[str, Any]) -> str:
     lines.append(
         f"loss spikes {result['loss_spikes']}   largest gradient norm "
         f"{result['grad_norm_max']:.3g} (before clipping)"
+        + (
+            f", its step-to-step spread {result['grad_norm_std_pooled']:.3g}"
+            if result.get("grad_norm_std_pooled") is not None
+            else ""
+        )
     )
     return "\n".join(lines)
 

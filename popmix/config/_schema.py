@@ -169,13 +169,20 @@ class TrainConfig:
 @dataclass(frozen=True)
 class DataSpec:
     """Which domains: a built-in benchmark, or your own files (``path``; then all of their
-    domains unless ``tasks`` says how many)."""
+    domains unless ``tasks`` says how many).
+
+    ``groups`` names groups of domains (e.g. ``{high: [en, de], low: [sw, yo]}``) whose mean
+    test perplexity every method reports besides the mean over all domains (``summary.json``
+    ``groups``, the table). Empty: the benchmark's own groups (``multilingual``: ``high`` and
+    ``low`` resource), none for the others. A domain not listed is in no group.
+    """
 
     benchmark: str = "brown16"
     tasks: int | None = None
     path: str | None = None
     domain_column: str | None = None
     seed: int = 0  # seed of the synthetic generator
+    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def validate(self) -> None:
         if self.tasks is not None and self.tasks < 1:

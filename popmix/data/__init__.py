@@ -9,7 +9,7 @@ from popmix.data.domains import VOCAB_SIZE, DataError, Domain, DomainSet
 from popmix.data.sampler import MixtureSampler, eval_windows, largest_remainder
 
 #: built-in benchmarks (``--benchmark``); user data comes through ``--data``.
-BENCHMARKS = ("brown16", "multilingual", "synthetic")
+BENCHMARKS = ("brown16", "multilingual", "oracle16", "synthetic")
 
 
 def load_domains(
@@ -24,7 +24,9 @@ def load_domains(
     Args:
         benchmark: ``brown16`` (15 Brown-corpus genres + Python code, shipped with popmix),
             ``multilingual`` (16 languages in 11 scripts, high- and low-resource, shipped with
-            popmix; see :mod:`popmix.data.multilingual`) or ``synthetic`` (Markov-chain domains
+            popmix; see :mod:`popmix.data.multilingual`), ``oracle16`` (16 synthetic domains of
+            five kinds where the mixture matters, with a shipped oracle mixture; see
+            :mod:`popmix.data.oracle16`) or ``synthetic`` (Markov-chain domains
             with a known loss floor; ``tasks`` of them are generated, 16 by default). Ignored
             when ``data`` is given.
         tasks: number of domains to keep (all when None).
@@ -50,6 +52,10 @@ def load_domains(
         from popmix.data.multilingual import load_multilingual
 
         domains = load_multilingual()
+    elif benchmark == "oracle16":
+        from popmix.data.oracle16 import load_oracle16
+
+        domains = load_oracle16(seed)
     elif benchmark == "synthetic":
         from popmix.data.synthetic import make_synthetic
 

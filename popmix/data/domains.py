@@ -7,7 +7,7 @@ number of training tokens. Every benchmark loader returns a :class:`DomainSet`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -109,6 +109,35 @@ class DomainSet:
                         f"domain {d.name!r} {s} split {what}; every split needs at least "
                         f"{min_tokens} tokens (sequence length + 1): add data or lower --seq-len"
                     )
+
+
+def domain_groups(
+    domains: DomainSet, given: Mapping[str, Sequence[str]] | None = None
+) -> dict[str, str]:
+    """Domain name -> group name, for results by group.
+
+    Args:
+        given: group -> domain names (an experiment's ``data.groups``); when empty, the
+            domain set's own groups (``meta["groups"]``, e.g. the multilingual benchmark's
+            resource groups), kept to the domains it holds.
+
+    Raises:
+        DataError: a listed domain that is not in ``domains``, or one listed in two groups.
+    """
+    if not given:
+        own = domains.meta.get("groups") or {}
+        return {n: own[n] for n in domains.names if n in own}
+    out: dict[str, str] = {}
+    for group, names in given.items():
+        for name in names:
+            domains.index(name)  # an unknown name is a one-line error naming the known ones
+            if name in out and out[name] != group:
+                raise DataError(
+                    f"data.groups: domain {name!r} is in both {out[name]!r} and {group!r}; "
+                    "put each domain in one group"
+                )
+            out[name] = group
+    return {n: out[n] for n in domains.names if n in out}
 
 
 def to_tokens(text: str | bytes) -> np.ndarray:

@@ -35,7 +35,7 @@ def t975(df: int) -> float:
     return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
 
 
-def mean_ci(values: Sequence[float]) -> dict[str, Any]:
+def mean_ci(values: Sequence[float | None]) -> dict[str, Any]:
     """``{"mean", "std", "ci95": [lo, hi], "n"}`` of finite ``values`` (no interval below 2)."""
     x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
     n = int(x.size)
@@ -49,7 +49,7 @@ def mean_ci(values: Sequence[float]) -> dict[str, Any]:
     return {"mean": mean, "std": std, "ci95": [mean - half, mean + half], "n": n}
 
 
-def paired(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
+def paired(a: Sequence[float | None], b: Sequence[float | None]) -> dict[str, Any]:
     """The paired difference ``a - b`` over seeds (equal length; a pair with a missing side is
     dropped): ``{"diff_mean", "ci95", "n", "verdict"}``, where the verdict is ``better``
     (lower: perplexities) when the whole interval lies below 0, ``worse`` above, otherwise

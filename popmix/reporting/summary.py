@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from popmix.config import BEST_OF_N, BEST_OF_N_POLICY
 from popmix.weights_file import WeightsSchedule
 
@@ -41,7 +43,10 @@ def _row(rec: dict[str, Any]) -> dict[str, Any]:
         "test_worst_domain": m.get("test_worst_domain"),
         # the evaluation noise of test_mean_ppl: the same model on resampled test windows
         "test_mean_ppl_se": m.get("test_mean_ppl_se"),
+        # per domain, for results by group of domains (group_intervals)
+        "test_ppl": m.get("test_ppl"),
         "test_loss": m.get("test_loss"),
+        "test_mean_loss": m.get("test_mean_loss"),
         "steps": m.get("step"),
         "tokens": m.get("timesteps_total"),
         "train_steps": rec.get("train_steps"),
@@ -53,6 +58,7 @@ def _row(rec: dict[str, Any]) -> dict[str, Any]:
         # the run's health: largest gradient norm before clipping, loss spikes
         # (popmix.train.health)
         "grad_norm_max": m.get("grad_norm_max"),
+        "grad_norm_std_pooled": m.get("grad_norm_std_pooled"),
         "loss_spikes": m.get("loss_spikes"),
         "diagnostics": m.get("diagnostics") or {},
         "train_time_s": rec.get("train_time_s"),
@@ -232,6 +238,121 @@ def method_intervals(summary: dict[str, Any], reference: str) -> dict[str, Any]:
     return out
 
 
+def group_mean_ppl(row: dict[str, Any], names: list[str]) -> float | None:
+    """The mean test perplexity of a row over the domains ``names`` (None if unfinished)."""
+    ppl = row.get("test_ppl") or {}
+    if not names or any(ppl.get(n) is None for n in names):
+        return None
+    return float(np.mean([float(ppl[n]) for n in names]))
+
+
+def group_intervals(
+    summary: dict[str, Any], groups: dict[str, str], reference: str
+) -> dict[str, Any] | None:
+    """``summary.json``'s ``groups``: ``assignment`` (domain -> group) and, per method and
+    group, the mean test perplexity over the group's domains with its interval over seeds
+    (``mean_test_ppl``) and the paired difference against ``reference`` on the seeds both
+    finished (``vs_reference``, as in :func:`method_intervals`). None without groups."""
+    from popmix.reporting.stats import mean_ci, paired
+
+    if not groups:
+        return None
+    members: dict[str, list[str]] = {}
+    for name, group in groups.items():
+        members.setdefault(group, []).append(name)
+    by = {(r["method"], r["seed"]): r for r in summary["rows"]}
+    methods: dict[str, Any] = {}
+    for method in dict.fromkeys(r["method"] for r in summary["rows"]):
+        seeds = sorted(s for m, s in by if m == method)
+        common = [s for s in seeds if (reference, s) in by]
+        entry = {}
+        for group, names in members.items():
+            values = [group_mean_ppl(by[(method, s)], names) for s in seeds]
+            vs = None
+            if method != reference and common:
+                vs = {
+                    "reference": reference,
+                    **paired(
+                        [group_mean_ppl(by[(method, s)], names) for s in common],
+                        [group_mean_ppl(by[(reference, s)], names) for s in common],
+                    ),
+                }
+            entry[group] = {"mean_test_ppl": mean_ci(values), "vs_reference": vs}
+        methods[method] = entry
+    return {"assignment": dict(groups), "members": members, "methods": methods}
+
+
+def format_groups(groups: dict[str, Any] | None, reference: str) -> list[str]:
+    """The by-group block of the table: per method and group, the mean test perplexity over
+    the group's domains [95% over seeds] and its paired difference against the reference."""
+    if not groups:
+        return []
+    names = list(groups["members"])
+    head = f"{'by group':<14}"
+    for g in names:
+        label = f"{g} ({len(groups['members'][g])} domains)"
+        head += f"{label:<26}{'vs ' + reference:<30}"
+    lines = [head, "-" * len(head)]
+    for method, entry in groups["methods"].items():
+        cells = []
+        for g in names:
+            vs = entry[g]["vs_reference"]
+            if method == reference:
+                versus = "(reference)"
+            elif not vs or vs.get("diff_mean") is None:
+                versus = "-"
+            elif vs.get("ci95") is None:
+                versus = f"{vs['diff_mean']:+.3f} (1 seed)"
+            else:
+                lo, hi = vs["ci95"]
+                versus = f"{vs['diff_mean']:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+            cells.append(f"{interval(entry[g]['mean_test_ppl']):<26}{versus:<30}")
+        lines.append(f"{method:<14}" + "".join(cells))
+    return lines
+
+
+def oracle_gaps(
+    summary: dict[str, Any], oracle: dict[str, Any], reference: str = "stratified"
+) -> None:
+    """Add ``oracle_gap_closed`` to every method of ``summary["methods"]``: per seed, the
+    share of the gap from stratified (``reference``) to the oracle's mean test loss that the
+    method closes, ``(L_ref - L_method) / (L_ref - L_oracle)`` on mean test loss (1: as good
+    as the oracle, 0: no better than stratified, negative: worse), and its mean and 95%
+    interval over seeds. None where stratified did not run on the method's seeds, or the
+    gap is not positive."""
+    from popmix.reporting.stats import mean_ci
+
+    by = {(r["method"], r["seed"]): r for r in summary["rows"]}
+    target = oracle["mean_test_loss"]
+    for method, entry in (summary.get("methods") or {}).items():
+        shares = []
+        for seed in entry["seeds"]:
+            ref = by.get((reference, seed), {}).get("test_mean_loss")
+            own = by[(method, seed)].get("test_mean_loss")
+            if ref is None or own is None or ref - target <= 0:
+                continue
+            shares.append((ref - own) / (ref - target))
+        entry["oracle_gap_closed"] = mean_ci(shares) if shares else None
+
+
+def format_oracle(summary: dict[str, Any]) -> list[str]:
+    """The oracle block of the table: the oracle's mean test loss and each method's share of
+    the reference-to-oracle gap it closes."""
+    oracle = summary.get("oracle")
+    if not oracle:
+        return []
+    if not oracle.get("applies"):
+        return [f"oracle: not measured against ({oracle.get('why')})"]
+    lines = [
+        f"oracle: mean test loss {oracle['mean_test_loss']:.4f} over seeds "
+        f"{', '.join(str(s) for s in oracle['seeds'])}; share of the stratified-to-oracle "
+        "gap each method closes [95% over seeds]:"
+    ]
+    for method, entry in (summary.get("methods") or {}).items():
+        lines.append(f"  {method:<14}{interval(entry.get('oracle_gap_closed'), '+.2f')}")
+    return lines
+
+
 def exploit_counts(lineage: dict[str, Any], margin: float | str) -> dict[str, Any]:
     """``summary.json``'s ``exploits``: PBT's exploits taken and those skipped because the
     donor's lead was within ``margin`` (the noise of the two validation reads), overall and
@@ -339,6 +460,12 @@ def format_table(summary: dict[str, Any]) -> str:
     block = format_methods(summary.get("methods") or {}, summary.get("reference", ""))
     if block:
         lines += ["", *block]
+    by_group = format_groups(summary.get("groups"), summary.get("reference", ""))
+    if by_group:
+        lines += ["", *by_group]
+    oracle = format_oracle(summary)
+    if oracle:
+        lines += ["", *oracle]
     compared = summary.get("comparisons") or []
     if compared:
         lines += ["", *format_comparisons(compared)]

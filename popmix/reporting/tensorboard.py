@@ -7,7 +7,8 @@ trial's optimizer step):
 - ``val_loss/<domain>``, ``train_loss/<domain>``, ``test_loss/<domain>`` (nats per byte);
 - ``weight/<domain>`` (sampling weights in effect), ``loss_weight/<domain>`` when searched;
 - ``objective``, ``temperature``, ``lr``, ``grad_norm`` (mean over the steps since the last
-  report, before clipping), ``loss_spikes`` (so far; :mod:`popmix.train.health`),
+  report, before clipping), ``grad_norm_std`` (their spread), ``loss_spikes`` (so far;
+  :mod:`popmix.train.health`),
   ``val/mean_ppl``, ``val/worst_ppl``,
   ``test/mean_ppl``, ``test/worst_ppl``;
 - ``effective_domains``: exp of the entropy of the weights in effect (k = uniform, 1 = one
@@ -43,6 +44,7 @@ SCALARS = {
     "temperature": "temperature",
     "lr": "lr",
     "grad_norm": "grad_norm",
+    "grad_norm_std": "grad_norm_std",
     "loss_spikes": "loss_spikes",
     "val_mean_ppl": "val/mean_ppl",
     "val_worst_ppl": "val/worst_ppl",

@@ -13,6 +13,12 @@ that happens to draw a hard domain from counting: batches of a mixture differ by
 composition, so the per-step loss varies anyway. The first :data:`SPIKE_MIN_HISTORY` steps
 are never judged (too little to compare with).
 
+The **gradient-norm spread** is the standard deviation of the per-step gradient norms within one
+report's steps (``grad_norm_std``), and over the run the root mean of those within-report
+variances (``grad_norm_std_pooled``). Taking it within reports keeps the slow fall of the norm
+over training out of it, so it measures the step-to-step noise of the mini-batch gradient: what
+Li et al. (2025) compare between upsampling and upweighting (their Theorem 2).
+
 NumPy only: the loop hands over each report's steps at once, one device→host copy per report.
 """
 
@@ -42,11 +48,15 @@ class TrainingHealth:
         self.spike_steps: list[int] = []  # the first few, for a message
         self.grad_norm_max = 0.0
         self.steps_seen = 0
+        # within-report gradient-norm variances, summed over reports with two or more steps
+        self.grad_norm_var_sum = 0.0
+        self.grad_norm_var_reports = 0
 
     def observe(self, first_step: int, losses: np.ndarray, grad_norms: np.ndarray) -> dict:
         """Take the training losses and gradient norms of consecutive steps from
-        ``first_step`` on; returns this stretch's figures (``grad_norm``: their mean) and the
-        run's so far (``grad_norm_max``, ``loss_spikes``)."""
+        ``first_step`` on; returns this stretch's figures (``grad_norm``: their mean,
+        ``grad_norm_std``: their spread, None under two steps) and the run's so far
+        (``grad_norm_max``, ``loss_spikes``, ``grad_norm_std_pooled``)."""
         losses = np.asarray(losses, dtype=np.float64)
         grad_norms = np.asarray(grad_norms, dtype=np.float64)
         for i, loss in enumerate(losses):
@@ -60,12 +70,26 @@ class TrainingHealth:
         finite = grad_norms[np.isfinite(grad_norms)]
         if finite.size:
             self.grad_norm_max = max(self.grad_norm_max, float(finite.max()))
+        spread = None
+        if finite.size >= 2:
+            spread = float(finite.std(ddof=1))
+            self.grad_norm_var_sum += spread**2
+            self.grad_norm_var_reports += 1
         self.steps_seen += len(losses)
         return {
             "grad_norm": float(finite.mean()) if finite.size else None,
+            "grad_norm_std": spread,
             "grad_norm_max": self.grad_norm_max,
+            "grad_norm_std_pooled": self.grad_norm_std_pooled,
             "loss_spikes": self.loss_spikes,
         }
+
+    @property
+    def grad_norm_std_pooled(self) -> float | None:
+        """The run's gradient-norm spread: the root mean within-report variance (docstring)."""
+        if not self.grad_norm_var_reports:
+            return None
+        return float(np.sqrt(self.grad_norm_var_sum / self.grad_norm_var_reports))
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -74,6 +98,8 @@ class TrainingHealth:
             "spike_steps": list(self.spike_steps),
             "grad_norm_max": self.grad_norm_max,
             "steps_seen": self.steps_seen,
+            "grad_norm_var_sum": self.grad_norm_var_sum,
+            "grad_norm_var_reports": self.grad_norm_var_reports,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -82,6 +108,9 @@ class TrainingHealth:
         self.spike_steps = [int(s) for s in state["spike_steps"]]
         self.grad_norm_max = float(state["grad_norm_max"])
         self.steps_seen = int(state["steps_seen"])
+        # (a state saved before the spread was kept has none: it then starts here)
+        self.grad_norm_var_sum = float(state.get("grad_norm_var_sum", 0.0))
+        self.grad_norm_var_reports = int(state.get("grad_norm_var_reports", 0))
 
 
 def is_spike(loss: float, recent: np.ndarray) -> bool:

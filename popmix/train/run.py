@@ -62,8 +62,9 @@ def standard_errors(window_losses: list[np.ndarray]) -> np.ndarray:
 
 def eval_record(trainer: Trainer) -> dict[str, Any]:
     """Validation losses and their standard errors over windows (``val_loss_se``), training
-    losses since the last record, weights, LR and the run's health (``grad_norm`` since the
-    last record, ``grad_norm_max`` and ``loss_spikes`` so far), at this step."""
+    losses since the last record, weights, LR and the run's health (``grad_norm`` and
+    ``grad_norm_std`` since the last record, ``grad_norm_max``, ``grad_norm_std_pooled`` and
+    ``loss_spikes`` so far), at this step."""
     names = trainer.domains.names
     train_loss = trainer.pop_train_losses()
     health = trainer.pop_health()
@@ -162,6 +163,8 @@ def run_training(
         "extra": dict(trainer.extra),
         # the run's health (popmix.train.health): the largest gradient norm, the loss spikes
         "grad_norm_max": trainer.health.grad_norm_max,
+        # the step-to-step spread of the gradient norm, pooled within reports
+        "grad_norm_std_pooled": trainer.health.grad_norm_std_pooled,
         "loss_spikes": trainer.health.loss_spikes,
         "wall_time_s": time.perf_counter() - start,
         "entropy_rate": (

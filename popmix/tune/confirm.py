@@ -192,8 +192,9 @@ def _run_scale(
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
+    from popmix.data.domains import domain_groups
     from popmix.reporting.progress import ProgressPrinter
-    from popmix.reporting.summary import method_intervals, summarize
+    from popmix.reporting.summary import group_intervals, method_intervals, summarize
     from popmix.reporting.tensorboard import TensorBoardLogger
     from popmix.tune.search import StepLedger, _records, resolve_cpus
     from popmix.tune.trainable import MixtureTrainable
@@ -247,6 +248,7 @@ def _run_scale(
         "reference": reference,
         "rows": summary["rows"],
         "methods": methods,
+        "groups": group_intervals(summary, domain_groups(domains, exp.data.groups), reference),
         "rank_agreement": rank_agreement(_search_means(found), confirmed),
         "wall_time_s": time.time() - start,
     }
@@ -335,9 +337,12 @@ def _previous(path: Path) -> dict[str, Any]:
 
 def format_confirm(section: dict[str, Any]) -> str:
     """One scale's methods block and its rank agreement with the search."""
-    from popmix.reporting.summary import format_methods
+    from popmix.reporting.summary import format_groups, format_methods
 
     lines = ["", *format_methods(section["methods"], section["reference"], always=True)]
+    by_group = format_groups(section.get("groups"), section["reference"])
+    if by_group:
+        lines += ["", *by_group]
     ra = section["rank_agreement"]
     if ra["pairwise_accuracy"] is not None:
         rho = "-" if ra["spearman"] is None else f"{ra['spearman']:+.2f}"

@@ -23,6 +23,7 @@ one Tuner per group of seeds (:func:`_tuner`), whose trials are
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -48,7 +49,7 @@ from popmix.config import (
     experiment_to_dict,
 )
 from popmix.data import load_domains
-from popmix.data.domains import DomainSet
+from popmix.data.domains import DomainSet, domain_groups
 from popmix.policies import learns_weights
 from popmix.tune.explore import Explorer, weights_from_file
 from popmix.tune.spec import CONFIG_KEY, TrialSettings, TrialSpec
@@ -497,6 +498,38 @@ def _records(
     return records
 
 
+def oracle_for(exp: Experiment, domains: DomainSet) -> dict[str, Any] | None:
+    """``summary.json``'s ``oracle``: the benchmark's shipped oracle mixture (``weights``,
+    ``mean_test_loss`` over its ``seeds``, ``std``), and whether it ``applies`` to this
+    search: an oracle is the best static mixture for one proxy, so another model, other
+    training settings or other domains make it no oracle (``why``). None when the benchmark
+    has no oracle."""
+    found = domains.meta.get("oracle")
+    if not found:
+        return None
+    proxy = found["proxy"]
+    model = dataclasses.asdict(exp.model)
+    why = None
+    if list(found["weights"]) != domains.names:
+        why = "the search's domains are not the oracle's 16"
+    elif proxy["model"] != model:
+        diff = sorted(k for k in model if proxy["model"].get(k) != model[k])
+        why = f"model.{', model.'.join(diff)} differ from the oracle's proxy"
+    else:
+        diff = sorted(k for k, v in proxy["train"].items() if getattr(exp.train, k) != v)
+        if diff:
+            why = f"train.{', train.'.join(diff)} differ from the oracle's proxy"
+    return {
+        "weights": found["weights"],
+        "mean_test_loss": found["mean_test_loss"],
+        "seeds": found["seeds"],
+        "std": found["std"],
+        "proxy": proxy,
+        "applies": why is None,
+        "why": why,
+    }
+
+
 def _write_outputs(
     records: list[dict[str, Any]],
     exp: Experiment,
@@ -511,7 +544,9 @@ def _write_outputs(
         best_schedule,
         comparisons,
         exploit_counts,
+        group_intervals,
         method_intervals,
+        oracle_gaps,
         summarize,
     )
     from popmix.reporting.tensorboard import write_method_summary
@@ -521,6 +556,12 @@ def _write_outputs(
     summary["comparisons"] = comparisons(summary)
     summary["reference"] = exp.search.reference
     summary["methods"] = method_intervals(summary, exp.search.reference)
+    summary["groups"] = group_intervals(
+        summary, domain_groups(domains, exp.data.groups), exp.search.reference
+    )
+    summary["oracle"] = oracle_for(exp, domains)
+    if summary["oracle"] and summary["oracle"]["applies"]:
+        oracle_gaps(summary, summary["oracle"])
     # what popmix confirm retrains from, with the data's folder made absolute
     config = experiment_to_dict(exp)
     if config["data"].get("path"):
@@ -647,6 +688,7 @@ def resolve(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> Resolve
         d.benchmark, d.tasks, d.path, seed=d.seed, domain_column=d.domain_column
     )
     domains.check(exp.model.seq_len + 1)
+    domain_groups(domains, d.groups)  # a group naming an unknown domain fails before Ray
     space.validate(len(domains))
     if exp.search.objective.startswith("domain:"):
         domains.index(exp.search.objective.split(":", 1)[1])

@@ -131,7 +131,9 @@ class MixtureTrainable(tune.Trainable):
             "effective_domains": rec["effective_domains"],
             "lr": rec["lr"],
             "grad_norm": rec["grad_norm"],
+            "grad_norm_std": rec["grad_norm_std"],
             "grad_norm_max": rec["grad_norm_max"],
+            "grad_norm_std_pooled": rec["grad_norm_std_pooled"],
             "loss_spikes": rec["loss_spikes"],
             "step": trainer.step,
             "timesteps_total": trainer.tokens_seen,  # TensorBoard's x-axis: tokens in lineage

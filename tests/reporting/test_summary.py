@@ -161,3 +161,81 @@ def test_exploit_counts_taken_and_skipped_per_seed():
         "0": {"taken": 1, "skipped_within_noise": 1},
         "1": {"taken": 2, "skipped_within_noise": 0},
     }
+
+
+def test_groups_give_each_method_the_mean_over_a_groups_domains_paired_by_seed():
+    from popmix.reporting.summary import group_intervals
+
+    records = []
+    # per-domain test ppl (hi1, hi2, lo): temperature is worse on high by 1.0 +- 0.5 per seed
+    # and better on low by 2.0 exactly
+    for seed, base in enumerate([10.0, 11.0, 12.0]):
+        for method, ppl in (
+            ("stratified", {"hi1": base, "hi2": base + 2, "lo": 30.0 + seed}),
+            (
+                "temperature",
+                {"hi1": base + 1.0 + 0.5 * (seed - 1), "hi2": base + 3.0, "lo": 28.0 + seed},
+            ),
+        ):
+            r = rec(method, -1, 1.0, 20.0, seed=seed)
+            r["metrics"]["test_ppl"] = ppl
+            records.append(r)
+    summary = summarize(records, "pbt")
+    summary["reference"] = "stratified"
+    groups = group_intervals(summary, {"hi1": "high", "hi2": "high", "lo": "low"}, "stratified")
+    summary["groups"] = groups
+    assert groups["members"] == {"high": ["hi1", "hi2"], "low": ["lo"]}
+    strat_high = groups["methods"]["stratified"]["high"]["mean_test_ppl"]
+    assert strat_high["mean"] == pytest.approx(12.0) and strat_high["n"] == 3  # (b + b+2)/2
+    assert groups["methods"]["stratified"]["low"]["vs_reference"] is None
+    # high: temperature - stratified per seed = (1 + 0.5(s-1) + 1) / 2 = 0.75, 1.0, 1.25
+    high = groups["methods"]["temperature"]["high"]["vs_reference"]
+    assert high["diff_mean"] == pytest.approx(1.0) and high["verdict"] == "worse"
+    low = groups["methods"]["temperature"]["low"]["vs_reference"]
+    assert low["diff_mean"] == pytest.approx(-2.0) and low["n"] == 3
+    table = format_table(summary)
+    assert "high (2 domains)" in table and "low (1 domains)" in table
+    assert "-2.000 [-2.000, -2.000]" in table
+    assert group_intervals(summary, {}, "stratified") is None
+
+
+def test_domain_groups_come_from_the_experiment_or_the_benchmark(tiny_domains):
+    from popmix.data import DataError
+    from popmix.data.domains import domain_groups
+
+    a, b = tiny_domains.names[:2]
+    assert domain_groups(tiny_domains) == {}
+    assert domain_groups(tiny_domains, {"x": [b], "y": [a]}) == {a: "y", b: "x"}
+    with pytest.raises(DataError, match="unknown domain 'nope'"):
+        domain_groups(tiny_domains, {"x": ["nope"]})
+    with pytest.raises(DataError, match="in both 'x' and 'y'"):
+        domain_groups(tiny_domains, {"x": [a], "y": [a]})
+    from popmix.data.multilingual import load_multilingual
+
+    four = load_multilingual().first(4)
+    assert domain_groups(four) == {"en": "high", "ka": "low", "ru": "high", "hi": "low"}
+
+
+def test_oracle_gap_closed_is_each_seeds_share_of_the_stratified_to_oracle_gap():
+    from popmix.reporting.summary import format_oracle, method_intervals, oracle_gaps
+
+    records = []
+    # stratified 2.70 / 2.72, oracle 2.60: gaps 0.10 / 0.12; pbt closes 0.05 / 0.09 of them
+    for seed, (strat, pbt) in enumerate([(2.70, 2.65), (2.72, 2.63)]):
+        for method, member, loss in (("stratified", -1, strat), ("pbt", 0, pbt)):
+            r = rec(method, member, 1.0, 15.0, seed=seed)
+            r["metrics"]["test_mean_loss"] = loss
+            records.append(r)
+    summary = summarize(records, "pbt")
+    summary["methods"] = method_intervals(summary, "stratified")
+    summary["oracle"] = {"mean_test_loss": 2.60, "seeds": [0, 1, 2], "applies": True}
+    oracle_gaps(summary, summary["oracle"])
+    pbt = summary["methods"]["pbt"]["oracle_gap_closed"]
+    assert pbt["n"] == 2 and pbt["mean"] == pytest.approx((0.5 + 0.75) / 2)
+    assert summary["methods"]["stratified"]["oracle_gap_closed"]["mean"] == pytest.approx(0.0)
+    text = "\n".join(format_oracle(summary))
+    assert "mean test loss 2.6000 over seeds 0, 1, 2" in text and "pbt           +0.63 [" in text
+    summary["oracle"] = {"applies": False, "why": "model.d_model differ from the oracle's proxy"}
+    assert format_oracle(summary) == [
+        "oracle: not measured against (model.d_model differ from the oracle's proxy)"
+    ]

@@ -30,8 +30,18 @@ def test_spikes_are_counted_once_there_is_a_history_and_survive_a_state_round_tr
     copy = TrainingHealth()
     copy.load_state_dict(h.state_dict())
     for x in (h, copy):
-        out = x.observe(25, losses[25:], np.array([1.0] * 14 + [7.0]))
-        assert out == {"grad_norm": pytest.approx(1.4), "grad_norm_max": 7.0, "loss_spikes": 1}
+        norms = np.array([1.0] * 14 + [7.0])
+        out = x.observe(25, losses[25:], norms)
+        # the first stretch's norms are all 1 (spread 0); this one's sample std by hand:
+        # mean 1.4, squared deviations 14 x 0.16 + 31.36 = 33.6, over 14: 2.4, sqrt 1.549
+        spread = np.sqrt(33.6 / 14)
+        assert out == {
+            "grad_norm": pytest.approx(1.4),
+            "grad_norm_std": pytest.approx(spread),
+            "grad_norm_max": 7.0,
+            "grad_norm_std_pooled": pytest.approx(np.sqrt((0.0 + spread**2) / 2)),
+            "loss_spikes": 1,
+        }
         assert x.spike_steps == [30]
     assert SPIKE_MIN_HISTORY > 5
 

@@ -33,7 +33,10 @@ def make_trainer(domains, method="cooldown", params=None, **kw) -> Trainer:
 @pytest.mark.parametrize("apply", ["sample", "loss"])
 def test_restore_continues_exactly(tiny_domains, tmp_path, apply):
     straight = make_trainer(tiny_domains, apply=apply)
-    straight.train(30)
+    straight.train(12)  # reported at the same step as the run that stops
+    straight.pop_train_losses()
+    straight.pop_health()
+    straight.train(18)
 
     first = make_trainer(tiny_domains, apply=apply)
     first.train(12)
