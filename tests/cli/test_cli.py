@@ -222,3 +222,17 @@ def test_confirm_and_search_bad_input_is_one_line_exit_2(args, needle, tmp_path)
     assert len(lines) == 1, proc.stderr
     assert needle in lines[0]
     assert not (tmp_path / "runs").exists()
+
+
+def test_run_at_256_synthetic_domains(tmp_path, capsys):
+    from popmix.cli import main
+
+    rc = main(
+        ["run", "--benchmark", "synthetic", "--tasks", "256", "--smoke", "--quiet"]
+        + ["--out", str(tmp_path)]
+    )
+    assert rc == 0
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert len(result["domains"]) == 256 and len(result["test_loss"]) == 256
+    assert sum(result["final_weights"].values()) == pytest.approx(1.0)
+    assert "syn255" in capsys.readouterr().out

@@ -342,3 +342,30 @@ def test_confirm_retrains_the_answer_on_fresh_seeds_at_both_scales(pbt_run, tmp_
         assert 0.0 <= ra["pairwise_accuracy"] <= 1.0
     assert glob.glob(str(run / "tensorboard" / "confirm" / "seed1" / "best-schedule_*"))
     assert glob.glob(str(run / "tensorboard" / "confirm-second" / "seed2" / "stratified_*"))
+
+
+def test_results_by_group_on_multilingual_and_the_oracle_only_at_its_proxy(ray_session, tmp_path):
+    exp = smoke().replace(
+        data=dataclasses.replace(smoke().data, benchmark="multilingual", tasks=4),
+        methods=("stratified", "proportional"),
+    )
+    space = load_space(ROOT / "search_spaces" / "sampling.yaml")
+    summary = run_search(exp, space, SearchOptions(storage=str(tmp_path), name="ml", quiet=True))
+    groups = summary["groups"]
+    assert groups["assignment"] == {"en": "high", "ka": "low", "ru": "high", "hi": "low"}
+    prop = groups["methods"]["proportional"]["low"]
+    rows = {r["method"]: r for r in summary["rows"]}
+    by_hand = (rows["proportional"]["test_ppl"]["ka"] + rows["proportional"]["test_ppl"]["hi"]) / 2
+    assert prop["mean_test_ppl"]["mean"] == pytest.approx(by_hand)
+    assert prop["vs_reference"]["reference"] == "stratified"
+    assert summary["oracle"] is None  # multilingual has no oracle
+
+    exp = smoke().replace(
+        data=dataclasses.replace(smoke().data, benchmark="oracle16", tasks=None),
+        methods=("stratified",),
+    )
+    summary = run_search(exp, space, SearchOptions(storage=str(tmp_path), name="o16", quiet=True))
+    oracle = summary["oracle"]
+    assert not oracle["applies"] and oracle["why"].startswith("model.")  # the smoke model
+    assert "oracle_gap_closed" not in summary["methods"]["stratified"]
+    assert set(summary["groups"]["members"]) == {"noise", "easy", "related", "rich", "tiny"}
