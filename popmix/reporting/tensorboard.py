@@ -21,7 +21,8 @@ trial's optimizer step):
   ``methods/``: the text summary ``comparison`` (each method's intervals and its paired
   verdict against the reference) and one HParams run per method (``method/mean_test_ppl``
   and its ``_lo``/``_hi``, ``method/worst_test_ppl``, ``method/vs_reference`` and its
-  ``_lo``/``_hi``).
+  ``_lo``/``_hi``, and where present ``method/<group>_mean_test_ppl`` per group of domains
+  and ``method/oracle_gap_closed``).
 
 Written on the driver, so the files land in the experiment folder directly, on any cluster.
 """
@@ -147,7 +148,7 @@ class TensorBoardLogger(Callback):
 
 def _markdown(summary: dict[str, Any]) -> str:
     """The methods' intervals and verdicts as a Markdown table (TensorBoard's Text tab)."""
-    from popmix.reporting.summary import exploits_line, interval
+    from popmix.reporting.summary import exploits_line, format_groups, format_oracle, interval
 
     ref = summary.get("reference", "")
     lines = [
@@ -169,6 +170,10 @@ def _markdown(summary: dict[str, Any]) -> str:
     exploits = summary.get("exploits")
     if exploits:
         lines += ["", exploits_line(exploits)]
+    # the by-group and oracle blocks of the printed table, as preformatted text
+    for block in (format_groups(summary.get("groups"), ref), format_oracle(summary)):
+        if block:
+            lines += ["", *("    " + line for line in block)]
     return "\n".join(lines)
 
 
@@ -188,6 +193,9 @@ def method_metrics(entry: dict[str, Any]) -> dict[str, float]:
         out["method/vs_reference"] = float(vs["diff_mean"])
     if vs.get("ci95") is not None:
         out["method/vs_reference_lo"], out["method/vs_reference_hi"] = map(float, vs["ci95"])
+    closed = entry.get("oracle_gap_closed") or {}
+    if closed.get("mean") is not None:
+        out["method/oracle_gap_closed"] = float(closed["mean"])
     return out
 
 
@@ -212,6 +220,11 @@ def write_method_summary(logdir: str | Path, summary: dict[str, Any]) -> None:
             "verdict": "reference" if name == ref else str(vs.get("verdict", "-")),
         }
         metrics = method_metrics(entry)
+        for group, stat in (
+            (summary.get("groups") or {}).get("methods", {}).get(name) or {}
+        ).items():
+            if stat["mean_test_ppl"].get("mean") is not None:
+                metrics[f"method/{group}_mean_test_ppl"] = float(stat["mean_test_ppl"]["mean"])
         with SummaryWriter(str(logdir / name)) as w:
             fw = w._get_file_writer()
             for s in hparams_summary(values, metrics):
