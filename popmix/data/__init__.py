@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from popmix.data.domains import VOCAB_SIZE, DataError, Domain, DomainSet
 from popmix.data.sampler import MixtureSampler, eval_windows, largest_remainder
 
@@ -18,6 +20,13 @@ def load_domains(
     data: str | None = None,
     seed: int = 0,
     domain_column: str | None = None,
+    *,
+    domain_field: str | None = None,
+    domains: Mapping[str, Sequence[str]] | None = None,
+    text_field: str = "text",
+    token_dtype: str | None = None,
+    rescan: bool = False,
+    sample_tokens: int | None = None,
 ) -> DomainSet:
     """Load a domain set and keep its first ``tasks`` domains.
 
@@ -30,10 +39,18 @@ def load_domains(
             with a known loss floor; ``tasks`` of them are generated, 16 by default). Ignored
             when ``data`` is given.
         tasks: number of domains to keep (all when None).
-        data: a folder with one file per domain, or a table file with a domain column, read
-            offline through HF ``datasets``.
-        seed: seed of the synthetic generator.
-        domain_column: the column naming each row's domain, for table data.
+        data: a corpus folder (a domain per first-level file or folder of shards, unless
+            ``domain_field`` or ``domains``), or a table file with a domain field; see
+            :mod:`popmix.data.corpus`.
+        seed: seed of the synthetic generator, and of the sample of a corpus.
+        domain_column: the field naming each record's domain (a dotted path); the same as
+            ``domain_field``, which wins when both are given.
+        domains: domain name -> globs relative to ``data``.
+        text_field: the field holding each record's text.
+        token_dtype: dtype of headerless ``.npy`` token files.
+        rescan: count the corpus again instead of using its cached manifest.
+        sample_tokens: bytes of text sampled per domain (default
+            :data:`popmix.data.corpus.DEFAULT_SAMPLE_TOKENS`); a smaller domain is read whole.
 
     Raises:
         DataError: unknown benchmark, ``tasks`` out of range, missing or empty data.
@@ -41,21 +58,30 @@ def load_domains(
     if tasks is not None and tasks < 1:
         raise DataError(f"--tasks must be at least 1, got {tasks}")
     if data is not None:
-        from popmix.data.files import load_user_data
+        from popmix.data.corpus import load_corpus
 
-        domains = load_user_data(data, domain_column=domain_column)
+        domain_set = load_corpus(
+            data,
+            domain_field=domain_field or domain_column,
+            domains=domains,
+            text_field=text_field,
+            token_dtype=token_dtype,
+            rescan=rescan,
+            seed=seed,
+            sample_tokens=sample_tokens,
+        )
     elif benchmark == "brown16":
         from popmix.data.brown16 import load_brown16
 
-        domains = load_brown16()
+        domain_set = load_brown16()
     elif benchmark == "multilingual":
         from popmix.data.multilingual import load_multilingual
 
-        domains = load_multilingual()
+        domain_set = load_multilingual()
     elif benchmark == "oracle16":
         from popmix.data.oracle16 import load_oracle16
 
-        domains = load_oracle16(seed)
+        domain_set = load_oracle16(seed)
     elif benchmark == "synthetic":
         from popmix.data.synthetic import make_synthetic
 
@@ -67,7 +93,7 @@ def load_domains(
             f"unknown benchmark {benchmark!r}; choose one of: {', '.join(BENCHMARKS)} "
             "(or pass --data DIR for your own files)"
         )
-    return domains if tasks is None else domains.first(tasks)
+    return domain_set if tasks is None else domain_set.first(tasks)
 
 
 __all__ = [

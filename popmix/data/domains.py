@@ -29,6 +29,9 @@ class Domain:
         train, validation, test: 1-D ``uint8`` token arrays.
         entropy_rate: the best achievable loss in nats per token, when known (synthetic
             domains); ``None`` for real data.
+        corpus_tokens: the size of the whole corpus the splits were sampled from, in the unit
+            of its manifest (``DomainSet.meta["manifest"]["unit"]``); ``None`` when the splits
+            are the whole domain.
     """
 
     name: str
@@ -36,6 +39,7 @@ class Domain:
     validation: np.ndarray
     test: np.ndarray
     entropy_rate: float | None = None
+    corpus_tokens: int | None = None
 
     def split(self, split: str) -> np.ndarray:
         if split not in SPLITS:
@@ -44,7 +48,15 @@ class Domain:
 
     @property
     def n_tokens(self) -> int:
-        """Size n_i of the domain: number of training tokens."""
+        """Size n_i of the domain: the corpus's size when the splits are a sample of it (the
+        priors must follow the corpus, not the sample), else the number of training tokens."""
+        if self.corpus_tokens is not None:
+            return int(self.corpus_tokens)
+        return int(self.train.size)
+
+    @property
+    def n_train(self) -> int:
+        """Training tokens held in memory (the sample's, for a sampled corpus)."""
         return int(self.train.size)
 
 
@@ -76,7 +88,8 @@ class DomainSet:
 
     @property
     def sizes(self) -> np.ndarray:
-        """Training tokens per domain, shape (n_domains,)."""
+        """Size n_i per domain (:attr:`Domain.n_tokens`: the corpus's when sampled), shape
+        (n_domains,)."""
         return np.array([d.n_tokens for d in self.domains], dtype=np.int64)
 
     def index(self, name: str) -> int:

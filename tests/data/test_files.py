@@ -7,8 +7,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from popmix.data._manifest import manifest_dir
 from popmix.data.domains import MIN_SPLIT_BYTES, DataError, DomainSet, split_documents
-from popmix.data.files import cache_dir, load_folder, load_table, load_user_data
+from popmix.data.files import load_folder, load_table, load_user_data
 
 
 @pytest.fixture(autouse=True)
@@ -52,8 +53,8 @@ def make_folder(root: Path) -> tuple[Path, dict[str, list[str]]]:
     )
     (folder / "README.md").write_text("not data: ignored")
     (folder / ".hidden.txt").write_text("ignored too")
-    (folder / "sub").mkdir()
-    (folder / "sub" / "inner.txt").write_text("sub-folders are ignored")
+    (folder / "sub").mkdir()  # a sub-folder is a domain of its shards
+    (folder / "sub" / "inner.txt").write_text("sub-folders are domains")
     return folder, docs
 
 
@@ -62,7 +63,7 @@ def test_load_folder_names_order_and_content(tmp_path):
     ds = load_folder(folder)
     assert isinstance(ds, DomainSet)
     assert ds.name == "my-corpus"
-    assert ds.names == ["chat", "code", "web-news", "wiki"]
+    assert ds.names == ["chat", "code", "sub", "web-news", "wiki"]
     for d in ds:
         assert d.entropy_rate is None
         for split in ("train", "validation", "test"):
@@ -262,10 +263,10 @@ def test_numeric_domain_names_become_strings(tmp_path):
 def test_cache_goes_to_popmix_cache(tmp_path, monkeypatch):
     folder, _ = make_folder(tmp_path)
     load_folder(folder)
-    assert cache_dir() == tmp_path / "popmix-cache" / "hf-datasets"
-    assert any(cache_dir().iterdir())
+    assert manifest_dir() == tmp_path / "popmix-cache" / "manifests"
+    assert any(manifest_dir().iterdir())
     monkeypatch.delenv("POPMIX_CACHE")
-    assert cache_dir() == Path(tempfile.gettempdir()) / "popmix-hf-cache"
+    assert manifest_dir() == Path(tempfile.gettempdir()) / "popmix-cache" / "manifests"
 
 
 # --------------------------------------------------------------------------------------------
