@@ -95,11 +95,11 @@ class BracketCommand(Command):
         ]
 
     def run(self, args: argparse.Namespace) -> int:
-        import torch
 
         from popmix.analysis.bracket_model import NOTE, run_bracket
         from popmix.policies import build_policy
         from popmix.train import Trainer
+        from popmix.train.checkpoint import CheckpointError, load_state
 
         exp = self.experiment(args)
         b = exp.bracket
@@ -117,7 +117,10 @@ class BracketCommand(Command):
             path = Path(args.checkpoint)
             if not path.is_file():
                 raise UsageError(f"--checkpoint {path}: file not found")
-            state = torch.load(path, map_location=trainer.device, weights_only=False)
+            try:
+                state = load_state(path, map_location=trainer.device)
+            except CheckpointError as e:
+                raise UsageError(f"--checkpoint: {e}") from None
             state = state.get("trainer", state)  # a Tune checkpoint's state.pt, or a trainer's
             try:
                 trainer.model.load_state_dict(state["model"])

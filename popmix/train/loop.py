@@ -21,6 +21,7 @@ from popmix.data.domains import DomainSet
 from popmix.data.sampler import MixtureSampler, eval_windows
 from popmix.policies import DomainSignals, MixingPolicy, loss_weights, normalize
 from popmix.train import measure
+from popmix.train.checkpoint import load_state, save_state
 from popmix.train.health import TrainingHealth
 from popmix.train.measure import per_domain_mean
 from popmix.train.model import TinyGPT
@@ -432,10 +433,10 @@ class Trainer:
         self._grad_norm = [torch.tensor(x, device=self.device) for x in norms]
 
     def save(self, path: str | os.PathLike) -> None:
-        torch.save(self.state_dict(), path)
+        save_state(self.state_dict(), path)
 
     def load(self, path: str | os.PathLike) -> None:
-        self.load_state_dict(torch.load(path, map_location=self.device, weights_only=False))
+        self.load_state_dict(load_state(path, map_location=self.device))
 
 
 def mean_ppl_standard_error(

@@ -25,6 +25,7 @@ from ray import tune
 
 from popmix.data.domains import DomainSet
 from popmix.policies import normalize
+from popmix.train.checkpoint import load_state, save_state
 from popmix.train.loop import Diverged, Trainer
 from popmix.train.run import eval_record, per_domain, test_metrics
 from popmix.tune.spec import TrialSettings, TrialSpec
@@ -167,7 +168,7 @@ class MixtureTrainable(tune.Trainable):
             "lineage": self.lineage,
             "trial_id": self.trial_id,
         }
-        torch.save(state, os.path.join(checkpoint_dir, "state.pt"))
+        save_state(state, os.path.join(checkpoint_dir, "state.pt"))
         WeightsSchedule.build(
             domains=self.domains.names,
             total_steps=self.trainer.cfg.steps,
@@ -181,11 +182,7 @@ class MixtureTrainable(tune.Trainable):
         ).write(Path(checkpoint_dir, "schedule.json"), indent=None)
 
     def load_checkpoint(self, checkpoint_dir: str) -> None:  # type: ignore[override]
-        state = torch.load(
-            os.path.join(checkpoint_dir, "state.pt"),
-            map_location=self.trainer.device,
-            weights_only=False,
-        )
+        state = load_state(os.path.join(checkpoint_dir, "state.pt"), self.trainer.device)
         self.trainer.load_state_dict(state["trainer"])
         self.schedule = state["schedule"]
         self.lineage = state["lineage"]
