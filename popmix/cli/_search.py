@@ -105,6 +105,13 @@ class SearchCommand(Command):
             "GPUs per trial; fractions share a GPU",
             type=float,
         ),
+        Flag(
+            "--max-failures",
+            "resources.max_failures",
+            "restarts of a trial whose worker process or node dies, each from its last "
+            "checkpoint (default 3; 0: a dead worker fails the trial)",
+            type=int,
+        ),
     )
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:

@@ -180,13 +180,43 @@ class DataSpec:
     benchmark: str = "brown16"
     tasks: int | None = None
     path: str | None = None
+    #: the record field naming each record's domain, a dotted path (``meta.pile_set_name``);
+    #: ``domain_column`` is its older name: either sets both
+    domain_field: str | None = None
     domain_column: str | None = None
-    seed: int = 0  # seed of the synthetic generator
+    #: domain name -> globs relative to ``path``, for layouts the folders do not name
+    domains: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    text_field: str = "text"
+    token_dtype: str | None = None  # dtype of headerless .npy token files (uint16, uint32)
+    #: bytes of text sampled per domain; None: what the budget can draw (popmix run) or
+    #: popmix.data.corpus.DEFAULT_SAMPLE_TOKENS
+    sample_tokens: int | None = None
+    rescan: bool = False  # count the corpus again instead of using its cached manifest
+    seed: int = 0  # seed of the synthetic generator and of a corpus's sample
     groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # one setting with two names: whichever is given fills the other, so every reader of
+        # either (the loaders, the proxy's fingerprint) sees it
+        if self.domain_field is None and self.domain_column is not None:
+            object.__setattr__(self, "domain_field", self.domain_column)
+        elif self.domain_column is None and self.domain_field is not None:
+            object.__setattr__(self, "domain_column", self.domain_field)
 
     def validate(self) -> None:
         if self.tasks is not None and self.tasks < 1:
             raise ValueError(f"data.tasks must be at least 1, got {self.tasks}")
+        if self.domain_field != self.domain_column:
+            raise ValueError(
+                f"data.domain_field {self.domain_field!r} and data.domain_column "
+                f"{self.domain_column!r} differ; they are one setting: give one of them"
+            )
+        if self.sample_tokens is not None and self.sample_tokens < 1:
+            raise ValueError(f"data.sample_tokens must be at least 1, got {self.sample_tokens}")
+        if self.domains and self.domain_field:
+            raise ValueError(
+                "data.domains and data.domain_field both name the domains; give one of them"
+            )
 
 
 @dataclass(frozen=True)
@@ -250,10 +280,13 @@ class SearchSpec:
 class Resources:
     """Per-trial resources. ``cpus_per_trial: auto`` shares the cluster's CPUs among all trials
     of a seed so that they run at once (PBT then compares members at equal progress instead
-    of pausing and resuming them); torch threads = max(1, floor(cpus_per_trial))."""
+    of pausing and resuming them); torch threads = max(1, floor(cpus_per_trial)).
+    ``max_failures``: how often a trial whose worker process or node dies is restarted from
+    its last checkpoint (every report checkpoints) before it counts as failed."""
 
     cpus_per_trial: float | Literal["auto"] = "auto"
     gpus_per_trial: float = 0.0
+    max_failures: int = 3
 
     def validate(self) -> None:
         cpus = self.cpus_per_trial
@@ -262,6 +295,8 @@ class Resources:
                 "resources.cpus_per_trial must be > 0 or auto, and resources.gpus_per_trial "
                 f">= 0; got {cpus!r} and {self.gpus_per_trial!r}"
             )
+        if self.max_failures < 0:
+            raise ValueError(f"resources.max_failures must be 0 or more, got {self.max_failures}")
 
 
 @dataclass(frozen=True)

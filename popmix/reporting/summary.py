@@ -62,6 +62,8 @@ def _row(rec: dict[str, Any]) -> dict[str, Any]:
         "loss_spikes": m.get("loss_spikes"),
         "diagnostics": m.get("diagnostics") or {},
         "train_time_s": rec.get("train_time_s"),
+        # restarts from the last checkpoint after a dead worker process or node
+        "retries": rec.get("retries", 0),
         # the trial's own wall-clock time, first start to last result (pauses included)
         "wall_time_s": rec.get("wall_time_s"),
         "params": rec.get("params", {}),
@@ -103,6 +105,7 @@ def summarize(records: list[dict[str, Any]], population_method: str) -> dict[str
         row["members_finished"] = len(done)
         # What the whole population cost, in optimizer steps (replays after exploits included).
         row["population_train_steps"] = sum(r.get("train_steps") or 0 for r in group)
+        row["retries"] = sum(r.get("retries") or 0 for r in group)
         rows.append(row)
     rows += _best_of_n_rows(records)
     for rec in records:
@@ -456,6 +459,7 @@ def format_table(summary: dict[str, Any]) -> str:
             f"{f(r['test_worst_ppl'], '.3f'):>16}{f(r['objective'], '.4f'):>15}"
             f"{f(steps, 'd'):>13}{f(r.get('extra_step_equivalents') or 0.0, '.0f'):>8}"
             f"{f(r.get('loss_spikes'), 'd'):>8}{f(r['wall_time_s'], '.0f'):>8}  {r['status']}"
+            + (f" ({r['retries']} retried)" if r.get("retries") else "")
         )
     block = format_methods(summary.get("methods") or {}, summary.get("reference", ""))
     if block:

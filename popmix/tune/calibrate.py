@@ -351,7 +351,7 @@ def run_calibration(
                         checkpoint_config=tune.CheckpointConfig(
                             num_to_keep=1, checkpoint_at_end=True
                         ),
-                        failure_config=tune.FailureConfig(max_failures=0),
+                        failure_config=tune.FailureConfig(max_failures=exp.resources.max_failures),
                     ),
                 ).fit()
                 records = _records(grid, _NO_POPULATION, ledger, interrupted.is_set())

@@ -228,7 +228,7 @@ def _run_scale(
                 *([progress] if progress else []),
             ],
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_at_end=True),
-            failure_config=tune.FailureConfig(max_failures=0),
+            failure_config=tune.FailureConfig(max_failures=exp.resources.max_failures),
         ),
     ).fit()
     records = _records(grid, "-", ledger)

@@ -415,6 +415,8 @@ class StepLedger:
                 # trial path -> (trial_id, config): a trial stopped before its first report
                 # has neither in its Result
                 self.trials: dict[str, tuple[str, dict[str, Any]]] = {}
+                # restarts after a dead worker process or node (FailureConfig)
+                self.retries: dict[str, int] = {}
 
             def wall_time(self, trial_id: str) -> float | None:
                 if trial_id not in self.started or trial_id not in self.last_seen:
@@ -441,6 +443,9 @@ class StepLedger:
 
             def on_trial_complete(self, iteration, trials, trial, **info):
                 self._seen(trial)
+
+            def on_trial_recover(self, iteration, trials, trial, **info):
+                self.retries[trial.trial_id] = self.retries.get(trial.trial_id, 0) + 1
 
             def on_trial_error(self, iteration, trials, trial, **info):
                 self._seen(trial)
@@ -489,6 +494,7 @@ def _records(
                 "train_steps": train_steps,
                 "train_time_s": train_time,
                 "wall_time_s": ledger.wall_time(trial_id),
+                "retries": ledger.retries.get(trial_id, 0),
                 "schedule": schedule,
                 "params": dict(spec.params),
                 "error": None if result.error is None else str(result.error).splitlines()[0][:300],
@@ -559,6 +565,8 @@ def _write_outputs(
     summary["groups"] = group_intervals(
         summary, domain_groups(domains, exp.data.groups), exp.search.reference
     )
+    # restarts after a dead worker process or node, over every trial
+    summary["retries"] = sum(r.get("retries") or 0 for r in records)
     summary["oracle"] = oracle_for(exp, domains)
     if summary["oracle"] and summary["oracle"]["applies"]:
         oracle_gaps(summary, summary["oracle"])
@@ -859,8 +867,12 @@ def _tuner(
                 ledger,
                 *([progress] if progress else []),
             ],
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=4, checkpoint_at_end=True),
-            failure_config=tune.FailureConfig(max_failures=0),
+            # every report: a trial whose worker dies resumes there (FailureConfig), losing at
+            # most one report's steps; on PBT's grid, as every perturbation is on a report
+            checkpoint_config=tune.CheckpointConfig(
+                num_to_keep=4, checkpoint_frequency=1, checkpoint_at_end=True
+            ),
+            failure_config=tune.FailureConfig(max_failures=exp.resources.max_failures),
             sync_config=tune.SyncConfig(sync_period=10),
         ),
     )

@@ -369,3 +369,37 @@ def test_results_by_group_on_multilingual_and_the_oracle_only_at_its_proxy(ray_s
     assert not oracle["applies"] and oracle["why"].startswith("model.")  # the smoke model
     assert "oracle_gap_closed" not in summary["methods"]["stratified"]
     assert set(summary["groups"]["members"]) == {"noise", "easy", "related", "rich", "tiny"}
+
+
+def test_a_trial_whose_worker_process_dies_is_retried_from_its_checkpoint(ray_session, tmp_path):
+    import signal
+    import threading
+    import time
+
+    exp = smoke().replace(methods=("stratified",))
+    exp = exp.replace(train=dataclasses.replace(exp.train, steps=120))
+    killed: list[int] = []
+
+    def kill_first_worker() -> None:
+        # the trial's worker writes its pid in every result: kill it after its first report
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not killed:
+            for f in glob.glob(str(tmp_path / "**" / "result.json"), recursive=True):
+                lines = Path(f).read_text().splitlines()
+                if lines:
+                    pid = json.loads(lines[0])["pid"]
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+                    return
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_first_worker, daemon=True)
+    killer.start()
+    space = load_space(ROOT / "search_spaces" / "sampling.yaml")
+    summary = run_search(exp, space, SearchOptions(storage=str(tmp_path), name="kill", quiet=True))
+    killer.join(5)
+    assert killed, "the worker was never seen"
+    (row,) = summary["rows"]
+    assert row["status"] == "ok" and row["steps"] == 120
+    assert row["retries"] == 1 and summary["retries"] == 1
+    assert row["train_steps"] >= 120  # the steps after its last checkpoint were trained again
