@@ -118,6 +118,7 @@ class Flag:
     type: Callable[[str], Any] | None = None
     choices: Sequence[str] | None = None
     metavar: str | None = None
+    action: str | None = None  # "store_true": a switch that sets the key to True
 
     @property
     def dest(self) -> str:
@@ -141,12 +142,25 @@ DATA_FLAGS = (
     Flag(
         "--data",
         "data.path",
-        "your own data: a folder with one .txt/.jsonl/.parquet file per domain, or a table "
-        "file with a domain column (read offline with HF datasets); all of its domains unless "
-        "--tasks; overrides --benchmark",
+        "your own data: a folder with one file or folder of shards per domain (.txt, .jsonl, "
+        ".json plain/gzip/zstd, .parquet, .csv), or a table file with a domain field; all of "
+        "its domains unless --tasks; overrides --benchmark",
         metavar="PATH",
     ),
-    Flag("--domain-column", "data.domain_column", "column naming the domain, for table data"),
+    Flag(
+        "--domain-field",
+        "data.domain_field",
+        "the record field naming each record's domain, a dotted path (meta.pile_set_name); "
+        "for tables and sharded corpora that mix their domains",
+        metavar="FIELD",
+    ),
+    Flag("--domain-column", "data.domain_column", "the same as --domain-field", metavar="FIELD"),
+    Flag(
+        "--rescan",
+        "data.rescan",
+        "count the data's sizes again instead of using the cached manifest",
+        action="store_true",
+    ),
     Flag(
         "--tasks",
         "data.tasks",
@@ -253,6 +267,11 @@ class Command(abc.ABC):
                 if default not in (None, "", ())
                 else (f" ({f.key})")
             )
+            if f.action is not None:  # a switch: absent means the file's value, not False
+                groups[section].add_argument(
+                    f.flag, dest=f.dest, action=f.action, default=None, help=f.help + shown
+                )
+                continue
             groups[section].add_argument(
                 f.flag,
                 dest=f.dest,

@@ -57,10 +57,47 @@ def load_domains_of(exp: Experiment) -> Any:
 
     d = exp.data
     domains = load_domains(
-        d.benchmark, d.tasks, d.path, seed=d.seed, domain_column=d.domain_column
+        d.benchmark,
+        d.tasks,
+        d.path,
+        seed=d.seed,
+        domain_field=d.domain_field,
+        domains=dict(d.domains),
+        text_field=d.text_field,
+        token_dtype=d.token_dtype,
+        rescan=d.rescan,
+        sample_tokens=sample_tokens_of(exp),
     )
     domains.check(exp.model.seq_len + 1)
     return domains
+
+
+def sample_tokens_of(exp: Experiment) -> int:
+    """A corpus's sample per domain: the experiment's, else what its budget can draw."""
+    from popmix.data.corpus import sample_tokens_for
+
+    if exp.data.sample_tokens is not None:
+        return exp.data.sample_tokens
+    t = exp.train
+    return sample_tokens_for(
+        t.steps, t.batch_size, exp.model.seq_len, t.eval_windows, t.test_windows
+    )
+
+
+def describe_sizes(domains: Any) -> str:
+    """What the domain sizes are: a corpus's manifest unit, estimated or not, and the
+    domains read whole because they are smaller than the sample."""
+    manifest = domains.meta.get("manifest")
+    if not manifest:
+        return f"{int(domains.sizes.sum())} training tokens"
+    sample = domains.meta.get("sample", {})
+    under = sample.get("under_filled") or []
+    return (
+        f"{int(domains.sizes.sum())} {manifest['unit']} in the corpus"
+        + (", estimated" if manifest["estimated"] else ", exact")
+        + f", sampled {sample.get('bytes_per_domain')} bytes per domain"
+        + (f"; read whole, smaller than that: {', '.join(under)}" if under else "")
+    )
 
 
 def train_config_of(exp: Experiment) -> Any:
@@ -211,7 +248,7 @@ class RunCommand(Command):
         if not args.quiet:
             print(
                 f"popmix run: {method} on {domains.name} ({len(domains)} domains, "
-                f"{int(domains.sizes.sum())} training tokens), {cfg.steps} steps, "
+                f"{describe_sizes(domains)}), {cfg.steps} steps, "
                 f"apply={cfg.apply}, seed {cfg.seed}",
                 flush=True,
             )
