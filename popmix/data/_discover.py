@@ -88,7 +88,7 @@ def discover(
 
 def _readable(path: Path) -> str | None:
     fmt = split_name(path.name)[1]
-    return fmt if fmt in _READ else None
+    return fmt if fmt in _READ or fmt == "idx" else None
 
 
 def _shard(path: Path, fmt: str, domain: str | None) -> Shard:

@@ -73,7 +73,8 @@ def draw_sample(
     layout: Layout, manifest: Manifest, fields: Fields, sample_bytes: int, seed: int
 ) -> tuple[dict[str, list[str]], dict[str, Any]]:
     """Each domain's sampled documents (corpus order) and a report: the sample's target,
-    each domain's sampled bytes, and the domains read whole because they are smaller."""
+    each domain's sampled bytes, the domains read whole because they are smaller, and the
+    under-filled ones (those, and any whose reservoir its chosen shards could not fill)."""
     reservoirs: dict[str, _Reservoir] = {}
     chosen: set[str] = set()
     whole: list[str] = []
@@ -106,7 +107,10 @@ def draw_sample(
         "seed": seed,
         "sampled_bytes": sampled,
         "read_whole": whole,
-        "under_filled": sorted(n for n, b in sampled.items() if b < sample_bytes),
+        # smaller than the sample (read whole), or a reservoir its shards could not fill
+        "under_filled": sorted(
+            n for n, r in reservoirs.items() if r.k is None or len(r.items) < r.k
+        ),
         "shards_read": len(chosen),
     }
     return out, report
