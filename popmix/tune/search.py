@@ -720,6 +720,16 @@ def resolve(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> Resolve
     name = opts.name or f"{exp.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     exp_dir = Path(opts.storage).resolve() / name
     out = Path(opts.out).resolve() if opts.out else exp_dir
+    # an earlier run's results are never overwritten by a new one under the same name
+    if exp_dir.is_dir() and any(exp_dir.iterdir()):
+        raise ConfigError(
+            f"--name {name}: {exp_dir} already holds a run; give another --name (or none, for "
+            "a dated one), or remove that folder"
+        )
+    if out != exp_dir and any((out / f).exists() for f in ("summary.json", "calibrate.json")):
+        raise ConfigError(
+            f"--out {out} already holds a run's results; give another --out, or remove them"
+        )
     return ResolvedSearch(exp, space, domains, name, exp_dir, out)
 
 

@@ -205,6 +205,7 @@ def test_smoke_replaces_the_budget_of_run_and_bracket(tmp_path):
         (["search", "--reference", "magic"], "unknown search.reference 'magic'"),
         (["search", "--reference", "doge"], "search.reference 'doge' is not among the methods"),
         (["search", "confirm.model.width=2"], "confirm.model.width: not a model setting"),
+        (["search", "--max-failures", "-1"], "resources.max_failures must be 0 or more"),
     ],
 )
 def test_confirm_and_search_bad_input_is_one_line_exit_2(args, needle, tmp_path):
@@ -236,3 +237,20 @@ def test_run_at_256_synthetic_domains(tmp_path, capsys):
     assert len(result["domains"]) == 256 and len(result["test_loss"]) == 256
     assert sum(result["final_weights"].values()) == pytest.approx(1.0)
     assert "syn255" in capsys.readouterr().out
+
+
+def test_a_search_never_overwrites_an_earlier_run_of_the_same_name(tmp_path):
+    earlier = tmp_path / "runs" / "taken"
+    earlier.mkdir(parents=True)
+    (earlier / "summary.json").write_text('{"rows": []}')
+    proc = subprocess.run(
+        [sys.executable, "-m", "popmix.cli", "search", "--smoke", "--name", "taken"]
+        + ["--storage", str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "--name taken" in proc.stderr and "already holds a run" in proc.stderr
+    assert (earlier / "summary.json").read_text() == '{"rows": []}'
+    assert sorted(p.name for p in earlier.iterdir()) == ["summary.json"]
