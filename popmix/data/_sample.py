@@ -23,6 +23,7 @@ import numpy as np
 from ._discover import Layout
 from ._formats import Fields, records
 from ._manifest import Manifest
+from .domains import MIN_DOCUMENTS
 
 #: the chosen shards hold this many times the sample's bytes (when the domain has them), so
 #: documents come from more than the one or two shards that would just fill it
@@ -88,7 +89,8 @@ def draw_sample(
             whole.append(d.name)
             continue
         docs = d.documents.value if d.documents is not None else 1
-        k = max(1, math.ceil(sample_bytes * docs / nbytes))
+        # at least MIN_DOCUMENTS, so the splits can keep whole documents
+        k = max(MIN_DOCUMENTS, math.ceil(sample_bytes * docs / nbytes))
         reservoirs[d.name] = _Reservoir(k, rng, [])
         chosen.update(_choose_shards(expected, min(nbytes, OVERSAMPLE * sample_bytes), rng))
     for index, shard in enumerate(layout.shards):

@@ -59,8 +59,9 @@ def sample_tokens_for(
     train = steps * batch_size * window * max_weight
     need = max(
         train / (1.0 - sum(_HELD_OUT)),
-        eval_windows * window / _HELD_OUT[0],
-        test_windows * window / _HELD_OUT[1],
+        # a held-out split holds at least two windows, whatever the budget evaluates
+        max(eval_windows, 2) * window / _HELD_OUT[0],
+        max(test_windows, 2) * window / _HELD_OUT[1],
     )
     return max(1, math.ceil(need))
 

@@ -231,6 +231,7 @@ def test_same_seed_same_bounded_sample(tmp_path):
 def test_sample_size_follows_the_budget():
     assert sample_tokens_for(1000, 16, 128) == int(np.ceil(1000 * 16 * 129 / 0.9))
     assert sample_tokens_for(1, 1, 128, test_windows=64) == int(np.ceil(64 * 129 / 0.05))
+    assert sample_tokens_for(1, 1, 128) == int(np.ceil(2 * 129 / 0.05))  # two held-out windows
 
 
 def test_load_domains_takes_the_field(tmp_path):
