@@ -24,7 +24,7 @@ import statistics
 import time
 
 from popmix.config import load_experiment
-from popmix.data import load_domains
+from popmix.data import load_experiment_domains
 from popmix.policies import build_policy
 from popmix.reporting.stats import split_seeds
 from popmix.train import run_training
@@ -39,10 +39,7 @@ def main() -> None:
     p.add_argument("overrides", nargs="*")
     args = p.parse_args()
     exp = load_experiment(args.experiment, args.overrides)
-    d = exp.data
-    domains = load_domains(
-        d.benchmark, d.tasks, d.path, seed=d.seed, domain_column=d.domain_column
-    )
+    domains = load_experiment_domains(exp)
     domains.check(exp.model.seq_len + 1)
     print(
         f"{domains.name}: {len(domains)} domains, {exp.train.steps} steps, warm-up "

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from popmix.config import load_experiment
-from popmix.data import load_domains
+from popmix.data import load_experiment_domains
 from popmix.data.domains import domain_groups
 from popmix.policies import build_policy
 from popmix.reporting.stats import mean_ci, paired
@@ -45,9 +45,7 @@ MODES = {"sample": {"apply": "sample"}, "loss": {"apply": "loss", "loss_base": "
 def run_mode(experiment: str, overrides: list[str], mode: str, t: float, seed: int) -> dict:
     exp = load_experiment(experiment, overrides)
     d = exp.data
-    domains = load_domains(
-        d.benchmark, d.tasks, d.path, seed=d.seed, domain_column=d.domain_column
-    )
+    domains = load_experiment_domains(exp)
     cfg = dataclasses.replace(
         exp.train, seed=seed, threads=1, eval_interval=exp.search.report_every, **MODES[mode]
     )

@@ -53,35 +53,11 @@ def format_table(result: dict[str, Any]) -> str:
 
 def load_domains_of(exp: Experiment) -> Any:
     """The experiment's domains, checked to hold a window of its model's context."""
-    from popmix.data import load_domains
+    from popmix.data import load_experiment_domains
 
-    d = exp.data
-    domains = load_domains(
-        d.benchmark,
-        d.tasks,
-        d.path,
-        seed=d.seed,
-        domain_field=d.domain_field,
-        domains=dict(d.domains),
-        text_field=d.text_field,
-        token_dtype=d.token_dtype,
-        rescan=d.rescan,
-        sample_tokens=sample_tokens_of(exp),
-    )
+    domains = load_experiment_domains(exp)
     domains.check(exp.model.seq_len + 1)
     return domains
-
-
-def sample_tokens_of(exp: Experiment) -> int:
-    """A corpus's sample per domain: the experiment's, else what its budget can draw."""
-    from popmix.data.corpus import sample_tokens_for
-
-    if exp.data.sample_tokens is not None:
-        return exp.data.sample_tokens
-    t = exp.train
-    return sample_tokens_for(
-        t.steps, t.batch_size, exp.model.seq_len, t.eval_windows, t.test_windows
-    )
 
 
 def describe_sizes(domains: Any) -> str:

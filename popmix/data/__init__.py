@@ -1,11 +1,13 @@
 """Domains and batches: the bottom layer (no model code, no Ray).
 
-``load_domains`` is the single entry point the CLI, the loop and the Tune layer use.
+``load_experiment_domains`` (an experiment's ``data`` settings through ``load_domains``) is the
+single entry point the CLI and the Tune layer use.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from popmix.data.domains import VOCAB_SIZE, DataError, Domain, DomainSet
 from popmix.data.sampler import MixtureSampler, eval_windows, largest_remainder
@@ -96,6 +98,39 @@ def load_domains(
     return domain_set if tasks is None else domain_set.first(tasks)
 
 
+def sample_tokens_of(exp: Any) -> int:
+    """A corpus's sample per domain for an experiment (:class:`popmix.config.Experiment`):
+    its ``data.sample_tokens``, else what its longest trial could draw from one domain at
+    weight 1 plus its held-out windows (:func:`popmix.data.corpus.sample_tokens_for`), so a
+    run, a search and a confirmation of one experiment train on the same sample."""
+    from popmix.data.corpus import sample_tokens_for
+
+    if exp.data.sample_tokens is not None:
+        return int(exp.data.sample_tokens)
+    t = exp.train
+    return sample_tokens_for(
+        t.steps, t.batch_size, exp.model.seq_len, t.eval_windows, t.test_windows
+    )
+
+
+def load_experiment_domains(exp: Any) -> DomainSet:
+    """The domains of an experiment, from every one of its ``data`` settings; the one way
+    ``popmix run``, ``search``, ``calibrate`` and ``confirm`` load them."""
+    d = exp.data
+    return load_domains(
+        d.benchmark,
+        d.tasks,
+        d.path,
+        seed=d.seed,
+        domain_field=d.domain_field,
+        domains=dict(d.domains),
+        text_field=d.text_field,
+        token_dtype=d.token_dtype,
+        rescan=d.rescan,
+        sample_tokens=sample_tokens_of(exp),
+    )
+
+
 __all__ = [
     "BENCHMARKS",
     "VOCAB_SIZE",
@@ -106,4 +141,6 @@ __all__ = [
     "eval_windows",
     "largest_remainder",
     "load_domains",
+    "load_experiment_domains",
+    "sample_tokens_of",
 ]

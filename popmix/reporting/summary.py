@@ -470,6 +470,16 @@ def format_table(summary: dict[str, Any]) -> str:
     oracle = format_oracle(summary)
     if oracle:
         lines += ["", *oracle]
+    if summary.get("manifest"):
+        sample = summary.get("sample") or {}
+        whole = sample.get("read_whole") or []
+        lines += [
+            "",
+            f"domain sizes (the priors' n_i): {summary['sizes_unit']} in the corpus, "
+            + ("some estimated (manifest)" if summary.get("sizes_estimated") else "exact")
+            + f"; trained on a sample of up to {sample.get('bytes_per_domain')} bytes per domain"
+            + (f", read whole: {', '.join(whole)}" if whole else ""),
+        ]
     compared = summary.get("comparisons") or []
     if compared:
         lines += ["", *format_comparisons(compared)]

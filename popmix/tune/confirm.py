@@ -275,7 +275,7 @@ def run_confirm(
         ConfigError, DataError: a missing or incomplete search, a second scale the experiment
             does not name, data that cannot be loaded.
     """
-    from popmix.data import load_domains
+    from popmix.data import load_experiment_domains
     from popmix.tune.search import RaySession, tune_environment
 
     found = read_search(run_dir)
@@ -292,10 +292,8 @@ def run_confirm(
             "confirm.model.d_model=256 confirm.steps=2000 (or a confirm: section in the "
             "experiment file)"
         )
-    d = exp.data
-    domains = load_domains(
-        d.benchmark, d.tasks, d.path, seed=d.seed, domain_column=d.domain_column
-    )
+    # the search's own sample of a corpus (its budget's), whatever the scale
+    domains = load_experiment_domains(found.exp)
     seeds = confirm_seeds(exp, n)
     say = (lambda *a, **k: None) if opts.quiet else print
     out = found.folder / "confirm.json"

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from popmix.config import Experiment
+from popmix.data import sample_tokens_of
 
 #: one JSON object per line: fingerprint, stable, reasons, where its calibrate.json is, when
 REGISTRY = "calibrations.jsonl"
@@ -27,13 +28,20 @@ _NOT_PROXY = ("seed", "threads", "device", "eval_interval")
 def proxy_fingerprint(exp: Experiment, domain_names: list[str]) -> str:
     """A short hash of what makes the proxy: the data (and its domains), model and training."""
     d = exp.data
-    data = {
+    data: dict[str, Any] = {
         "benchmark": d.benchmark,
         "path": str(Path(d.path).resolve()) if d.path else None,
         "seed": d.seed,
         "domain_column": d.domain_column,
         "domains": list(domain_names),
     }
+    if d.path:  # what picks a corpus's domains and sample (a built-in benchmark has none)
+        data.update(
+            domain_globs={k: list(v) for k, v in d.domains.items()},
+            text_field=d.text_field,
+            token_dtype=d.token_dtype,
+            sample_tokens=sample_tokens_of(exp),
+        )
     train = {k: v for k, v in dataclasses.asdict(exp.train).items() if k not in _NOT_PROXY}
     train["warmup"] = exp.train.warmup  # a share and a step count that agree are one setting
     train.pop("warmup_frac")

@@ -48,7 +48,7 @@ from popmix.config import (
     check_method_params,
     experiment_to_dict,
 )
-from popmix.data import load_domains
+from popmix.data import load_experiment_domains
 from popmix.data.domains import DomainSet, domain_groups
 from popmix.policies import learns_weights
 from popmix.tune.explore import Explorer, weights_from_file
@@ -579,7 +579,13 @@ def _write_outputs(
         experiment=exp.name,
         benchmark=domains.name,
         domains=names,
+        # what the priors (proportional, temperature, Cooldown) are computed from: a corpus's
+        # own sizes (its manifest), in its unit, not the sample's
         sizes={d.name: d.n_tokens for d in domains},
+        sizes_unit=(domains.meta.get("manifest") or {}).get("unit", "bytes"),
+        sizes_estimated=bool((domains.meta.get("manifest") or {}).get("estimated", False)),
+        manifest=domains.meta.get("manifest"),
+        sample=domains.meta.get("sample"),
         # the best achievable loss per domain, when known (synthetic domains)
         entropy_rate=(
             {d.name: d.entropy_rate for d in domains}
@@ -692,9 +698,7 @@ def resolve(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> Resolve
     """
     exp.validate()
     d = exp.data
-    domains = load_domains(
-        d.benchmark, d.tasks, d.path, seed=d.seed, domain_column=d.domain_column
-    )
+    domains = load_experiment_domains(exp)
     domains.check(exp.model.seq_len + 1)
     domain_groups(domains, d.groups)  # a group naming an unknown domain fails before Ray
     space.validate(len(domains))

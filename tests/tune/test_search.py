@@ -403,3 +403,54 @@ def test_a_trial_whose_worker_process_dies_is_retried_from_its_checkpoint(ray_se
     assert row["status"] == "ok" and row["steps"] == 120
     assert row["retries"] == 1 and summary["retries"] == 1
     assert row["train_steps"] >= 120  # the steps after its last checkpoint were trained again
+
+
+@pytest.mark.slow
+def test_a_search_over_256_domains_end_to_end(ray_session, tmp_path):
+    exp = smoke(population=2, perturbation_interval=1, quantile_fraction=0.5, exploit_margin=0.0)
+    exp = exp.replace(
+        data=dataclasses.replace(exp.data, benchmark="synthetic", tasks=256),
+        methods=("pbt", "stratified"),
+    )
+    space = load_space(ROOT / "search_spaces" / "sampling.yaml")
+    summary = run_search(exp, space, SearchOptions(storage=str(tmp_path), name="w", quiet=True))
+    assert len(summary["domains"]) == 256
+    assert {r["method"]: r["status"] for r in summary["rows"]} == {"pbt": "ok", "stratified": "ok"}
+    for m in summary["members"]:
+        assert m["status"] == "ok"
+    best = json.loads((tmp_path / "w" / "best_schedule.json").read_text())
+    assert len(best["domains"]) == 256 and abs(sum(best["final_weights"]) - 1) < 1e-9
+    for run in glob.glob(str(tmp_path / "w" / "tensorboard" / "seed0" / "*")):
+        scalars = set(read_events(run).Tags()["scalars"])
+        assert sum(t.startswith("val_loss/") for t in scalars) == 256
+        assert {"val/mean_ppl", "val/worst_ppl", "objective"} <= scalars
+
+
+def test_a_search_on_a_sharded_corpus_uses_its_sizes_and_says_their_unit(ray_session, tmp_path):
+    import gzip
+
+    corpus = tmp_path / "corpus"
+    rng = np.random.default_rng(0)
+    for name, shards in (("web", 3), ("code", 1)):
+        for k in range(shards):
+            (corpus / name / f"part{k}").mkdir(parents=True)
+            with gzip.open(corpus / name / f"part{k}" / "shard.jsonl.gz", "wt") as f:
+                for _ in range(60):
+                    words = rng.choice(["mix", "data", "def", "run", "web"], size=40)
+                    f.write(json.dumps({"text": " ".join(words)}) + "\n")
+    exp = smoke().replace(
+        data=dataclasses.replace(smoke().data, benchmark="brown16", path=str(corpus), tasks=None),
+        methods=("proportional",),
+    )
+    space = load_space(ROOT / "search_spaces" / "sampling.yaml")
+    opts = SearchOptions(storage=str(tmp_path / "runs"), name="c", quiet=True)
+    summary = run_search(exp, space, opts)
+    manifest = summary["manifest"]
+    assert summary["domains"] == ["code", "web"] and summary["sizes_unit"] == "bytes"
+    assert not summary["sizes_estimated"]
+    for name in ("code", "web"):
+        assert summary["sizes"][name] == manifest["domains"][name]["bytes"]["value"]
+    assert summary["sizes"]["web"] > 2.5 * summary["sizes"]["code"]  # 3 shards against 1
+    from popmix.reporting.summary import format_table
+
+    assert "domain sizes (the priors' n_i): bytes in the corpus, exact" in format_table(summary)
