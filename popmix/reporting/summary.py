@@ -299,16 +299,7 @@ def format_groups(groups: dict[str, Any] | None, reference: str) -> list[str]:
     for method, entry in groups["methods"].items():
         cells = []
         for g in names:
-            vs = entry[g]["vs_reference"]
-            if method == reference:
-                versus = "(reference)"
-            elif not vs or vs.get("diff_mean") is None:
-                versus = "-"
-            elif vs.get("ci95") is None:
-                versus = f"{vs['diff_mean']:+.3f} (1 seed)"
-            else:
-                lo, hi = vs["ci95"]
-                versus = f"{vs['diff_mean']:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+            versus = _versus(method, reference, entry[g]["vs_reference"], verdict=False)
             cells.append(f"{interval(entry[g]['mean_test_ppl']):<26}{versus:<30}")
         lines.append(f"{method:<14}" + "".join(cells))
     return lines
@@ -394,6 +385,19 @@ def interval(stat: dict[str, Any] | None, spec: str = ".3f") -> str:
     return f"{stat['mean']:{spec}} [{lo:{spec}}, {hi:{spec}}]"
 
 
+def _versus(method: str, reference: str, vs: dict[str, Any] | None, verdict: bool = True) -> str:
+    """A paired difference against the reference as the table prints it."""
+    if method == reference:
+        return "(reference)"
+    if not vs or vs.get("diff_mean") is None:
+        return "-"
+    if vs.get("ci95") is None:
+        return f"{vs['diff_mean']:+.3f} (1 seed)"
+    lo, hi = vs["ci95"]
+    text = f"{vs['diff_mean']:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+    return f"{text} {vs['verdict']}" if verdict else text
+
+
 def format_methods(methods: dict[str, Any], reference: str, always: bool = False) -> list[str]:
     """The per-method block of the table: intervals over seeds and the paired verdict
     against the reference (empty, unless ``always``, when no method has two seeds)."""
@@ -407,16 +411,7 @@ def format_methods(methods: dict[str, Any], reference: str, always: bool = False
     )
     lines = [head, "-" * len(head)]
     for name, m in methods.items():
-        vs = m.get("vs_reference")
-        if name == reference:
-            versus = "(reference)"
-        elif not vs or vs.get("diff_mean") is None:
-            versus = "-"
-        elif vs.get("ci95") is None:
-            versus = f"{vs['diff_mean']:+.3f} (1 seed)"
-        else:
-            lo, hi = vs["ci95"]
-            versus = f"{vs['diff_mean']:+.3f} [{lo:+.3f}, {hi:+.3f}] {vs['verdict']}"
+        versus = _versus(name, reference, m.get("vs_reference"))
         lines.append(
             f"{name:<14}{m['mean_test_ppl'].get('n') or 0:>6}  "
             f"{interval(m['mean_test_ppl']):<26}{interval(m['worst_test_ppl']):<26}{versus}"
