@@ -518,13 +518,14 @@ def oracle_for(exp: Experiment, domains: DomainSet) -> dict[str, Any] | None:
     why = None
     if list(found["weights"]) != domains.names:
         why = "the search's domains are not the oracle's 16"
-    elif proxy["model"] != model:
-        diff = sorted(k for k in model if proxy["model"].get(k) != model[k])
-        why = f"model.{', model.'.join(diff)} differ from the oracle's proxy"
     else:
-        diff = sorted(k for k, v in proxy["train"].items() if getattr(exp.train, k) != v)
+        diff = [f"model.{k}" for k in sorted(model) if proxy["model"].get(k) != model[k]]
+        diff += [
+            f"train.{k}" for k, v in sorted(proxy["train"].items()) if getattr(exp.train, k) != v
+        ]
         if diff:
-            why = f"train.{', train.'.join(diff)} differ from the oracle's proxy"
+            verb = "differs" if len(diff) == 1 else "differ"
+            why = f"{', '.join(diff)} {verb} from the oracle's proxy"
     return {
         "weights": found["weights"],
         "mean_test_loss": found["mean_test_loss"],

@@ -235,7 +235,7 @@ def test_oracle_gap_closed_is_each_seeds_share_of_the_stratified_to_oracle_gap()
     assert summary["methods"]["stratified"]["oracle_gap_closed"]["mean"] == pytest.approx(0.0)
     text = "\n".join(format_oracle(summary))
     assert "mean test loss 2.6000 over seeds 0, 1, 2" in text and "pbt           +0.63 [" in text
-    summary["oracle"] = {"applies": False, "why": "model.d_model differ from the oracle's proxy"}
+    summary["oracle"] = {"applies": False, "why": "model.d_model differs from the oracle's proxy"}
     assert format_oracle(summary) == [
-        "oracle: not measured against (model.d_model differ from the oracle's proxy)"
+        "oracle: not measured against (model.d_model differs from the oracle's proxy)"
     ]

@@ -18,7 +18,7 @@ def test_the_oracle_applies_at_its_proxy_and_says_why_not_elsewhere():
     assert found is not None and found["applies"] and found["why"] is None
     assert list(found["weights"]) == domains.names
     wider = oracle_for(load_experiment(str(EXPERIMENT), ["model.d_model=128"]), domains)
-    assert not wider["applies"] and wider["why"] == "model.d_model differ from the oracle's proxy"
+    assert not wider["applies"] and wider["why"] == "model.d_model differs from the oracle's proxy"
     longer = oracle_for(load_experiment(str(EXPERIMENT), ["train.steps=900"]), domains)
     assert longer["why"].startswith("train.") and "steps" in longer["why"]
     fewer = load_domains("oracle16", tasks=8)
