@@ -371,6 +371,7 @@ def test_results_by_group_on_multilingual_and_the_oracle_only_at_its_proxy(ray_s
     assert set(summary["groups"]["members"]) == {"noise", "easy", "related", "rich", "tiny"}
 
 
+@pytest.mark.slow
 def test_a_trial_whose_worker_process_dies_is_retried_from_its_checkpoint(ray_session, tmp_path):
     import signal
     import threading
