@@ -137,7 +137,8 @@ DATA_FLAGS = (
         "--benchmark",
         "data.benchmark",
         "built-in domain set: brown16 (15 Brown genres + Python code), multilingual (16 "
-        "languages in 11 scripts, 153x size range, high/low-resource groups) or synthetic",
+        "languages in 11 scripts, 153x size range, high/low-resource groups), oracle16 (five "
+        "kinds of synthetic domain, with a shipped oracle mixture) or synthetic",
     ),
     Flag(
         "--data",
