@@ -211,3 +211,87 @@ def test_the_gpu_cluster_experiment_fails_fast_from_the_shell(tmp_path):
     assert time.monotonic() - start < 60
     (line,) = proc.stderr.strip().splitlines()
     assert "asks for 2 CPUs, 0.25 GPUs" in line and "--gpus-per-trial 0" in line
+
+
+# ------------------------------------------------------------------------------------------------
+# A node that leaves mid-search: its trial restarts from its last checkpoint elsewhere.
+
+REPORT_EVERY = 6  # experiments/smoke.yaml's search.report_every
+
+REMOVE_SCRIPT = r"""
+import dataclasses, glob, json, logging, sys, threading, time
+import ray
+from ray.cluster_utils import Cluster
+from popmix.config import Resources, load_experiment, load_space
+from popmix.tune.search import SearchOptions, run_search
+
+storage = sys.argv[1]
+cluster = Cluster(initialize_head=True, connect=False,
+                  head_node_args={"num_cpus": 1, "include_dashboard": False,
+                                  "object_store_memory": 128 * 2**20})
+worker = cluster.add_node(num_cpus=1, object_store_memory=128 * 2**20)
+cluster.wait_for_nodes()
+removed = []
+
+def remove_worker_after_its_first_report():
+    target = worker.node_id
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        for f in glob.glob(storage + "/**/result.json", recursive=True):
+            for line in open(f).read().splitlines():
+                try:  # a line may still be being written
+                    node = json.loads(line).get("node")
+                except ValueError:
+                    continue
+                if node == target:
+                    removed.append(target)
+                    cluster.remove_node(worker)  # the head's CPU takes its trial over
+                    return
+        time.sleep(0.05)
+
+try:
+    ray.init(address=cluster.address, log_to_driver=False, logging_level=logging.WARNING)
+    exp = load_experiment("experiments/smoke.yaml")
+    exp = exp.replace(methods=("stratified", "proportional"),
+                      resources=Resources(cpus_per_trial=1.0),
+                      train=dataclasses.replace(exp.train, steps=2400, eval_windows=1))
+    space = load_space("search_spaces/sampling.yaml")
+    thread = threading.Thread(target=remove_worker_after_its_first_report, daemon=True)
+    thread.start()
+    summary = run_search(exp, space, SearchOptions(address=cluster.address, storage=storage,
+                                                   name="leave", quiet=True))
+    print("RESULT " + json.dumps({"removed": removed, "rows": summary["rows"],
+                                  "retries": summary["retries"]}, default=str))
+finally:
+    ray.shutdown()
+    cluster.shutdown()
+"""
+
+
+@pytest.mark.slow
+def test_a_trial_on_a_node_that_leaves_restarts_from_its_checkpoint(tmp_path):
+    env = {
+        **os.environ,
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+        "RAY_AUTH_MODE": "disabled",
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", REMOVE_SCRIPT, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=400,
+        cwd=ROOT,
+        env=env,
+    )
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+    assert line, proc.stdout[-2000:] + proc.stderr[-4000:]
+    result = json.loads(line[len("RESULT ") :])
+    assert result["removed"], f"no trial reported from the worker node: {result}"
+    assert result["retries"] >= 1
+    for row in result["rows"]:
+        assert row["status"] == "ok" and row["steps"] == 2400, row
+    (moved,) = [r for r in result["rows"] if r["retries"]]
+    # restarted from its last checkpoint (one per report), not from step 0: at most the steps
+    # since that checkpoint, and the report being trained when the node left, are repeated
+    assert 2400 <= moved["train_steps"] <= 2400 + 2 * REPORT_EVERY, moved["train_steps"]
