@@ -6,24 +6,26 @@ alike, so every method lands within a few hundredths of a nat of the others. ``o
 built from the reasons real corpora need a mixture, each a *kind* of domain (``DomainSet.meta
 ["groups"]``, so results are also given per kind):
 
-- ``noise`` (4 domains, 300 K training tokens each): symbols drawn independently and
-  uniformly. The best prediction is the uniform one, reached in a few steps; more training is
-  waste. Large, so proportional sampling spends most of its budget on them.
-- ``easy`` (4, 300 K): first-order chains with near-deterministic rows (Dirichlet(0.02)),
-  learned in a few hundred steps at a small share of the batch.
-- ``related`` (4, 100 K): second-order chains that share 80% of one transition table, so what
-  is learned on one transfers to the others.
-- ``rich`` (2, 100 K): independent second-order chains, Dirichlet(0.1) rows: far from their
+- ``noise`` (5 domains, 300 K training tokens each): symbols drawn independently and
+  uniformly from 24 of their own. The best prediction is the uniform one, reached in a few
+  steps; more training is waste. Large, so proportional sampling spends most of its budget on
+  them.
+- ``easy`` (5, 300 K): independent draws from a peaked distribution (Dirichlet(0.1)) over 23
+  symbols of their own, learned at a small share of the batch.
+- ``related`` (2, 100 K): first-order chains over the 48 shared symbols whose transition
+  tables share 80% of one table, so what is learned on one transfers to the other.
+- ``rich`` (3, 100 K): independent first-order chains, Dirichlet(0.1) rows: far from their
   floor at the proxy budget, they gain from every step they get.
-- ``tiny`` (2, 6 K): second-order chains like ``rich`` with so little training text that
-  upsampling them soon repeats it: they overfit.
+- ``tiny`` (1, 2 K): a chain like ``rich`` with so little training text that upsampling it
+  soon repeats it.
 
-Every domain is an order-k Markov chain (k = 0, 1 or 2) over 32 symbols (``A``-``Z``,
-``a``-``f``), whose entropy rate ``sum_c pi_c H(P[c, :])`` (``pi`` the stationary
-distribution of the k-symbol contexts) is its ``entropy_rate``. Each split is simulated as
-chains of 4096 tokens, run in parallel from a 64-step burn-in and joined end to end. At each
-junction, the first k targets of the next chain follow a context from the previous chain, so the
-floor is exact to within k x log(32) / 4096 nats (under 0.002).
+Noise and easy domains have alphabets of their own (as boilerplate or another script would);
+the chains share one. Every domain is an order-k Markov chain (k = 0 or 1; :data:`KINDS`),
+whose entropy rate ``sum_c pi_c H(P[c, :])`` (``pi`` the stationary distribution of the
+k-symbol contexts) is its ``entropy_rate``. Each split is simulated as chains of 4096 tokens,
+run in parallel from a 64-step burn-in and joined end to end. At each junction, the first k
+targets of the next chain follow a context from the previous chain, so the floor is exact to
+within k x log(48) / 4096 nats (under 0.001).
 
 The oracle (:func:`oracle`) is the best static mixture for the proxy of
 ``experiments/oracle16.yaml``, found once by ``benchmarks/oracle16_search.py`` with many proxy
