@@ -52,8 +52,9 @@ finally:
 """
 
 
-@pytest.mark.slow
-def test_search_on_a_two_node_cluster(tmp_path):
+def run_cluster_script(script: str, storage: Path, timeout: int) -> dict:
+    """Run ``script`` (it builds its own simulated cluster) in a subprocess, so its cluster
+    never meets the session's Ray; returns the JSON it prints after ``RESULT``."""
     env = {
         **os.environ,
         "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
@@ -61,16 +62,21 @@ def test_search_on_a_two_node_cluster(tmp_path):
         "RAY_USAGE_STATS_ENABLED": "0",
     }
     proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(tmp_path)],
+        [sys.executable, "-c", script, str(storage)],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         cwd=ROOT,
         env=env,
     )
     line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
     assert line, proc.stdout[-2000:] + proc.stderr[-4000:]
-    result = json.loads(line[len("RESULT ") :])
+    return json.loads(line[len("RESULT ") :])
+
+
+@pytest.mark.slow
+def test_search_on_a_two_node_cluster(tmp_path):
+    result = run_cluster_script(SCRIPT, tmp_path, timeout=300)
     assert len(result["nodes"]) == 2
     # every result names the node it came from; both nodes got work
     used = set()
@@ -270,23 +276,7 @@ finally:
 
 @pytest.mark.slow
 def test_a_trial_on_a_node_that_leaves_restarts_from_its_checkpoint(tmp_path):
-    env = {
-        **os.environ,
-        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-        "RAY_AUTH_MODE": "disabled",
-        "RAY_USAGE_STATS_ENABLED": "0",
-    }
-    proc = subprocess.run(
-        [sys.executable, "-c", REMOVE_SCRIPT, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=400,
-        cwd=ROOT,
-        env=env,
-    )
-    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
-    assert line, proc.stdout[-2000:] + proc.stderr[-4000:]
-    result = json.loads(line[len("RESULT ") :])
+    result = run_cluster_script(REMOVE_SCRIPT, tmp_path, timeout=400)
     assert result["removed"], f"no trial reported from the worker node: {result}"
     assert result["retries"] >= 1
     for row in result["rows"]:
