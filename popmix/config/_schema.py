@@ -53,19 +53,33 @@ class ModelConfig:
         n_layer: transformer blocks.
         n_head: attention heads (must divide d_model).
         d_model: residual width.
-        seq_len: context length in bytes.
+        seq_len: context length in tokens (bytes, for text domains).
+        vocab_size: token ids the model embeds. ``null`` (the default) takes it from the data:
+            256 for text (byte tokens), the largest id plus one for pre-tokenized domains
+            (Megatron ``.bin``/``.idx``, ``.npy``). A number smaller than the data's largest id
+            plus one is refused in one line before training starts.
     """
 
     n_layer: int = 2
     n_head: int = 4
     d_model: int = 128
     seq_len: int = 128
+    vocab_size: int | None = None
 
     def validate(self) -> None:
         for key in ("n_layer", "n_head", "d_model", "seq_len"):
             value = getattr(self, key)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"model.{key} must be a positive integer, got {value!r}")
+        if self.vocab_size is not None and (
+            not isinstance(self.vocab_size, int)
+            or isinstance(self.vocab_size, bool)
+            or self.vocab_size < 2
+        ):
+            raise ValueError(
+                f"model.vocab_size must be an integer >= 2 or null (from the data), got "
+                f"{self.vocab_size!r}"
+            )
         if self.d_model % self.n_head:
             raise ValueError(
                 f"model.d_model ({self.d_model}) must be a multiple of "
