@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
 import torch
 
 from popmix.config import ModelConfig, TrainConfig
-from popmix.data.domains import DomainSet
+from popmix.data.domains import DomainSet, check_vocab
 from popmix.data.sampler import MixtureSampler, eval_windows
 from popmix.policies import DomainSignals, MixingPolicy, loss_weights, normalize
 from popmix.train import measure
@@ -78,6 +78,8 @@ class Trainer:
         model_cfg.validate()
         if policy.n_domains != len(domains):
             raise ValueError(f"policy has {policy.n_domains} domains, data has {len(domains)}")
+        # the vocabulary of a pre-tokenized corpus comes from its ids (model.vocab_size: null)
+        model_cfg = replace(model_cfg, vocab_size=check_vocab(domains, model_cfg.vocab_size))
         self.domains, self.policy, self.model_cfg, self.cfg = domains, policy, model_cfg, cfg
         policy.bind(domains.names)
         #: what the policy asked the loop to measure (read once: a policy's needs are fixed)

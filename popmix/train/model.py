@@ -51,7 +51,9 @@ class TinyGPT(nn.Module):
         super().__init__()
         cfg.validate()
         self.cfg = cfg
-        self.tok = nn.Embedding(VOCAB_SIZE, cfg.d_model)
+        # null: bytes of text; a pre-tokenized corpus's Trainer fills it in (check_vocab)
+        self.vocab_size = VOCAB_SIZE if cfg.vocab_size is None else cfg.vocab_size
+        self.tok = nn.Embedding(self.vocab_size, cfg.d_model)
         self.pos = nn.Embedding(cfg.seq_len, cfg.d_model)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.ln_f = nn.LayerNorm(cfg.d_model)
@@ -78,7 +80,7 @@ class TinyGPT(nn.Module):
             block.explicit_attention = on
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        """Logits of shape (B, T, 256) for byte ids ``idx`` of shape (B, T)."""
+        """Logits of shape (B, T, vocab_size) for token ids ``idx`` of shape (B, T)."""
         t = idx.shape[1]
         x = self.tok(idx) + self.pos(torch.arange(t, device=idx.device))
         for block in self.blocks:
@@ -86,11 +88,11 @@ class TinyGPT(nn.Module):
         return self.ln_f(x) @ self.tok.weight.T
 
     def example_losses(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Mean next-byte cross-entropy (nats) of each window: shape (B,) for tokens (B, T+1)."""
+        """Mean next-token cross-entropy (nats) of each window: shape (B,) for tokens (B, T+1)."""
         logits = self(tokens[:, :-1])
         if logits.dtype not in (torch.float32, torch.float64):
             logits = logits.float()  # half-precision logits: the loss in float32
         tok_loss = F.cross_entropy(
-            logits.reshape(-1, VOCAB_SIZE), tokens[:, 1:].reshape(-1), reduction="none"
+            logits.reshape(-1, self.vocab_size), tokens[:, 1:].reshape(-1), reduction="none"
         )
         return tok_loss.view(tokens.shape[0], -1).mean(dim=1)
