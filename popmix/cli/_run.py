@@ -71,7 +71,8 @@ def describe_sizes(domains: Any) -> str:
     return (
         f"{int(domains.sizes.sum())} {manifest['unit']} in the corpus"
         + (", estimated" if manifest["estimated"] else ", exact")
-        + f", sampled {sample.get('bytes_per_domain')} bytes per domain"
+        + f", sampled {sample.get('per_domain')} {sample.get('unit')} per domain"
+        + (f", {domains.vocab_size} token ids" if "vocab_size" in domains.meta else "")
         + (f"; read whole, smaller than that: {', '.join(under)}" if under else "")
     )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from popmix.data.domains import VOCAB_SIZE, DataError, Domain, DomainSet
+from popmix.data.domains import VOCAB_SIZE, DataError, Domain, DomainSet, check_vocab
 from popmix.data.sampler import MixtureSampler, eval_windows, largest_remainder
 
 #: built-in benchmarks (``--benchmark``); user data comes through ``--data``.
@@ -117,7 +117,7 @@ def load_experiment_domains(exp: Any) -> DomainSet:
     """The domains of an experiment, from every one of its ``data`` settings; the one way
     ``popmix run``, ``search``, ``calibrate`` and ``confirm`` load them."""
     d = exp.data
-    return load_domains(
+    domain_set = load_domains(
         d.benchmark,
         d.tasks,
         d.path,
@@ -129,6 +129,8 @@ def load_experiment_domains(exp: Any) -> DomainSet:
         rescan=d.rescan,
         sample_tokens=sample_tokens_of(exp),
     )
+    check_vocab(domain_set, exp.model.vocab_size)  # before any trial builds a model
+    return domain_set
 
 
 __all__ = [

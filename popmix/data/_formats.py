@@ -508,3 +508,27 @@ def token_dtype(name: str) -> np.dtype:
             f"data.token_dtype {name!r} is not an integer dtype; use uint16, uint32 or int32"
         )
     return dtype
+
+
+def token_array(path: Path, fmt: str, dtype: str | None) -> np.ndarray:
+    """The token ids of a pre-tokenized shard, memory-mapped (nothing is read until used):
+    a Megatron ``.bin`` in its index's dtype, a ``.npy`` in its header's (or ``dtype``, for a
+    headerless one).
+
+    Raises:
+        DataError: float ids (Megatron's dtype codes 6 and 7), or a bad shard (see
+            :func:`megatron_index`, :func:`npy_tokens`).
+    """
+    tf = megatron_index(path) if fmt == "megatron" else npy_tokens(path, dtype)
+    if np.dtype(tf.dtype).kind not in "ui":
+        raise DataError(
+            f"{str(path)!r} holds {tf.dtype} values, not integer token ids; re-tokenize it "
+            "with an integer dtype (uint16 or int32)"
+        )
+    if tf.tokens == 0:
+        return np.zeros(0, dtype=tf.dtype)
+    with open(path, "rb") as f:
+        has_header = f.read(len(_NPY_MAGIC)) == _NPY_MAGIC
+    if fmt == "npy" and has_header:
+        return np.load(path, mmap_mode="r").reshape(-1)
+    return np.memmap(path, np.dtype(tf.dtype), "r", 0, (tf.tokens,))

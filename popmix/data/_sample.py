@@ -10,6 +10,9 @@ domain's reservoir in the same pass (a field-named corpus mixes all domains in e
 Kept documents are returned in corpus order, so the held-out splits are the same for the same
 seed, and the random state is ``default_rng([seed, domain index])``: the same seed and the same
 files give the same sample.
+
+A pre-tokenized domain (:func:`draw_token_sample`) is sampled in blocks of consecutive tokens
+instead, read through memory maps: only the chosen blocks are ever read.
 """
 
 from __future__ import annotations
@@ -21,9 +24,9 @@ from typing import Any
 import numpy as np
 
 from ._discover import Layout
-from ._formats import Fields, records
+from ._formats import Fields, records, token_array
 from ._manifest import Manifest
-from .domains import MIN_DOCUMENTS
+from .domains import MIN_DOCUMENTS, DataError
 
 #: the chosen shards hold this many times the sample's bytes (when the domain has them), so
 #: documents come from more than the one or two shards that would just fill it
@@ -105,9 +108,10 @@ def draw_sample(
     out = {name: r.documents() for name, r in reservoirs.items()}
     sampled = {name: sum(len(t.encode("utf-8")) for t in docs) for name, docs in out.items()}
     report = {
-        "bytes_per_domain": sample_bytes,
+        "unit": "bytes",
+        "per_domain": sample_bytes,
         "seed": seed,
-        "sampled_bytes": sampled,
+        "sampled": sampled,
         "read_whole": whole,
         # smaller than the sample (read whole), or a reservoir its shards could not fill
         "under_filled": sorted(
@@ -133,3 +137,73 @@ def _choose_shards(expected: dict[str, float], need: float, rng: np.random.Gener
         if held >= need:
             break
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# pre-tokenized domains: blocks of consecutive ids
+
+
+#: a sample is at least this many blocks (so it comes from many places of the corpus) ...
+MIN_BLOCKS = 64
+#: ... of at least this many tokens (so a block holds many training windows) and at most this
+BLOCK_TOKENS = (256, 8192)
+
+
+def block_tokens(sample_tokens: int) -> int:
+    """The block length of a token sample: ``sample_tokens / MIN_BLOCKS``, within
+    :data:`BLOCK_TOKENS`."""
+    low, high = BLOCK_TOKENS
+    return int(min(high, max(low, sample_tokens // MIN_BLOCKS)))
+
+
+def draw_token_sample(
+    layout: Layout, names: list[str], dtype: str | None, sample_tokens: int, seed: int
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Each pre-tokenized domain's sample (its ids, in corpus order) and a report like
+    :func:`draw_sample`'s.
+
+    A domain of at most ``sample_tokens`` tokens is read whole. A larger one is cut into blocks
+    of :func:`block_tokens` consecutive ids (per shard, the last one shorter) and
+    ``ceil(sample_tokens / block)`` blocks are drawn uniformly without replacement, with the
+    random state ``default_rng([seed, domain index])``; blocks stay in corpus order. Blocks
+    span document boundaries, as Megatron's own GPT dataset does when it packs documents.
+
+    Raises:
+        DataError: negative ids, float ids, or a bad shard.
+    """
+    block = block_tokens(sample_tokens)
+    out: dict[str, np.ndarray] = {}
+    whole: list[str] = []
+    for i, name in enumerate(names):
+        arrays = [token_array(s.path, s.fmt, dtype) for s in layout.shards if s.domain == name]
+        total = sum(a.size for a in arrays)
+        if total <= sample_tokens:
+            parts = [np.asarray(a) for a in arrays]
+            whole.append(name)
+        else:
+            starts = [(k, j) for k, a in enumerate(arrays) for j in range(0, a.size, block)]
+            rng = np.random.default_rng([seed, i])
+            n = min(len(starts), math.ceil(sample_tokens / block))
+            picked = np.sort(rng.choice(len(starts), size=n, replace=False))
+            parts = [
+                np.asarray(arrays[starts[p][0]][starts[p][1] : starts[p][1] + block])
+                for p in picked
+            ]
+        ids = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint16)
+        if ids.size and ids.min() < 0:
+            raise DataError(
+                f"domain {name!r} holds a negative token id ({int(ids.min())}); token ids "
+                "must be 0 or more: check data.token_dtype or the files"
+            )
+        out[name] = ids
+    report = {
+        "unit": "tokens",
+        "per_domain": sample_tokens,
+        "block_tokens": block,
+        "seed": seed,
+        "sampled": {n: int(a.size) for n, a in out.items()},
+        "read_whole": whole,
+        "under_filled": sorted(whole),
+        "shards_read": sum(1 for s in layout.shards if s.domain in out),
+    }
+    return out, report

@@ -22,12 +22,14 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
+
 from . import _formats
 from ._discover import Layout, discover
 from ._formats import Fields
 from ._manifest import SCAN_BYTES, Manifest, build_manifest
-from ._sample import draw_sample
-from .domains import DataError, Domain, DomainSet, split_documents
+from ._sample import draw_sample, draw_token_sample
+from .domains import DataError, Domain, DomainSet, split_documents, split_tokens
 
 __all__ = [
     "DEFAULT_SAMPLE_TOKENS",
@@ -115,32 +117,36 @@ def load_corpus(
     sample_tokens: int | None = None,
     scan_bytes: int = SCAN_BYTES,
 ) -> DomainSet:
-    """The corpus's domains: a sample of each (``sample_tokens`` bytes of text, default
-    :data:`DEFAULT_SAMPLE_TOKENS`; a smaller domain whole), sized by the whole corpus.
-    Arguments as in :func:`scan_corpus`.
+    """The corpus's domains: a sample of each (``sample_tokens`` bytes of text, or tokens of
+    a pre-tokenized corpus; default :data:`DEFAULT_SAMPLE_TOKENS`; a smaller domain whole),
+    sized by the whole corpus. Arguments as in :func:`scan_corpus`.
+
+    A pre-tokenized corpus (Megatron ``.bin``/``.idx``, ``.npy``) keeps its ids and sets
+    ``meta["vocab_size"]`` to the sample's largest id plus one (the model's vocabulary unless
+    ``model.vocab_size`` says otherwise: :func:`popmix.data.domains.check_vocab`).
 
     Raises:
-        DataError: a bad corpus (see :func:`scan_corpus`), or pre-tokenized domains, which the
-            byte-level proxy cannot train on.
+        DataError: a bad corpus (see :func:`scan_corpus`), or negative or float token ids.
     """
     layout, manifest = scan_corpus(
         path, domain_field, domains, text_field, token_dtype, rescan, seed, scan_bytes
     )
-    for d in manifest.domains:
-        if d.dtype is not None:
-            raise DataError(
-                f"domain {d.name!r} is pre-tokenized ({d.dtype} token ids) and the proxy "
-                "reads bytes of text: it takes no model.vocab_size yet; give the domain as "
-                "text (its manifest: popmix.data.corpus.scan_corpus)"
-            )
     size = DEFAULT_SAMPLE_TOKENS if sample_tokens is None else sample_tokens
     if size < 1:
         raise DataError(f"data.sample_tokens must be at least 1, got {size}")
-    fields = Fields(text=text_field, domain=layout.domain_field)
-    docs, report = draw_sample(layout, manifest, fields, size, seed)
-    out = tuple(_domain(d.name, docs[d.name], manifest, layout) for d in manifest.domains)
+    extra: dict[str, int] = {}
+    if manifest.unit == "tokens" and all(d.dtype is not None for d in manifest.domains):
+        dtype = None if token_dtype is None else _formats.token_dtype(token_dtype).name
+        ids, report = draw_token_sample(layout, manifest.names, dtype, size, seed)
+        out = tuple(_token_domain(n, ids[n], manifest, layout) for n in manifest.names)
+        extra["vocab_size"] = 1 + max(int(ids[n].max()) for n in manifest.names)
+    else:
+        fields = Fields(text=text_field, domain=layout.domain_field)
+        docs, report = draw_sample(layout, manifest, fields, size, seed)
+        out = tuple(_domain(d.name, docs[d.name], manifest, layout) for d in manifest.domains)
     root = layout.root
     meta = {
+        **extra,
         "source": {"folders": "folder", "field": "table", "globs": "globs"}[layout.rule],
         "path": str(root),
         "domain_field": layout.domain_field,
@@ -149,6 +155,15 @@ def load_corpus(
         "sample": report,
     }
     return DomainSet(root.stem if root.is_file() else root.name, out, meta)
+
+
+def _token_domain(name: str, ids: np.ndarray, manifest: Manifest, layout: Layout) -> Domain:
+    if ids.size == 0:
+        raise DataError(
+            f"domain {name!r} of {str(layout.root)!r} has no tokens; add tokens or remove it"
+        )
+    train, validation, test = split_tokens(ids, _HELD_OUT)
+    return Domain(name, train, validation, test, corpus_tokens=manifest.size(name).value)
 
 
 def _domain(name: str, docs: list[str], manifest: Manifest, layout: Layout) -> Domain:

@@ -1,8 +1,11 @@
 """Domains: named token streams with train / validation / test splits.
 
-A *domain* is one source of training data (a genre, a language, a task). popmix works on
-byte-level tokens, so a split is simply a 1-D ``uint8`` array and a domain's size ``n_i`` is the
-number of training tokens. Every benchmark loader returns a :class:`DomainSet`.
+A *domain* is one source of training data (a genre, a language, a task). Text is read as
+byte-level tokens, so a split is simply a 1-D ``uint8`` array; a pre-tokenized corpus (Megatron
+``.bin``/``.idx``, ``.npy``) keeps its files' integer ids and names its vocabulary
+(:attr:`DomainSet.vocab_size`). A domain's size ``n_i`` is the number of training tokens (or
+the whole corpus's, when the splits are a sample). Every benchmark loader returns a
+:class:`DomainSet`.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ class Domain:
 
     Args:
         name: unique, human-readable name (used in metric keys: ``loss/<name>``).
-        train, validation, test: 1-D ``uint8`` token arrays.
+        train, validation, test: 1-D token arrays: ``uint8`` bytes of text, or the integer
+            ids of a pre-tokenized corpus.
         entropy_rate: the best achievable loss in nats per token, when known (synthetic
             domains); ``None`` for real data.
         corpus_tokens: the size of the whole corpus the splits were sampled from, in the unit
@@ -91,6 +95,12 @@ class DomainSet:
         """Size n_i per domain (:attr:`Domain.n_tokens`: the corpus's when sampled), shape
         (n_domains,)."""
         return np.array([d.n_tokens for d in self.domains], dtype=np.int64)
+
+    @property
+    def vocab_size(self) -> int:
+        """Token ids the data needs: 256 for bytes of text, the largest id plus one for a
+        pre-tokenized corpus (``meta["vocab_size"]``, set when it is loaded)."""
+        return int(self.meta.get("vocab_size", VOCAB_SIZE))
 
     def index(self, name: str) -> int:
         try:
@@ -227,6 +237,36 @@ def split_documents(
         tokens[n_train : n_train + n_val],
         tokens[n_train + n_val :],
     )
+
+
+def split_tokens(
+    tokens: np.ndarray, fractions: tuple[float, float] = (0.05, 0.05)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Train / validation / test of a pre-tokenized sample: cut at token positions, test the
+    last ``int(n * f_test)`` tokens and validation the ``int(n * f_val)`` before them (the
+    token files carry no document boundaries popmix reads, so there is no whole-document
+    split)."""
+    n_train, n_val, _ = _byte_cut_sizes(tokens.size, *fractions)
+    return tokens[:n_train], tokens[n_train : n_train + n_val], tokens[n_train + n_val :]
+
+
+def check_vocab(domains: DomainSet, vocab_size: int | None) -> int:
+    """The vocabulary a model of ``domains`` embeds: ``vocab_size`` (``model.vocab_size``),
+    or the data's own when it is ``None``.
+
+    Raises:
+        DataError: ``vocab_size`` smaller than the data's largest id plus one.
+    """
+    needed = domains.vocab_size
+    if vocab_size is None:
+        return needed
+    if vocab_size < needed:
+        raise DataError(
+            f"model.vocab_size={vocab_size} is too small for {domains.name!r}, whose largest "
+            f"token id is {needed - 1}; use model.vocab_size={needed} or more (or null: from "
+            "the data)"
+        )
+    return int(vocab_size)
 
 
 def _byte_cut_sizes(n: int, f_val: float, f_test: float) -> tuple[int, int, int]:

@@ -472,7 +472,9 @@ def format_table(summary: dict[str, Any]) -> str:
             "",
             f"domain sizes (the priors' n_i): {summary['sizes_unit']} in the corpus, "
             + ("some estimated (manifest)" if summary.get("sizes_estimated") else "exact")
-            + f"; trained on a sample of up to {sample.get('bytes_per_domain')} bytes per domain"
+            + f"; trained on a sample of up to {sample.get('per_domain')} {sample.get('unit')} "
+            + "per domain"
+            + (f", {summary['vocab_size']} token ids" if sample.get("unit") == "tokens" else "")
             + (f", read whole: {', '.join(whole)}" if whole else ""),
         ]
     compared = summary.get("comparisons") or []

@@ -41,7 +41,8 @@ class Block(nn.Module):
 
 
 class TinyGPT(nn.Module):
-    """Pre-LayerNorm GPT over bytes, with tied input/output embeddings and no dropout.
+    """Pre-LayerNorm GPT over token ids (bytes of text by default), with tied input/output
+    embeddings and no dropout.
 
     No dropout on purpose: dropout draws from torch's global generator, which would make a
     restored trial diverge from the uninterrupted one.

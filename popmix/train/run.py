@@ -173,6 +173,6 @@ def run_training(
             else None
         ),
         "train_config": asdict(cfg),
-        "model_config": asdict(model_cfg),
+        "model_config": asdict(trainer.model_cfg),  # with the vocabulary the data gave
         "history": history,
     }

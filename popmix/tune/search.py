@@ -49,7 +49,7 @@ from popmix.config import (
     experiment_to_dict,
 )
 from popmix.data import load_experiment_domains
-from popmix.data.domains import DomainSet, domain_groups
+from popmix.data.domains import DomainSet, check_vocab, domain_groups
 from popmix.policies import learns_weights
 from popmix.tune.explore import Explorer, weights_from_file
 from popmix.tune.spec import CONFIG_KEY, TrialSettings, TrialSpec
@@ -587,6 +587,8 @@ def _write_outputs(
         sizes_estimated=bool((domains.meta.get("manifest") or {}).get("estimated", False)),
         manifest=domains.meta.get("manifest"),
         sample=domains.meta.get("sample"),
+        # the ids the proxy embeds: 256 bytes of text, or a pre-tokenized corpus's own
+        vocab_size=check_vocab(domains, exp.model.vocab_size),
         # the best achievable loss per domain, when known (synthetic domains)
         entropy_rate=(
             {d.name: d.entropy_rate for d in domains}

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from popmix.cli import main
@@ -254,3 +255,30 @@ def test_a_search_never_overwrites_an_earlier_run_of_the_same_name(tmp_path):
     assert "--name taken" in proc.stderr and "already holds a run" in proc.stderr
     assert (earlier / "summary.json").read_text() == '{"rows": []}'
     assert sorted(p.name for p in earlier.iterdir()) == ["summary.json"]
+
+
+def test_run_on_a_pretokenized_corpus_takes_its_vocabulary(tmp_path, capsys):
+    data = tmp_path / "tokens"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    web = rng.integers(0, 700, 6_000).astype(np.uint16)
+    np.save(data / "web.npy", web)
+    np.save(data / "code.npy", rng.integers(0, 300, 2_000).astype(np.uint16))
+    out = tmp_path / "run"
+    whole = "data.sample_tokens=10000"  # both read whole: the vocabulary is known exactly
+    rc = main(
+        ["run", "--data", str(data), "--method", "proportional", "--out", str(out), *TINY, whole]
+    )
+    assert rc == 0
+    result = json.loads((out / "result.json").read_text())
+    vocab = result["model_config"]["vocab_size"]
+    assert vocab == int(web.max()) + 1  # the data's largest id, plus one
+    assert result["sizes"] == {"code": 2_000, "web": 6_000}
+    # an untrained model of ~700 ids is near log(700) nats a token, far above log(256)
+    assert np.log(256) < result["test_mean_loss"] < np.log(vocab) + 1
+    assert f"{vocab} token ids" in capsys.readouterr().out
+    rc = main(
+        ["run", "--data", str(data), "--out", str(tmp_path / "x"), *TINY, "model.vocab_size=256"]
+    )
+    assert rc == 2 and not (tmp_path / "x").exists()
+    assert f"use model.vocab_size={vocab} or more" in capsys.readouterr().err

@@ -13,7 +13,7 @@ import zstandard
 
 from popmix.data import load_domains
 from popmix.data.corpus import load_corpus, sample_tokens_for, scan_corpus
-from popmix.data.domains import DataError
+from popmix.data.domains import DataError, check_vocab
 
 
 @pytest.fixture(autouse=True)
@@ -179,8 +179,42 @@ def test_megatron_and_npy_sizes_from_headers(tmp_path):
     assert [counts(m, n)[2].tokens.value for n in m.names] == [40, 100]
     _, m = scan_corpus(tmp_path / "olmo", domains={"all": ["**/*.npy"]}, token_dtype="uint32")
     assert m.names == ["all"] and counts(m, "all")[2].tokens.value == 140
-    with pytest.raises(DataError, match="pre-tokenized"):
-        load_corpus(tmp_path / "mg")
+
+
+def test_pretokenized_sample_is_blocks_of_the_files_ids(tmp_path):
+    # the id at each position is the position: every block is checkable against the file
+    web = [list(range(j * 500, j * 500 + 500)) for j in range(40)]  # 20,000 ids, 40 documents
+    write_megatron(tmp_path / "mg" / "web", web)
+    write_megatron(tmp_path / "mg" / "code", [[7, 8, 9] * 100], code=4)  # 300 ids: read whole
+    a = load_corpus(tmp_path / "mg", sample_tokens=2_000, seed=3)
+    assert a.names == ["code", "web"] and a.vocab_size == 1 + int(a[1].test.max())
+    assert a[1].n_tokens == 20_000 and a[0].n_tokens == 300  # the corpus's sizes
+    sample = a.meta["sample"]
+    assert sample["unit"] == "tokens" and sample["read_whole"] == ["code"]
+    block = sample["block_tokens"]
+    ids = np.concatenate([a[1].train, a[1].validation, a[1].test])
+    assert ids.size == 2_000 // block * block + (block if 2_000 % block else 0)
+    assert a[1].train.dtype == np.uint16  # the files' dtype, not widened in memory
+    blocks = ids.reshape(-1, block).astype(np.int64)
+    assert np.all(np.diff(blocks, axis=1) == 1)  # consecutive positions of the file
+    assert np.all(blocks[:, 0] % block == 0) and np.all(np.diff(blocks[:, 0]) > 0)  # in order
+    b = load_corpus(tmp_path / "mg", sample_tokens=2_000, seed=3)
+    c = load_corpus(tmp_path / "mg", sample_tokens=2_000, seed=4)
+    assert np.array_equal(a[1].train, b[1].train) and not np.array_equal(a[1].train, c[1].train)
+    code = np.concatenate([a[0].train, a[0].validation, a[0].test])
+    assert np.array_equal(code, [7, 8, 9] * 100)
+
+
+def test_pretokenized_vocab_and_bad_ids(tmp_path):
+    (tmp_path / "olmo").mkdir()
+    np.arange(600, dtype=np.uint32).tofile(tmp_path / "olmo" / "wiki.npy")  # headerless
+    np.save(tmp_path / "olmo" / "books.npy", np.arange(500, 900, dtype=np.uint16))
+    ds = load_corpus(tmp_path / "olmo", token_dtype="uint32")
+    assert ds.vocab_size == 900 and check_vocab(ds, None) == 900 and check_vocab(ds, 1024) == 1024
+    assert "model.vocab_size=900 or more" in one_line(check_vocab, ds, 899)
+    (tmp_path / "neg").mkdir()
+    np.array([3, -1, 4] * 50, dtype=np.int32).tofile(tmp_path / "neg" / "a.npy")
+    assert "negative token id (-1)" in one_line(load_corpus, tmp_path / "neg", token_dtype="int32")
 
 
 def many_shards(root: Path, n_shards: int = 40) -> tuple[int, int]:
@@ -221,7 +255,7 @@ def test_same_seed_same_bounded_sample(tmp_path):
     c = load_corpus(tmp_path / "c", sample_tokens=5_000, seed=2)
     web = a.index("web")
     assert bytes(a[web].train) == bytes(b[web].train) != bytes(c[web].train)
-    sampled = a.meta["sample"]["sampled_bytes"]
+    sampled = a.meta["sample"]["sampled"]
     assert 2_500 < sampled["web"] < 10_000  # about the sample, far below the corpus
     assert a[web].n_tokens > 20 * sampled["web"]  # priors follow the corpus
     assert a.meta["sample"]["under_filled"] == ["small"]  # read whole: smaller than the sample
