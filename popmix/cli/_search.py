@@ -115,6 +115,13 @@ class SearchCommand(Command):
     )
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--resume",
+            metavar="EXPERIMENT_DIR",
+            help="continue the search in this experiment folder after its driver stopped "
+            "(killed, disconnected, Ctrl-C): unfinished trials go on from their last "
+            "checkpoints, finished ones are kept; its settings come from the folder",
+        )
         p.add_argument("--asha", action="store_true", help="Optuna: stop bad trials early")
         p.add_argument(
             "--confirm",
@@ -153,10 +160,45 @@ class SearchCommand(Command):
             out.append(("resources.cpus_per_trial", 1.0))
         return out
 
+    def resume(self, args: argparse.Namespace) -> int:
+        from popmix.tune.search import SearchOptions, resume_search
+
+        given = [f.flag for f in self.flags if getattr(args, f.dest, None) is not None]
+        given += [text.split("=")[0] for text in args.overrides or []]
+        for flag, value in (
+            ("--experiment", args.experiment),
+            ("--smoke", args.smoke),
+            ("--asha", args.asha),
+            ("--init-weights", args.init_weights),
+            ("--name", args.name),
+            ("--out", args.out),
+            ("--storage", args.storage != "runs"),
+        ):
+            if value:
+                given.append(flag)
+        if given:
+            raise UsageError(
+                f"--resume continues a search with the settings it started with; drop "
+                f"{', '.join(given)} (only --address, --cpus, --quiet and --confirm apply)"
+            )
+        opts = SearchOptions(address=args.address, cpus=args.cpus, quiet=args.quiet)
+        summary = resume_search(args.resume, opts)
+        if not summary["rows"]:
+            return 1
+        if args.confirm:
+            from popmix.tune.confirm import run_confirm
+
+            from popmix.tune.resume import read_search_file
+
+            run_confirm(str(read_search_file(args.resume).out), opts)
+        return 0
+
     def run(self, args: argparse.Namespace) -> int:
         from popmix.config import load_space, resolve_space_path
         from popmix.tune.search import SearchOptions, run_search
 
+        if args.resume:
+            return self.resume(args)
         if args.init_weights and not Path(args.init_weights).is_file():
             raise UsageError(f"--init-weights {args.init_weights}: file not found")
         exp = self.experiment(args)

@@ -52,6 +52,8 @@ SCALARS = {
     "test_mean_ppl": "test/mean_ppl",
     "test_worst_ppl": "test/worst_ppl",
 }
+#: beside each run's event files: the last step written, so a resumed search adds no point twice
+LAST_STEP_FILE = "popmix_last_step"
 HPARAM_METRICS = {
     "objective": "hparam/objective",
     "test_mean_ppl": "hparam/test_mean_ppl",
@@ -80,6 +82,8 @@ class TensorBoardLogger(Callback):
         self.logdir = Path(logdir)
         self.population_method = population_method
         self._writers: dict[str, Any] = {}
+        # trial id -> (run folder, the last step written there by any process)
+        self._written: dict[str, tuple[Path, int]] = {}
 
     def _writer(self, trial: Any) -> Any:
         if trial.trial_id not in self._writers:
@@ -88,11 +92,22 @@ class TensorBoardLogger(Callback):
             spec = TrialSpec.from_config(trial.config)
             folder = self.logdir / f"seed{spec.seed}" / f"{spec.method}_{trial.trial_id}"
             self._writers[trial.trial_id] = SummaryWriter(str(folder))
+            mark = folder / LAST_STEP_FILE
+            last = int(mark.read_text()) if mark.is_file() else -1
+            self._written[trial.trial_id] = (folder, last)
         return self._writers[trial.trial_id]
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info):
         w = self._writer(trial)
         step = int(result.get("step", result.get("training_iteration", 0)))
+        folder, last = self._written[trial.trial_id]
+        if step <= last:
+            # A resumed search replays the reports after a trial's last saved checkpoint;
+            # their points are in the run already (steps only move forward: an exploit
+            # copies a donor on the same report grid).
+            return
+        self._written[trial.trial_id] = (folder, step)
+        (folder / LAST_STEP_FILE).write_text(str(step))
         for group in GROUPS:
             for dom, value in (result.get(group) or {}).items():
                 w.add_scalar(f"{group}/{dom}", value, step)
@@ -208,6 +223,9 @@ def write_method_summary(logdir: str | Path, summary: dict[str, Any]) -> None:
     from torch.utils.tensorboard.summary import hparams as hparams_summary
 
     logdir = Path(logdir)
+    # written whole each time (a resumed search writes it again): no second set of points
+    for old in logdir.glob("**/events.out.tfevents.*"):
+        old.unlink()
     with SummaryWriter(str(logdir)) as w:
         w.add_text("comparison", _markdown(summary), 0)
     ref = summary.get("reference", "")

@@ -129,7 +129,30 @@ class _LineageLog:
             self.on_exploit(row)
 
 
-class PopulationPBT(_PopulationOnly, _LineageLog, PopulationBasedTraining):
+class _RestoredState:
+    """Mixin for PBT/PB2: a trial added with a result already (a search resumed after its
+    driver died: ``Tuner.restore`` re-creates the scheduler empty, ray-project/ray#30838)
+    gets its PBT state back from that result, the last one Tune saved: its score and its
+    place on the perturbation grid, so it is neither perturbed at once off the grid nor
+    left out of the quantiles until its next report."""
+
+    def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+        super().on_trial_add(tune_controller, trial)  # type: ignore[misc]
+        result = trial.last_result or {}
+        state = self._trial_state.get(trial)  # type: ignore[attr-defined]
+        time_attr = self._time_attr  # type: ignore[attr-defined]
+        if state is None or time_attr not in result or self._metric not in result:  # type: ignore[attr-defined]
+            return
+        t = int(result[time_attr])
+        interval = int(self._perturbation_interval)  # type: ignore[attr-defined]
+        state.last_perturbation_time = t - t % interval
+        state.last_train_time = t
+        state.last_score = self._metric_op * float(result[self._metric])  # type: ignore[attr-defined]
+        state.last_result = dict(result)
+        state.last_checkpoint = trial.checkpoint  # a donor at once, like before the stop
+
+
+class PopulationPBT(_PopulationOnly, _RestoredState, _LineageLog, PopulationBasedTraining):
     """Ray's PopulationBasedTraining over the population members only."""
 
 
@@ -143,7 +166,7 @@ def make_pb2(**kwargs: Any) -> Any:
             "searcher pb2 needs scikit-learn: pip install scikit-learn (or use --searcher pbt)"
         ) from None
 
-    class PopulationPB2(_PopulationOnly, _LineageLog, PB2):
+    class PopulationPB2(_PopulationOnly, _RestoredState, _LineageLog, PB2):
         def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
             # PB2 fills every searched key missing from a config from its bounds; a baseline's
             # spec has none of them (it searches nothing), so only PBT's bookkeeping applies.

@@ -52,6 +52,7 @@ from popmix.data import load_experiment_domains
 from popmix.data.domains import DomainSet, check_vocab, domain_groups
 from popmix.policies import learns_weights
 from popmix.tune.explore import Explorer, weights_from_file
+from popmix.tune.resume import finished, read_search_file, write_search_file
 from popmix.tune.spec import CONFIG_KEY, TrialSettings, TrialSpec
 from popmix.weights_file import SchedulePoint, WeightsSchedule
 
@@ -66,6 +67,8 @@ class SearchOptions:
     out: str | None = None
     cpus: int | None = None  # CPUs of the embedded Ray (default: all of this machine's)
     quiet: bool = False
+    #: continue the search already in <storage>/<name> (:func:`resume_search`)
+    resume: bool = False
 
 
 def baseline_specs(exp: Experiment, seed: int, names: list[str]) -> list[TrialSpec]:
@@ -401,13 +404,21 @@ class StepLedger:
     stream of results cannot. The wall-clock time runs from a trial's first start to its last
     result or its end. (Ray's ``time_total_s`` is no trial's total: it counts only time spent
     inside ``step`` and, after a PBT exploit, continues the donor's count.)
+
+    With a ``path``, the ledger is kept in that JSON file after every event and read back when
+    a Tuner starts (``setup``): a search resumed after its driver was killed
+    (``popmix search --resume``) continues the counts, whose copy of this callback Tune
+    unpickles from ``tuner.pkl`` as it was when the search began. Steps trained again after a
+    resume (those after a trial's last saved checkpoint) are counted: they were trained.
+    Times are wall-clock (``time.time``), so a trial's wall time spans the resume.
     """
 
-    def __new__(cls, clock: Any = time.monotonic) -> Any:
+    def __new__(cls, path: Path | None = None, clock: Any = time.time) -> Any:
         from ray.tune import Callback
 
         class _Ledger(Callback):
             def __init__(self) -> None:
+                self.path = path
                 self.steps: dict[str, int] = {}
                 self.train_time: dict[str, float] = {}
                 self.started: dict[str, float] = {}
@@ -417,6 +428,29 @@ class StepLedger:
                 self.trials: dict[str, tuple[str, dict[str, Any]]] = {}
                 # restarts after a dead worker process or node (FailureConfig)
                 self.retries: dict[str, int] = {}
+                self.load()
+
+            _FIELDS = ("steps", "train_time", "started", "last_seen", "retries")
+
+            def load(self) -> None:
+                if self.path is None or not self.path.is_file():
+                    return
+                saved = json.loads(self.path.read_text())
+                for key in self._FIELDS:
+                    getattr(self, key).update(saved.get(key, {}))
+                self.trials.update({p: (t, c) for p, (t, c) in saved.get("trials", {}).items()})
+
+            def save(self) -> None:
+                if self.path is None:
+                    return
+                data = {key: getattr(self, key) for key in self._FIELDS}
+                data["trials"] = self.trials
+                tmp = self.path.with_suffix(".tmp")
+                tmp.write_text(json.dumps(data, default=str))
+                tmp.replace(self.path)  # a kill mid-write leaves the previous file whole
+
+            def setup(self, **info):
+                self.load()
 
             def wall_time(self, trial_id: str) -> float | None:
                 if trial_id not in self.started or trial_id not in self.last_seen:
@@ -427,12 +461,16 @@ class StepLedger:
                 now = clock()
                 self.started.setdefault(trial.trial_id, now)
                 self.last_seen[trial.trial_id] = now
+                self.trials[trial.path] = (trial.trial_id, trial.config)
 
             def on_experiment_end(self, trials, **info):
-                self.trials = {t.path: (t.trial_id, t.config) for t in trials}
+                self.trials.update({t.path: (t.trial_id, t.config) for t in trials})
+                self.save()
 
             def on_trial_start(self, iteration, trials, trial, **info):
                 self.started.setdefault(trial.trial_id, clock())
+                self.trials[trial.path] = (trial.trial_id, trial.config)
+                self.save()
 
             def on_trial_result(self, iteration, trials, trial, result, **info):
                 tid = trial.trial_id
@@ -440,15 +478,19 @@ class StepLedger:
                 self.steps[tid] = self.steps.get(tid, 0) + int(result.get("steps_this_report", 0))
                 t = float(result.get("time_train_s", 0.0))
                 self.train_time[tid] = self.train_time.get(tid, 0.0) + t
+                self.save()
 
             def on_trial_complete(self, iteration, trials, trial, **info):
                 self._seen(trial)
+                self.save()
 
             def on_trial_recover(self, iteration, trials, trial, **info):
                 self.retries[trial.trial_id] = self.retries.get(trial.trial_id, 0) + 1
+                self.save()
 
             def on_trial_error(self, iteration, trials, trial, **info):
                 self._seen(trial)
+                self.save()
 
         return _Ledger()
 
@@ -728,16 +770,39 @@ def resolve(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> Resolve
     exp_dir = Path(opts.storage).resolve() / name
     out = Path(opts.out).resolve() if opts.out else exp_dir
     # an earlier run's results are never overwritten by a new one under the same name
-    if exp_dir.is_dir() and any(exp_dir.iterdir()):
+    if opts.resume:
+        pass  # the folder is the search to continue (resume_search checked it)
+    elif exp_dir.is_dir() and any(exp_dir.iterdir()):
         raise ConfigError(
             f"--name {name}: {exp_dir} already holds a run; give another --name (or none, for "
             "a dated one), or remove that folder"
         )
-    if out != exp_dir and any((out / f).exists() for f in ("summary.json", "calibrate.json")):
+    elif out != exp_dir and any((out / f).exists() for f in ("summary.json", "calibrate.json")):
         raise ConfigError(
             f"--out {out} already holds a run's results; give another --out, or remove them"
         )
     return ResolvedSearch(exp, space, domains, name, exp_dir, out)
+
+
+class _StaleCheckpoint(logging.Filter):
+    """Drops Tune's traceback for deleting a checkpoint that is gone already.
+
+    After a resume, a trial's list of kept checkpoints is the one of Tune's last saved
+    experiment state, which can name checkpoints the killed driver had deleted since; Tune
+    then fails to delete one again, logs a traceback and goes on. Nothing is lost: the
+    checkpoint it meant to remove is not there."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (
+            isinstance(exc, FileNotFoundError)
+            and "Error handling checkpoint" in record.getMessage()
+            and "checkpoint_" in str(exc)
+        )
+
+
+_CONTROLLER_LOGGER = "ray.tune.execution.tune_controller"
+_STALE_CHECKPOINT = _StaleCheckpoint()
 
 
 class RaySession:
@@ -785,6 +850,7 @@ class RaySession:
             self._saved_levels[name] = logging.getLogger(name).level
         for name, level in self.levels.items():
             logging.getLogger(name).setLevel(level)
+        logging.getLogger(_CONTROLLER_LOGGER).addFilter(_STALE_CHECKPOINT)
         self._saved_random = random.getstate()
         try:
             self.started = start_ray(self.opts)
@@ -807,6 +873,7 @@ class RaySession:
             self._restore()
 
     def _restore(self) -> None:
+        logging.getLogger(_CONTROLLER_LOGGER).removeFilter(_STALE_CHECKPOINT)
         for name, level in self._saved_levels.items():
             logging.getLogger(name).setLevel(level)
         self._saved_levels = {}
@@ -922,6 +989,8 @@ def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> dict
         cpus, waiting = _trial_resources(plan, per_tuner)
         exp_dir.mkdir(parents=True, exist_ok=True)
         out.mkdir(parents=True, exist_ok=True)
+        if not opts.resume:
+            write_search_file(exp_dir, exp, plan.space, out)
 
         from ray import tune
 
@@ -967,8 +1036,19 @@ def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> dict
                         exp.population_method, exp.train.steps, seed_in_label=len(seeds) > 1
                     )
                 )
-                ledger = StepLedger()
-                grid = _tuner(plan, seeds, trainable, ledger, progress, interrupted).fit()
+                ledger = StepLedger(exp_dir / f"ledger-{tuner_name(seeds)}.json")
+                tuner_dir = exp_dir / tuner_name(seeds)
+                if opts.resume and tune.Tuner.can_restore(str(tuner_dir)):
+                    # Tune's own copy of the callbacks, the stopper and the scheduler come
+                    # back from tuner.pkl; the ledger, TensorBoard and PBT's per-trial state
+                    # continue from what popmix saved (popmix.tune.resume)
+                    tuner = tune.Tuner.restore(
+                        str(tuner_dir), trainable, resume_unfinished=True, resume_errored=True
+                    )
+                else:
+                    tuner = _tuner(plan, seeds, trainable, ledger, progress, interrupted)
+                grid = tuner.fit()
+                ledger.load()  # what the Tuner's own copy of the ledger counted
                 records += _records(
                     grid, exp.population_method, ledger, interrupted=interrupted.is_set()
                 )
@@ -991,6 +1071,37 @@ def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> dict
     return summary
 
 
+def resume_search(exp_dir: str | Path, opts: SearchOptions) -> dict[str, Any]:
+    """Continue the search in ``exp_dir`` (``popmix search --resume``) whose driver stopped:
+    killed, disconnected, interrupted. Each seed group's Tuner is restored from its folder
+    (unfinished and errored trials continue from their last checkpoints, finished ones are
+    kept) or, if it never started, started; the outputs are then written as by a search that
+    never stopped. ``opts`` gives only where to run (address, CPUs, quiet); what runs comes
+    from the folder's ``search.json``.
+
+    Returns:
+        The summary; a search that had finished is not run again (``resumed: False``).
+
+    Raises:
+        ConfigError: ``exp_dir`` is not a popmix search (see :func:`read_search_file`).
+    """
+    saved = read_search_file(exp_dir)
+    folder = Path(exp_dir).resolve()
+    if finished(saved):
+        print(
+            f"popmix search: {folder} finished already; its results are in "
+            f"{saved.out / 'summary.json'} (nothing to resume)"
+        )
+        summary = json.loads((saved.out / "summary.json").read_text())
+        return {**summary, "resumed": False}
+    resumed = dataclasses.replace(
+        opts, storage=str(folder.parent), name=folder.name, out=str(saved.out), resume=True
+    )
+    if not opts.quiet:
+        print(f"popmix search: resuming {folder}")
+    return run_search(saved.exp, saved.space, resumed)
+
+
 class _Interrupted:
     """Set by the first Ctrl-C of a search (a ``threading.Event`` with a printed note)."""
 
@@ -1000,12 +1111,17 @@ class _Interrupted:
     def is_set(self) -> bool:
         return self._event.is_set()
 
-    # Tune pickles the stopper into tuner.pkl; a restored copy starts uninterrupted.
+    # Tune pickles the stopper into tuner.pkl. A copy unpickled by Tuner.restore (popmix
+    # search --resume) shares the running search's flag, so Ctrl-C stops the resumed trials.
     def __getstate__(self) -> dict[str, Any]:
         return {}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self._event = threading.Event()
+        current = _Interrupted.current
+        self._event = current._event if current is not None else threading.Event()
+
+    #: the flag of the search running in this process (set by :func:`_catch_sigint`)
+    current: _Interrupted | None = None
 
     def __call__(self, signum: int, frame: Any) -> None:
         if self._event.is_set():
@@ -1028,8 +1144,12 @@ def _catch_sigint() -> Iterator[_Interrupted]:
     through ``_StopOnInterrupt`` instead.
     """
     flag = _Interrupted()
+    _Interrupted.current = flag
     if threading.current_thread() is not threading.main_thread():
-        yield flag  # signal handlers can only be set from the main thread
+        try:
+            yield flag  # signal handlers can only be set from the main thread
+        finally:
+            _Interrupted.current = None
         return
     previous_env = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
@@ -1037,6 +1157,7 @@ def _catch_sigint() -> Iterator[_Interrupted]:
     try:
         yield flag
     finally:
+        _Interrupted.current = None
         signal.signal(signal.SIGINT, previous)
         if previous_env is None:
             os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)

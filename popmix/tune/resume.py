@@ -1,0 +1,111 @@
+"""What a search writes so that ``popmix search --resume DIR`` can continue it.
+
+A search writes ``search.json`` into its experiment folder before its first trial starts: the
+experiment and the search space as resolved (every flag, override and ``--smoke`` applied,
+the data folder and any weights file made absolute) and where its summary goes. A resume
+reads it back, so it runs exactly the search that was started, whatever the flags of the
+resuming command. What Ray Tune does not restore, popmix keeps itself beside it: the step
+ledger (``ledger-<tuner>.json``, :class:`popmix.tune.search.StepLedger`), the lineage rows
+(``lineage-seed<S>.jsonl``), the last TensorBoard step of each run
+(:data:`popmix.reporting.tensorboard.LAST_STEP_FILE`), and the PBT state of each trial, from
+its last saved result (:class:`popmix.tune.schedulers._RestoredState`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from popmix.config import (
+    ConfigError,
+    Experiment,
+    SearchSpace,
+    experiment_from_dict,
+    experiment_to_dict,
+)
+from popmix.config._load import space_from_dict
+
+#: the file, and its format version
+SEARCH_FILE = "search.json"
+FORMAT = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class SavedSearch:
+    """A started search, as ``search.json`` holds it."""
+
+    exp: Experiment
+    space: SearchSpace
+    out: Path  # where summary.json goes
+
+
+def write_search_file(exp_dir: Path, exp: Experiment, space: SearchSpace, out: Path) -> None:
+    """``exp_dir/search.json`` for a search about to start."""
+    config = experiment_to_dict(exp)
+    if config["data"].get("path"):
+        config["data"]["path"] = str(Path(config["data"]["path"]).resolve())
+    space_dict = json.loads(json.dumps(dataclasses.asdict(space), default=list))
+    space_dict.pop("source", None)
+    for vec in space_dict.values():
+        if isinstance(vec, dict) and vec.get("init_file"):
+            vec["init_file"] = str(Path(vec["init_file"]).resolve())
+    data = {
+        "format": FORMAT,
+        "experiment": config,
+        "space": space_dict,
+        "space_source": space.source,
+        "out": str(out),
+    }
+    tmp = exp_dir / (SEARCH_FILE + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(exp_dir / SEARCH_FILE)
+
+
+def read_search_file(exp_dir: str | Path) -> SavedSearch:
+    """The search started in ``exp_dir``.
+
+    Raises:
+        ConfigError: ``exp_dir`` is no folder, holds no ``search.json`` (not a popmix search,
+            or one started before popmix wrote it), or one of another format version.
+    """
+    folder = Path(exp_dir)
+    if not folder.is_dir():
+        raise ConfigError(
+            f"--resume {exp_dir}: no such folder; give the experiment folder a search printed "
+            '("experiment folder: ...")'
+        )
+    path = folder / SEARCH_FILE
+    if not path.is_file():
+        raise ConfigError(
+            f"--resume {exp_dir}: not a popmix search folder (no {SEARCH_FILE}); give the "
+            'experiment folder a search printed ("experiment folder: ...")'
+        )
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"--resume {exp_dir}: {path} is unreadable ({e})") from None
+    version = data.get("format") if isinstance(data, dict) else None
+    if version != FORMAT:
+        raise ConfigError(
+            f"--resume {exp_dir}: {path} is format {version}, this popmix reads format "
+            f"{FORMAT}; resume it with the popmix that started it"
+        )
+    exp = experiment_from_dict(data["experiment"], str(path))
+    space = dataclasses.replace(
+        space_from_dict(data["space"], str(path)), source=data.get("space_source")
+    )
+    return SavedSearch(exp, space, Path(data["out"]))
+
+
+def finished(saved: SavedSearch) -> bool:
+    """Whether the search wrote its summary without being interrupted."""
+    summary = saved.out / "summary.json"
+    if not summary.is_file():
+        return False
+    try:
+        data: Any = json.loads(summary.read_text())
+    except ValueError:
+        return False
+    return isinstance(data, dict) and not data.get("interrupted") and bool(data.get("rows"))
