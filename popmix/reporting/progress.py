@@ -1,87 +1,163 @@
-"""Readable progress for ``popmix search``: one short line per report, exploit and end."""
+"""Progress for long work: a bar with the time left (:class:`ProgressBar`), and the printer of
+``popmix search`` (:class:`ProgressPrinter`, a Ray Tune callback).
+
+``ProgressPrinter`` and ``trial_label`` load on first use: the bar serves commands without Ray
+(``popmix bracket``), which should not pay Ray's import for it.
+"""
 
 from __future__ import annotations
 
-import math
 import sys
 import time
-from typing import Any
+from collections.abc import Callable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TextIO
 
-from ray.tune import Callback
-
-from popmix.tune.spec import TrialSpec
-
-
-def trial_label(config: dict[str, Any], population_method: str, seed: bool = False) -> str:
-    spec = TrialSpec.from_config(config)
-    if spec.is_member:
-        label = f"{population_method}#{spec.member}"
-    elif spec.draw:
-        label = f"{spec.method}#{spec.draw}"
-    else:
-        label = spec.method
-    return f"{label} s{spec.seed}" if seed else label
+if TYPE_CHECKING:
+    from popmix.reporting._trial_progress import ProgressPrinter, trial_label
 
 
-class ProgressPrinter(Callback):
-    """Prints ``[mm:ss] label step s/N objective x`` as trials report, and trial ends."""
+def format_duration(seconds: float) -> str:
+    """``m:ss``, or ``h:mm:ss`` from an hour on."""
+    s = max(0, int(round(seconds)))
+    h, rest = divmod(s, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
+
+
+class ProgressBar:
+    """A one-line bar with an estimate of the time left, for a known number of similar units of
+    work (training steps, gradients, pairs).
+
+    The estimate assumes the units left cost what the units so far cost on average. On a
+    terminal the line is redrawn in place at most every ``refresh_s``; elsewhere (a log file, a
+    pipe) a line is written at most every ``log_every_s``, so logs stay short. Closing writes a
+    last line with the total time. Call the bar (or :meth:`update`) after each unit; use it as
+    a context manager so that it is closed when the work stops early too.
+
+    Example:
+        >>> import io
+        >>> out = io.StringIO()
+        >>> with ProgressBar("pairs", 3, "pairs", stream=out) as bar:
+        ...     for _ in range(3):
+        ...         bar()
+        >>> out.getvalue().startswith("  pairs: 3 pairs in")
+        True
+
+    Args:
+        label: what is being done (``training to step 150``).
+        total: units of work in all.
+        unit: the units' name, printed after the counts.
+        stream: where to write (default: standard error, beside the results on standard
+            output).
+        refresh_s: least seconds between two redraws on a terminal.
+        log_every_s: least seconds between two lines elsewhere.
+        clock: seconds since some fixed time (for tests).
+    """
+
+    width = 24
 
     def __init__(
         self,
-        population_method: str,
-        total_steps: int,
-        every_report: bool = True,
-        seed_in_label: bool = False,
+        label: str,
+        total: int,
+        unit: str = "",
+        stream: TextIO | None = None,
+        refresh_s: float = 0.2,
+        log_every_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.population_method = population_method
-        self.total_steps = total_steps
-        self.every_report = every_report  # False: only each trial's end
-        self.seed_in_label = seed_in_label
-        self.start = time.time()
-        self.labels: dict[str, str] = {}
+        self.label = label
+        self.total = max(0, int(total))
+        self.unit = unit
+        self.stream = sys.stderr if stream is None else stream
+        self.refresh_s = refresh_s
+        self.log_every_s = log_every_s
+        self.clock = clock
+        self.done = 0
+        self.start = clock()
+        self._last_shown = self.start
+        self._closed = False
+        try:
+            self._tty = bool(self.stream.isatty())
+        except (AttributeError, ValueError):  # a closed or odd stream: plain lines
+            self._tty = False
+        if self._tty:
+            self._write(self.line())
 
-    def _print(self, text: str) -> None:
-        elapsed = int(time.time() - self.start)
-        print(f"  [{elapsed // 60:02d}:{elapsed % 60:02d}] {text}", file=sys.stdout, flush=True)
+    @property
+    def elapsed(self) -> float:
+        return self.clock() - self.start
 
-    def _label(self, trial: Any) -> str:
-        if trial.trial_id not in self.labels:
-            self.labels[trial.trial_id] = trial_label(
-                trial.config, self.population_method, self.seed_in_label
-            )
-        return self.labels[trial.trial_id]
+    def left(self) -> float | None:
+        """Seconds left at the average pace so far (None before the first unit)."""
+        if self.done == 0:
+            return None
+        return self.elapsed / self.done * max(0, self.total - self.done)
 
-    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info):
-        if not self.every_report:
-            return
-        obj = result.get("objective")
-        obj_s = "nan" if obj is None or not math.isfinite(obj) else f"{obj:.4f}"
-        extra = f"  T {result['temperature']:.2f}" if "temperature" in result else ""
-        self._print(
-            f"{self._label(trial):<16} step {result.get('step', 0):>6}/{self.total_steps}  "
-            f"objective {obj_s}{extra}"
+    def line(self) -> str:
+        frac = self.done / self.total if self.total else 1.0
+        filled = int(round(frac * self.width))
+        left = self.left()
+        eta = "time left unknown yet" if left is None else f"about {format_duration(left)} left"
+        unit = f" {self.unit}" if self.unit else ""
+        return (
+            f"  {self.label} [{'#' * filled}{'.' * (self.width - filled)}] "
+            f"{self.done}/{self.total}{unit}  {format_duration(self.elapsed)} elapsed, {eta}"
         )
 
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info):
-        r = trial.last_result or {}
-        if r.get("diverged"):
-            self._print(f"{self._label(trial):<16} diverged: {r.get('error', '')}")
-        elif "test_mean_ppl" in r:
-            self._print(
-                f"{self._label(trial):<16} done: test mean ppl {r['test_mean_ppl']:.3f}, "
-                f"worst {r['test_worst_ppl']:.3f}"
-            )
-
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info):
-        self._print(f"{self._label(trial):<16} failed (see {trial.path} for its error)")
-
-    def exploit(self, row: dict[str, Any]) -> None:
-        target = self.labels.get(row["trial_id"], row["trial_id"])
-        donor = self.labels.get(row["donor"], row["donor"])
-        lead = ""
-        if row.get("gain") is not None and row.get("margin") is not None:
-            lead = f" (ahead by {row['gain']:.4f}, margin {row['margin']:.4f})"
-        if row.get("skipped_within_noise"):
-            self._print(f"exploit skipped: {target} keeps its run, {donor} within noise{lead}")
+    def _write(self, text: str) -> None:
+        if self._tty:
+            # \r and clear-to-end: the line shrinks as well as grows
+            self.stream.write("\r" + text + "\x1b[K")
         else:
-            self._print(f"exploit: {target} copies {donor} at step {row.get('donor_step')}{lead}")
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def update(self, n: int = 1) -> None:
+        """Count ``n`` more units done; redraw when it is time to."""
+        self.done = min(self.total, self.done + n) if self.total else self.done + n
+        now = self.clock()
+        every = self.refresh_s if self._tty else self.log_every_s
+        if self.done < self.total and now - self._last_shown >= every:
+            self._last_shown = now
+            self._write(self.line())
+
+    def __call__(self) -> None:
+        self.update()
+
+    def close(self, stopped: bool = False) -> None:
+        """Write the last line: the units done and the time they took."""
+        if self._closed:
+            return
+        self._closed = True
+        unit = f" {self.unit}" if self.unit else ""
+        partial = stopped or self.done < self.total
+        counts = f"{self.done}/{self.total}" if partial else f"{self.done}"
+        tail = ", stopped" if stopped else ""
+        text = f"  {self.label}: {counts}{unit} in {format_duration(self.elapsed)}{tail}"
+        self._write(text)
+        if self._tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close(stopped=exc_type is not None)
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("ProgressPrinter", "trial_label"):
+        from popmix.reporting import _trial_progress
+
+        return getattr(_trial_progress, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["ProgressBar", "ProgressPrinter", "format_duration", "trial_label"]
