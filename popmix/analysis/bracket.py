@@ -18,17 +18,29 @@ M[a, b] = ⟨h_b, g_a⟩ − ⟨h_a, g_b⟩. :func:`effect_matrix_direct` keeps 
 The prediction assumes plain SGD steps: it says nothing exact about Adam-type optimizers or
 momentum (where order effects appear already at first order in η).
 
+Validation takes the two SGD steps in both orders. Every pair's first step starts from θ with
+one of the gradients g_i the matrix already needed, so a pair at one step size costs two
+gradients (the second steps) and two evaluations of the target, not four gradients
+(:func:`order_effects`).
+
 Losses are given as closures of the parameter list, so the same code serves the quadratic toy
 in the tests and the byte-level transformer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 
 Loss = Callable[[], torch.Tensor]
+#: called after each unit of work (a gradient, a Hessian-vector product, a pair)
+Tick = Callable[[], None]
+
+
+def _tick(progress: Tick | None) -> None:
+    if progress is not None:
+        progress()
 
 
 def _flat(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -47,14 +59,39 @@ def hvp(loss: Loss, params: Sequence[torch.Tensor], v: torch.Tensor) -> torch.Te
     return _flat(torch.autograd.grad(dot, params))
 
 
-def effect_matrix(
-    losses: Sequence[Loss], target: Loss, params: Sequence[torch.Tensor]
+def domain_gradients(
+    losses: Sequence[Loss], params: Sequence[torch.Tensor], progress: Tick | None = None
 ) -> torch.Tensor:
-    """M[a, b] = ⟨∇L_T, H_b g_a − H_a g_b⟩ with k gradients, 1 target gradient and k HVPs."""
+    """Every domain's gradient at the current parameters, shape (k, P)."""
+    out = []
+    for loss in losses:
+        out.append(gradient(loss, params))
+        _tick(progress)
+    return torch.stack(out)
+
+
+def effect_matrix(
+    losses: Sequence[Loss],
+    target: Loss,
+    params: Sequence[torch.Tensor],
+    grads: torch.Tensor | None = None,
+    progress: Tick | None = None,
+) -> torch.Tensor:
+    """M[a, b] = ⟨∇L_T, H_b g_a − H_a g_b⟩ with k gradients, 1 target gradient and k HVPs.
+
+    Args:
+        grads: the domains' gradients here (:func:`domain_gradients`), when already computed;
+            then only the target's gradient and the k HVPs are taken.
+        progress: called after each gradient and each HVP (2k + 1 calls, k + 1 with ``grads``).
+    """
     g_t = gradient(target, params)
-    g = torch.stack([gradient(loss, params) for loss in losses])  # (k, P)
-    h = torch.stack([hvp(loss, params, g_t) for loss in losses])  # h_i = H_i g_T, (k, P)
-    cross = g @ h.T  # cross[a, b] = ⟨g_a, h_b⟩ = ⟨g_T, H_b g_a⟩
+    _tick(progress)
+    g = domain_gradients(losses, params, progress) if grads is None else grads  # (k, P)
+    h = []
+    for loss in losses:
+        h.append(hvp(loss, params, g_t))  # h_i = H_i g_T
+        _tick(progress)
+    cross = g @ torch.stack(h).T  # cross[a, b] = ⟨g_a, h_b⟩ = ⟨g_T, H_b g_a⟩
     return (cross - cross.T).detach()
 
 
@@ -128,3 +165,48 @@ def measured_effect(
     theta_ab = two_steps(loss_a, loss_b, params, eta)
     theta_ba = two_steps(loss_b, loss_a, params, eta)
     return _loss_at(target, params, theta_ab) - _loss_at(target, params, theta_ba)
+
+
+@torch.no_grad()
+def _set_flat(params: Sequence[torch.Tensor], flat: torch.Tensor) -> None:
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.copy_(flat[offset : offset + n].view_as(p))
+        offset += n
+
+
+def order_effects(
+    pairs: Iterable[tuple[int, int]],
+    losses: Sequence[Loss],
+    grads: torch.Tensor,
+    target: Callable[[], torch.Tensor],
+    params: Sequence[torch.Tensor],
+    eta: float,
+    progress: Tick | None = None,
+) -> list[torch.Tensor]:
+    """For each pair (a, b), ``target`` at θ_ab minus ``target`` at θ_ba, measured.
+
+    θ_ab is one SGD step on a from θ, then one on b. The first steps use ``grads`` (row i:
+    g_i at θ, shared by every pair that starts with i), so a pair costs two gradients and two
+    calls of ``target``. ``target`` may return a vector (a loss per window); the differences
+    then keep that shape, so their spread over windows gives the measurement's noise. The
+    parameters are restored afterwards.
+    """
+    theta = _flat([p.detach() for p in params]).clone()
+
+    def after(first: int, second: int) -> torch.Tensor:
+        _set_flat(params, theta - eta * grads[first])
+        g_second = gradient(losses[second], params)
+        _set_flat(params, theta - eta * grads[first] - eta * g_second)
+        with torch.no_grad():
+            return target().detach().clone()
+
+    out = []
+    try:
+        for a, b in pairs:
+            out.append(after(a, b) - after(b, a))
+            _tick(progress)
+    finally:
+        _set_flat(params, theta)
+    return out

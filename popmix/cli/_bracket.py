@@ -20,7 +20,22 @@ from popmix.cli._base import (
     positive_int,
 )
 from popmix.cli._run import load_domains_of, train_config_of
-from popmix.config import Experiment
+from popmix.config import BracketSpec, Experiment
+
+
+def pair_count(text: str) -> int | str:
+    """``all``, or a whole number of pairs >= 1."""
+    if text == "all":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of pairs or all, got {text!r}"
+        ) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (or all), got {value}")
+    return value
 
 
 class BracketCommand(Command):
@@ -57,7 +72,6 @@ class BracketCommand(Command):
             type=float_list,
             metavar="ETAS",
         ),
-        Flag("--max-pairs", "bracket.max_pairs", "validate at most this many pairs", positive_int),
         Flag(
             "--schedule-steps",
             "bracket.schedule_steps",
@@ -71,6 +85,14 @@ class BracketCommand(Command):
             "--seed", type=int, help="seed of model init and sampler (sets seeds=[SEED])"
         )
         p.add_argument("--checkpoint", metavar="FILE", help="a trainer state (.pt) to start from")
+        p.add_argument(
+            "--max-pairs",
+            type=pair_count,
+            metavar="N|all",
+            help="validate N pairs per evaluated step, a seeded sample from the largest to the "
+            "smallest predicted effect, or all of them (bracket.max_pairs, default "
+            f"{BracketSpec().max_pairs})",
+        )
         p.add_argument("--out", metavar="DIR", help="output folder (default: runs/bracket-<time>)")
         add_smoke_arg(
             p,
@@ -79,7 +101,11 @@ class BracketCommand(Command):
         )
 
     def extra_overrides(self, args: argparse.Namespace) -> list[tuple[str, Any]]:
-        return [("seeds", [args.seed])] if args.seed is not None else []
+        out: list[tuple[str, Any]] = [("seeds", [args.seed])] if args.seed is not None else []
+        if args.max_pairs is not None:
+            # "all" is bracket.max_pairs: null, which a Flag cannot set (None means "not given")
+            out.append(("bracket.max_pairs", None if args.max_pairs == "all" else args.max_pairs))
+        return out
 
     def smoke_overrides(self, args: argparse.Namespace, exp: Experiment) -> list[tuple[str, Any]]:
         out = super().smoke_overrides(args, exp)
@@ -96,7 +122,7 @@ class BracketCommand(Command):
 
     def run(self, args: argparse.Namespace) -> int:
 
-        from popmix.analysis.bracket_model import NOTE, run_bracket
+        from popmix.analysis.bracket_model import NOTE, VALIDATION_WINDOWS, run_bracket
         from popmix.policies import build_policy
         from popmix.train import Trainer
         from popmix.train.checkpoint import CheckpointError, load_state
@@ -134,6 +160,15 @@ class BracketCommand(Command):
         out = Path(args.out or f"runs/bracket-{time.strftime('%Y%m%d-%H%M%S')}")
         print(f"popmix bracket: {len(domains)} domains of {domains.name}, target {b.target}")
         print(f"  {NOTE}")
+        if b.validate:
+            n_pairs = len(domains) * (len(domains) - 1) // 2
+            shown = n_pairs if b.max_pairs is None else min(b.max_pairs, n_pairs)
+            print(
+                f"  validating {shown} of {n_pairs} pairs per step at eta "
+                f"{', '.join(f'{e:g}' for e in b.validate)}, on at most "
+                f"{VALIDATION_WINDOWS} windows of the target (--max-pairs all: every pair)",
+                flush=True,
+            )
         report = run_bracket(
             trainer,
             steps,
@@ -143,6 +178,9 @@ class BracketCommand(Command):
             validate_etas=b.validate,
             max_pairs=b.max_pairs,
             schedule_steps=b.schedule_steps,
+            log=lambda text: print(text, flush=True),
+            seed=cfg.seed,
+            benchmark=exp.data.benchmark if exp.data.path is None else None,
         )
         last = report["steps"][-1]
         print(

@@ -324,7 +324,8 @@ class BracketSpec:
         windows: fixed windows per domain for each domain's loss.
         validate: step sizes at which to also take the two SGD steps in both orders for each
             pair and compare measured with predicted effects (empty: no validation).
-        max_pairs: validate at most this many pairs (null: all).
+        max_pairs: validate this many pairs per evaluated step, a seeded sample spanning
+            large and small predicted effects (null: all pairs).
         schedule_steps: length of the suggested two-phase schedule.
     """
 
@@ -332,7 +333,7 @@ class BracketSpec:
     at_steps: tuple[int, ...] = ()
     windows: int = 8
     validate: tuple[float, ...] = ()
-    max_pairs: int | None = None
+    max_pairs: int | None = 24
     schedule_steps: int = 1000
 
     def validate_ranges(self, steps: int) -> None:

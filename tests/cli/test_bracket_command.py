@@ -50,8 +50,13 @@ def test_bracket_cli_end_to_end(tmp_path, capsys):
         ]
     )
     assert rc == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert "plain SGD" in printed and "sign agreement" in printed
+    # each step's results as soon as they exist, then the progress of the next step's work
+    assert printed.index("step 0: 3x3 matrix") < printed.index("step 4: 3x3 matrix")
+    for bar in ("matrix at step 0:", "validation at step 0:", "training to step 4:"):
+        assert bar in captured.err
     report = json.loads((out / "bracket.json").read_text())
     assert report["target"] == "press_reviews" and [s["step"] for s in report["steps"]] == [0, 4]
     for s in report["steps"]:
@@ -67,6 +72,12 @@ def test_bracket_cli_end_to_end(tmp_path, capsys):
     assert [t["step"] for t in validation["steps"]] == [0, 4]
     for table in validation["steps"]:
         assert {r["eta"] for r in table["summary"]} == {0.001, 0.1}
+        # 3 domains: 3 pairs, under the default sample of 24; the target is 2 windows (the
+        # --windows cap) of press_reviews, so every effect has a standard error
+        assert table["pairs_validated"] == 3 and table["target_windows"] == 2
+        assert all(r["se"] > 0 and "within_noise" in r for r in table["pairs"])
+    assert report["complete"] and report["at_steps"] == [0, 4]
+    assert json.loads((out / "bracket_schedule.json").read_text())["benchmark"] == "brown16"
     # the suggested two-phase schedule runs as a popmix run starting schedule
     rc = main(
         [
@@ -152,3 +163,72 @@ def test_bracket_bad_input(args, needle, tmp_path):
     )
     assert proc.returncode == 2, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and needle in proc.stderr
+
+
+def _bracket(tmp_path, *extra):
+    return main(
+        [
+            "bracket",
+            "--tasks",
+            "4",
+            "--steps",
+            "4",
+            "--at-steps",
+            "0,4",
+            "--windows",
+            "2",
+            "--validate",
+            "0.001",
+            "--out",
+            str(tmp_path),
+            *extra,
+            *TINY,
+        ]
+    )
+
+
+def test_bracket_validates_a_seeded_sample_or_all_pairs(tmp_path):
+    def validated(out):
+        tables = json.loads((out / "validation.json").read_text())["steps"]
+        return [[(r["a"], r["b"]) for r in t["pairs"]] for t in tables]
+
+    assert _bracket(tmp_path / "a", "--max-pairs", "2", "--seed", "3") == 0
+    assert _bracket(tmp_path / "b", "--max-pairs", "2", "--seed", "3") == 0
+    assert _bracket(tmp_path / "all", "--max-pairs", "all", "--seed", "3") == 0
+    sample = validated(tmp_path / "a")
+    assert [len(t) for t in sample] == [2, 2] and sample == validated(tmp_path / "b")
+    assert [len(t) for t in validated(tmp_path / "all")] == [6, 6]
+
+
+def test_an_interrupted_bracket_keeps_the_steps_it_finished(tmp_path, monkeypatch, capsys):
+    import popmix.analysis.bracket_model as bm
+
+    real = bm.window_target
+    calls = []
+
+    def stop_at_the_second_step(model, domains, target, windows):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(model, domains, target, windows)
+
+    monkeypatch.setattr(bm, "window_target", stop_at_the_second_step)
+    assert _bracket(tmp_path) == 130
+    assert "interrupted; kept steps 0, 4" in capsys.readouterr().err
+    report = json.loads((tmp_path / "bracket.json").read_text())
+    # step 4's matrix was done, its validation was not
+    assert [s["step"] for s in report["steps"]] == [0, 4] and not report["complete"]
+    validation = json.loads((tmp_path / "validation.json").read_text())
+    assert [t["step"] for t in validation["steps"]] == [0]
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+@pytest.mark.parametrize(
+    "value,needle",
+    [("0", "must be at least 1 (or all), got 0"), ("-3", "got -3"), ("some", "or all")],
+)
+def test_bracket_max_pairs_bad_value_is_one_line(value, needle, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["bracket", "--max-pairs", value])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and len(err.strip().splitlines()) == 1 and needle in err
