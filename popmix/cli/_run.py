@@ -211,6 +211,16 @@ class RunCommand(Command):
         if args.method == "fixed" and "weights" not in exp.method_params("fixed"):
             raise UsageError("--method fixed needs --weights w1,w2,... (one per domain)")
         domains = load_domains_of(exp)
+        if args.weights_from and not names_its_domains(args):
+            replay_exp = experiment_for_weights(exp, args.weights_from, domains.names)
+            if replay_exp is not exp:
+                exp, domains = replay_exp, load_domains_of(replay_exp)
+                if not args.quiet:
+                    print(
+                        f"popmix run: {args.weights_from} names {len(domains)} domains of "
+                        f"{domains.name}: training on those (as --tasks {len(domains)})",
+                        flush=True,
+                    )
         cfg = train_config_of(exp)
         method, params = args.method, exp.method_params(args.method)
         if args.weights_from:
@@ -274,3 +284,65 @@ def schedule_params(path: str, names: list[str], steps: int, replay: str) -> tup
     except WeightsFileError as e:
         raise UsageError(f"--weights-from {e}") from None
     return schedule.replay(replay, steps)
+
+
+#: the settings that say which domains a run trains on
+_DOMAIN_KEYS = ("data.tasks", "data.benchmark", "data.path")
+
+
+def names_its_domains(args: argparse.Namespace) -> bool:
+    """Whether the command line says which domains: ``--tasks``, ``--benchmark``, ``--data``
+    or one of their ``KEY=VALUE`` overrides."""
+    if any(getattr(args, a, None) is not None for a in ("tasks", "benchmark", "data")):
+        return True
+    keys = [text.partition("=")[0].strip() for text in getattr(args, "overrides", None) or []]
+    return any(k in _DOMAIN_KEYS for k in keys)
+
+
+def experiment_for_weights(exp: Experiment, path: str, in_use: list[str]) -> Experiment:
+    """``exp`` on the domains a weights file was made on, when they are not ``in_use``.
+
+    The file's domains must be the first N of a domain set (a search or a run keeps the first
+    ``--tasks N``): of the benchmark the file records, else of the experiment's own data, else
+    of another built-in benchmark. ``exp`` itself when the file's domains are those in use.
+
+    Raises:
+        UsageError: an unreadable file, or domains that are the first N of none of those.
+    """
+    from popmix.config import with_overrides
+    from popmix.data import BENCHMARKS, DataError, load_domains, load_experiment_domains
+    from popmix.weights_file import WeightsFileError, WeightsSchedule
+
+    try:
+        schedule = WeightsSchedule.read(path)
+    except WeightsFileError as e:
+        raise UsageError(f"--weights-from {e}") from None
+    names, n = set(schedule.domains), len(schedule.domains)
+    if names == set(in_use):
+        return exp
+    recorded = schedule.info.get("benchmark")
+    order = [recorded] if recorded in BENCHMARKS else []
+    own = "data" if exp.data.path is not None else exp.data.benchmark
+    order += [own] if own not in order else []
+    order += [b for b in BENCHMARKS if b not in order]
+    for source in order:
+        try:
+            if source == "data":
+                every = load_experiment_domains(with_overrides(exp, [("data.tasks", None)]))
+            elif source == "synthetic":  # generated: as many domains as asked for
+                every = load_domains("synthetic", n if 2 <= n <= 256 else 16)
+            else:
+                every = load_domains(source)
+        except DataError:
+            continue
+        if set(every.names[:n]) == names:
+            changes: list[tuple[str, Any]] = [("data.tasks", n)]
+            if source != "data":
+                changes += [("data.benchmark", source), ("data.path", None)]
+            return with_overrides(exp, changes)
+    shown = ", ".join(schedule.domains[:4]) + (f" and {n - 4} more" if n > 4 else "")
+    tried = ", ".join("the experiment's data" if s == "data" else s for s in order)
+    raise UsageError(
+        f"--weights-from {path}: its {n} domains ({shown}) are not the first {n} of {tried}; "
+        "give the --benchmark or --data and --tasks it was made with"
+    )
