@@ -187,7 +187,6 @@ class SearchCommand(Command):
             return 1
         if args.confirm:
             from popmix.tune.confirm import run_confirm
-
             from popmix.tune.resume import read_search_file
 
             run_confirm(str(read_search_file(args.resume).out), opts)

@@ -774,8 +774,9 @@ def resolve(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> Resolve
         pass  # the folder is the search to continue (resume_search checked it)
     elif exp_dir.is_dir() and any(exp_dir.iterdir()):
         raise ConfigError(
-            f"--name {name}: {exp_dir} already holds a run; give another --name (or none, for "
-            "a dated one), or remove that folder"
+            f"--name {name}: {exp_dir} already holds a run; continue it with popmix search "
+            f"--resume {exp_dir}, give another --name (or none, for a dated one), or remove "
+            "that folder"
         )
     elif out != exp_dir and any((out / f).exists() for f in ("summary.json", "calibrate.json")):
         raise ConfigError(
@@ -784,25 +785,38 @@ def resolve(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> Resolve
     return ResolvedSearch(exp, space, domains, name, exp_dir, out)
 
 
-class _StaleCheckpoint(logging.Filter):
-    """Drops Tune's traceback for deleting a checkpoint that is gone already.
+class _TuneNoise(logging.Filter):
+    """Drops what Tune logs about things popmix reports itself, or that are no fault.
 
-    After a resume, a trial's list of kept checkpoints is the one of Tune's last saved
-    experiment state, which can name checkpoints the killed driver had deleted since; Tune
-    then fails to delete one again, logs a traceback and goes on. Nothing is lost: the
-    checkpoint it meant to remove is not there."""
+    - Its traceback for deleting a checkpoint that is gone already: after a resume, a
+      trial's list of kept checkpoints is the one of Tune's last saved experiment state,
+      which can name checkpoints the killed driver had deleted since; Tune fails to delete
+      one again and goes on. Nothing is lost: the checkpoint it meant to remove is not there.
+    - Its notes on an interruption (the stop signal, the unfinished trials, a
+      ``Tuner.restore`` call to resume): popmix prints what finished and its own
+      ``popmix search --resume`` line.
+    """
+
+    _INTERRUPTION = (
+        "Stop signal received",
+        "Experiment has been interrupted",
+        "Trials did not complete",
+    )
 
     def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith(self._INTERRUPTION):
+            return False
         exc = record.exc_info[1] if record.exc_info else None
         return not (
             isinstance(exc, FileNotFoundError)
-            and "Error handling checkpoint" in record.getMessage()
+            and "Error handling checkpoint" in message
             and "checkpoint_" in str(exc)
         )
 
 
-_CONTROLLER_LOGGER = "ray.tune.execution.tune_controller"
-_STALE_CHECKPOINT = _StaleCheckpoint()
+_NOISY_LOGGERS = ("ray.tune.execution.tune_controller", "ray.tune.tune")
+_TUNE_NOISE = _TuneNoise()
 
 
 class RaySession:
@@ -850,7 +864,8 @@ class RaySession:
             self._saved_levels[name] = logging.getLogger(name).level
         for name, level in self.levels.items():
             logging.getLogger(name).setLevel(level)
-        logging.getLogger(_CONTROLLER_LOGGER).addFilter(_STALE_CHECKPOINT)
+        for name in _NOISY_LOGGERS:
+            logging.getLogger(name).addFilter(_TUNE_NOISE)
         self._saved_random = random.getstate()
         try:
             self.started = start_ray(self.opts)
@@ -873,7 +888,8 @@ class RaySession:
             self._restore()
 
     def _restore(self) -> None:
-        logging.getLogger(_CONTROLLER_LOGGER).removeFilter(_STALE_CHECKPOINT)
+        for name in _NOISY_LOGGERS:
+            logging.getLogger(name).removeFilter(_TUNE_NOISE)
         for name, level in self._saved_levels.items():
             logging.getLogger(name).setLevel(level)
         self._saved_levels = {}
@@ -943,8 +959,8 @@ def _tuner(
             name=tuner_name(seeds),
             storage_path=str(plan.exp_dir),
             verbose=0,
-            stop=_StopOnInterrupt(interrupted),
             callbacks=[
+                _ForwardInterrupt(interrupted),
                 CSVLoggerCallback(),
                 JsonLoggerCallback(),
                 TensorBoardLogger(plan.exp_dir / "tensorboard", exp.population_method),
@@ -1067,7 +1083,10 @@ def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> dict
         )
         say(f"compare every trial: tensorboard --logdir {exp_dir}")
     if interrupted.is_set():
-        raise KeyboardInterrupt(f"wrote what finished to {out / 'summary.json'}")
+        raise KeyboardInterrupt(
+            f"wrote what finished to {out / 'summary.json'}; continue it with popmix search "
+            f"--resume {exp_dir}"
+        )
     return summary
 
 
@@ -1135,13 +1154,39 @@ class _Interrupted:
         )
 
 
+class _ForwardInterrupt:
+    """A Tune callback that hands the search's Ctrl-C to Tune's own interruption.
+
+    Tune ends ``fit()`` on SIGUSR1 (and on SIGINT, whose handler popmix takes for the whole
+    search) the way a resume needs: it saves the experiment state and leaves unfinished
+    trials unfinished, where a stopper would mark them terminated and ``Tuner.restore``
+    would never continue them. The signal is raised from the controller's loop (the main
+    thread), once Tune's handler is in place.
+    """
+
+    def __new__(cls, flag: _Interrupted) -> Any:
+        from ray.tune import Callback
+
+        class _Forward(Callback):
+            sent = False
+
+            def on_step_begin(self, iteration, trials, **info):
+                handler = signal.getsignal(signal.SIGUSR1)
+                if flag.is_set() and not self.sent and callable(handler):
+                    self.sent = True
+                    signal.raise_signal(signal.SIGUSR1)
+
+        return _Forward()
+
+
 @contextlib.contextmanager
 def _catch_sigint() -> Iterator[_Interrupted]:
     """Make Ctrl-C end the whole search, not only the running seed's Tuner.
 
     Tune's own SIGINT handler ends one ``Tuner.fit()`` and lets the caller go on (the next
-    seed's Tuner would start); popmix takes SIGINT for the whole search and stops each Tuner
-    through ``_StopOnInterrupt`` instead.
+    seed's Tuner would start); popmix takes SIGINT for the whole search, starts no further
+    Tuner and ends the running one through :class:`_ForwardInterrupt` (``popmix search``) or
+    :class:`_StopOnInterrupt` (``popmix calibrate``).
     """
     flag = _Interrupted()
     _Interrupted.current = flag

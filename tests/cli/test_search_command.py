@@ -145,6 +145,7 @@ def test_ctrl_c_stops_the_whole_search_and_writes_what_finished(tmp_path):
     assert "seed 2 (3 of 3)" not in out_text
     assert err.strip().splitlines()[-1] == (
         f"popmix search: interrupted; wrote what finished to {tmp_path / 'int' / 'summary.json'}"
+        f"; continue it with popmix search --resume {tmp_path / 'int'}"
     )
     assert "Traceback" not in err
     summary = json.loads((tmp_path / "int" / "summary.json").read_text())

@@ -1,6 +1,6 @@
 """``popmix search --resume``: what popmix saves beside Tune (search.json, the step ledger,
 TensorBoard's last steps, PBT's per-trial state) and, end to end (slow), a search whose driver
-is killed with SIGKILL and then resumed."""
+is killed with SIGKILL, or stopped with Ctrl-C, and then resumed."""
 
 from __future__ import annotations
 
@@ -163,7 +163,8 @@ def popmix(args: list[str], **kw) -> subprocess.Popen:
 
 
 @pytest.mark.slow
-def test_a_search_killed_with_sigkill_resumes_and_finishes(tmp_path):
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT], ids=["sigkill", "ctrl-c"])
+def test_a_stopped_search_resumes_and_finishes(tmp_path, how):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     exp_dir = tmp_path / "runs" / "killed"
@@ -179,9 +180,13 @@ def test_a_search_killed_with_sigkill_resumes_and_finishes(tmp_path):
                 break
         time.sleep(0.5)
     assert proc.poll() is None, proc.communicate()[0][-2000:]
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=60)
-    assert not (exp_dir / "summary.json").exists()
+    os.killpg(proc.pid, how)
+    stopped = proc.communicate(timeout=120)[0]
+    if how == signal.SIGKILL:
+        assert not (exp_dir / "summary.json").exists()
+    else:  # Ctrl-C: what finished is written, and the way on
+        assert proc.returncode == 130 and f"popmix search --resume {exp_dir}" in stopped
+        assert json.loads((exp_dir / "summary.json").read_text())["interrupted"]
 
     resumed = popmix(["search", "--resume", str(exp_dir), "--cpus", "2", "--quiet"])
     out, _ = resumed.communicate(timeout=600)
