@@ -12,7 +12,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 SEARCHERS = ("pbt", "pb2", "optuna")
 POPULATION = "pbt"  # the name of the searched population in ``methods``, whatever the searcher
@@ -117,8 +117,16 @@ class TrainConfig:
             ``seeds``).
         threads: torch intra-op threads (default: the CPUs this process may use; a search
             derives it from ``resources.cpus_per_trial``).
-        device: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (a search: from
-            ``resources.gpus_per_trial``).
+        device: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (CUDA when usable, else the CPU).
+            A device asked for that cannot be used is an error, never a fallback. In a search,
+            ``resources.gpus_per_trial`` decides: a trial given a GPU trains on it (``cpu``
+            and ``auto`` follow the resources, ``cuda`` insists on a GPU).
+        precision: ``auto`` (bf16 autocast on a CUDA device that supports it, fp32 on the
+            CPU), ``fp32``, or ``bf16`` (autocast; on the CPU too, when asked). Every result
+            records the precision that ran.
+        compile: ``torch.compile`` the training step's forward pass (its warm-up, the first
+            step, is reported once per run or trial). Off by default: on the CPU its warm-up
+            is tens of seconds, and compiled results differ from eager ones in the last bits.
     """
 
     steps: int = 1000
@@ -137,6 +145,8 @@ class TrainConfig:
     seed: int = 0
     threads: int | None = None
     device: str = "cpu"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    compile: bool = False
 
     def validate(self) -> None:
         for key in ("steps", "batch_size", "eval_windows", "test_windows"):
@@ -167,6 +177,12 @@ class TrainConfig:
             raise ValueError(f"train.threads must be a positive integer, got {self.threads!r}")
         if self.device not in ("cpu", "cuda", "auto") and not self.device.startswith("cuda:"):
             raise ValueError(f"unknown train.device {self.device!r}; use cpu, cuda or auto")
+        if self.device.startswith("cuda:") and not self.device[5:].isdigit():
+            raise ValueError(f"unknown train.device {self.device!r}; use cuda:N, e.g. cuda:0")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(
+                f"unknown train.precision {self.precision!r}; choose auto, fp32 or bf16"
+            )
 
     @property
     def warmup(self) -> int:
@@ -296,11 +312,45 @@ class Resources:
     of a seed so that they run at once (PBT then compares members at equal progress instead
     of pausing and resuming them); torch threads = max(1, floor(cpus_per_trial)).
     ``max_failures``: how often a trial whose worker process or node dies is restarted from
-    its last checkpoint (every report checkpoints) before it counts as failed."""
+    its last checkpoint (every report checkpoints) before it counts as failed.
+
+    ``gpus_per_trial`` is 0, 1, or a share 1/n of one GPU (0.5, 0.25, 0.2, 0.125, ...; 0.33
+    and 0.333 count as a third: the n trials may leave up to 1% of a GPU unused). Ray packs
+    n trials on each GPU, filling one before the next; a trial trains on one device, so more
+    than 1 would leave GPUs idle. Any other value (0.3, 0.4, 1.5, 2) is refused in one line
+    naming the nearest shares: a share that does not divide a GPU strands the rest of it,
+    and such fractions have hung Ray's scheduler (ray-project/ray#52133, #20933). It is
+    refused rather than rounded, since rounding would change how many trials share a GPU,
+    which decides their memory and speed."""
 
     cpus_per_trial: float | Literal["auto"] = "auto"
     gpus_per_trial: float = 0.0
     max_failures: int = 3
+
+    #: the share of a GPU that packed trials may leave unused (0.33: three trials, 0.01 left)
+    GPU_SHARE_TOLERANCE: ClassVar[float] = 0.01
+
+    @classmethod
+    def gpu_share_problem(cls, gpus: float) -> str | None:
+        """Why ``gpus`` is not a valid ``gpus_per_trial`` (None when it is: 0, 1 or 1/n)."""
+        if gpus == 0 or gpus == 1:
+            return None
+        if gpus > 1:
+            return (
+                f"resources.gpus_per_trial is {gpus:g}, but a trial trains one model on one "
+                "GPU, so the others would sit idle; use 1, or a share of one GPU such as 0.5 "
+                "or 0.25 to pack trials"
+            )
+        n = math.floor(1 / gpus + 1e-9)  # trials that fit on one GPU
+        if 1 - n * gpus <= cls.GPU_SHARE_TOLERANCE + 1e-9:
+            return None
+        lo, hi = math.floor(1 / gpus), math.ceil(1 / gpus)
+        near = " or ".join(f"{1 / k:.3g} ({k} per GPU)" for k in dict.fromkeys((hi, lo)) if k)
+        return (
+            f"resources.gpus_per_trial {gpus:g} does not divide a GPU ({1 / gpus:.3g} trials "
+            f"per GPU): the rest would be stranded and such shares have hung Ray's scheduler; "
+            f"use a share 1/n such as {near}"
+        )
 
     def validate(self) -> None:
         cpus = self.cpus_per_trial
@@ -309,6 +359,9 @@ class Resources:
                 "resources.cpus_per_trial must be > 0 or auto, and resources.gpus_per_trial "
                 f">= 0; got {cpus!r} and {self.gpus_per_trial!r}"
             )
+        problem = self.gpu_share_problem(float(self.gpus_per_trial))
+        if problem:
+            raise ValueError(problem)
         if self.max_failures < 0:
             raise ValueError(f"resources.max_failures must be 0 or more, got {self.max_failures}")
 

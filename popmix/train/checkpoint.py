@@ -68,6 +68,11 @@ def save_state(state: dict[str, Any], path: str | os.PathLike) -> None:
 def load_state(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
     """Read a file written by :func:`save_state`, without unpickling any object.
 
+    Args:
+        map_location: where the tensors land: the reading trainer's device. A checkpoint
+            records the device each tensor was saved from; mapping it here lets a state
+            saved on one GPU (or node) restore onto another trial's GPU or onto a CPU.
+
     Raises:
         CheckpointError: a missing, truncated, corrupt or foreign file, or another version.
     """

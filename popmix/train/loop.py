@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
 import torch
 
-from popmix.config import ModelConfig, TrainConfig
+from popmix.config import ConfigError, ModelConfig, TrainConfig
 from popmix.data.domains import DomainSet, check_vocab
 from popmix.data.sampler import MixtureSampler, eval_windows
 from popmix.policies import DomainSignals, MixingPolicy, loss_weights, normalize
 from popmix.train import measure
 from popmix.train.checkpoint import load_state, save_state
+from popmix.train.device import CudaState, autocast, choose_device, resolve_precision
 from popmix.train.health import TrainingHealth
 from popmix.train.measure import per_domain_mean
 from popmix.train.model import TinyGPT
@@ -50,10 +52,14 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+def resolve_device(name: str, cuda: CudaState | None = None) -> torch.device:
+    """The device ``train.device`` names on this machine (``auto``: CUDA when usable).
+
+    Raises:
+        DeviceError: a CUDA device asked for that this process cannot use (the cause and
+            the fix in one line; never a silent CPU run).
+    """
+    return torch.device(choose_device(name, cuda or CudaState.probe()))
 
 
 class Trainer:
@@ -84,13 +90,34 @@ class Trainer:
         policy.bind(domains.names)
         #: what the policy asked the loop to measure (read once: a policy's needs are fixed)
         self.needs = needs = policy.needs
-        self.device = resolve_device(cfg.device)
+        cuda = CudaState.probe()
+        self.device = resolve_device(cfg.device, cuda)
+        if needs.gradients is not None and cfg.precision == "bf16":
+            # measure.py's per-domain gradient blocks are float32, as the parameters are
+            raise ConfigError(
+                f"train.precision bf16 is not available to {policy.name}, whose per-domain "
+                "gradients are measured in fp32; use train.precision auto or fp32"
+            )
+        #: the precision that runs (``fp32`` or ``bf16``), ``train.precision`` resolved here;
+        #: ``auto`` is fp32 for a policy that measures per-domain gradients (DoGE)
+        self.precision = (
+            "fp32"
+            if needs.gradients is not None
+            else resolve_precision(cfg.precision, str(self.device), cuda.bf16)
+        )
         torch.set_num_threads(cfg.threads or available_cpus())
 
         # Independent streams for the model init and the sampler, both from the run's seed.
         init_seed, sampler_seed = np.random.SeedSequence(cfg.seed).generate_state(2)
         gen = torch.Generator().manual_seed(int(init_seed))
         self.model = TinyGPT(model_cfg, gen).to(self.device)
+        # The training forward, compiled when asked; the module itself stays uncompiled, so
+        # its state_dict keys and evaluation (other shapes, no recompiles) are unchanged.
+        self._example_losses = (
+            torch.compile(self.model.example_losses) if cfg.compile else self.model.example_losses
+        )
+        #: seconds the first compiled step took (compilation included); None until it ran
+        self.compile_warmup_s: float | None = None
         decay = [p for n, p in self.model.named_parameters() if p.dim() >= 2]
         no_decay = [p for n, p in self.model.named_parameters() if p.dim() < 2]
         self.optimizer = torch.optim.AdamW(
@@ -193,11 +220,28 @@ class Trainer:
 
         The loss is the batch mean of w_domain · loss: in expectation Σ_i p_i L_i in both modes.
         """
-        example_loss = self.model.example_losses(batch.tokens)
+        with autocast(self.device, self.precision):
+            example_loss = self._example_losses(batch.tokens)
         return (example_loss * batch.example_weight).mean(), example_loss
 
     def train_step(self) -> None:
-        """One optimizer step on one batch."""
+        """One optimizer step on one batch.
+
+        Nothing in it waits for the device (no ``.item()``, ``float(tensor)`` or ``.cpu()``):
+        losses and gradient norms stay on the device until a report reads them all at once
+        (:meth:`pop_train_losses`, :meth:`pop_health`). The exceptions are signals a policy
+        asked for (per-step losses, per-domain gradients, evaluations), read where noted.
+        """
+        if self.cfg.compile and self.compile_warmup_s is None:
+            start = time.perf_counter()
+            self._train_step()
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)  # once: the warm-up's time, not a queue's
+            self.compile_warmup_s = time.perf_counter() - start
+            return
+        self._train_step()
+
+    def _train_step(self) -> None:
         step, policy, needs = self.step, self.policy, self.needs
         if policy.evaluates_before(step):
             # Aioli measures held-out losses between its perturbations: extra forward passes.
@@ -379,10 +423,11 @@ class Trainer:
         out = []
         chunk = max(self.cfg.batch_size, 64)
         for w in windows:
-            losses = [
-                self.model.example_losses(w[j : j + chunk].to(self.device))
-                for j in range(0, w.shape[0], chunk)
-            ]
+            with autocast(self.device, self.precision):
+                losses = [
+                    self.model.example_losses(w[j : j + chunk].to(self.device))
+                    for j in range(0, w.shape[0], chunk)
+                ]
             out.append(torch.cat(losses).double().cpu().numpy())
         self.model.train(was_training)
         return out

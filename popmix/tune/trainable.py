@@ -20,12 +20,12 @@ from typing import Any
 
 import numpy as np
 import ray
-import torch
 from ray import tune
 
 from popmix.data.domains import DomainSet
 from popmix.policies import normalize
 from popmix.train.checkpoint import load_state, save_state
+from popmix.train.device import CudaState, choose_device
 from popmix.train.loop import Diverged, Trainer
 from popmix.train.run import eval_record, per_domain, test_metrics
 from popmix.tune.spec import TrialSettings, TrialSpec
@@ -76,16 +76,24 @@ class MixtureTrainable(tune.Trainable):
     def _build(self, config: dict[str, Any]) -> None:
         spec = TrialSpec.from_config(config)
         s = self.settings
-        resources = self.trial_resources
-        gpu = bool(resources and resources.required_resources.get("GPU", 0))
-        device = "cuda" if gpu and torch.cuda.is_available() else "cpu"
-        cfg = s.train_config(spec.run_seed, device)
+        cfg = s.train_config(spec.run_seed, self._device())
         policy = spec.build_policy(self.domains.sizes, self.domains.names, cfg.steps, s.shape)
         self.spec = spec
         self.trainer = Trainer(self.domains, policy, s.model, cfg)
         self._node = ray.get_runtime_context().get_node_id()
+        self._warmup_reported = False
         self.schedule: list[dict[str, Any]] = []  # weights whenever they change, by step
         self.lineage: list[dict[str, Any]] = []  # exploits this member's state went through
+
+    def _device(self) -> str:
+        """This trial's device: the GPU Ray gave it (logical ``cuda:0``: Ray's ids are
+        physical and Ray sets ``CUDA_VISIBLE_DEVICES`` to them), else the CPU. A GPU given
+        that torch cannot use stops the trial with a :class:`DeviceError`, never a CPU run."""
+        resources = self.trial_resources
+        gpus = float(resources.required_resources.get("GPU", 0)) if resources else 0.0
+        return choose_device(
+            self.settings.train.device, CudaState.probe(), ray.get_gpu_ids(), gpus_asked=gpus
+        )
 
     def _record_schedule(self, start: int) -> None:
         # The loop's own log of what it trained on, never a replay of policy.weights(): an
@@ -142,7 +150,13 @@ class MixtureTrainable(tune.Trainable):
             "diverged": 0,
             "node": self._node,
             "time_train_s": t_train,
+            # what ran, recorded with every result: a bf16 GPU member is not an fp32 CPU one
+            "device": str(trainer.device),
+            "precision": trainer.precision,
         }
+        if trainer.compile_warmup_s is not None and not self._warmup_reported:
+            metrics["compile_warmup_s"] = trainer.compile_warmup_s  # once per built trainer
+            self._warmup_reported = True
         if rec["loss_multipliers"] is not None:
             mult = np.array([rec["loss_multipliers"][n] for n in names])
             metrics["loss_weight"] = per_domain(names, normalize(mult))
