@@ -7,6 +7,7 @@ stay fast.
 
 from __future__ import annotations
 
+import errno
 import sys
 from collections.abc import Sequence
 
@@ -27,6 +28,16 @@ COMMANDS: tuple[Command, ...] = (
     BracketCommand(),
     CheckCommand(),
 )
+
+
+#: errors of the machine a user can fix, and how
+_OS_FIXES = {
+    errno.ENOSPC: "free space there (or give another --out/--storage) and run again",
+    errno.EDQUOT: "free space within your quota (or give another --out/--storage) and run again",
+    errno.EACCES: "give a folder you can write to",
+    errno.EROFS: "give a folder on a writable file system",
+    errno.ENOTDIR: "a file stands where a folder is needed; give another path",
+}
 
 
 def build_parser() -> Parser:
@@ -58,6 +69,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         detail = f"; {e}" if str(e) else ""
         print(f"popmix {args.command}: interrupted{detail}", file=sys.stderr)
         return 130
+    except OSError as e:
+        # the machine, not the code: a full disk, a read-only or foreign folder
+        fix = _OS_FIXES.get(e.errno or 0)
+        if fix is None:
+            raise
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"popmix {args.command}: error: {e.strerror}{where}; {fix}", file=sys.stderr)
+        return 2
     except Exception as e:
         from popmix.train.loop import Diverged
 

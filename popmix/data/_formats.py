@@ -198,8 +198,12 @@ def _paragraphs(path: Path) -> Iterator[str]:
     splits with ``sample_by="paragraph"``), streamed chunk by chunk."""
     carry = ""
     with _reading(path), open_stream(path) as raw:
-        text = io.TextIOWrapper(raw, encoding="utf-8", errors="replace")
+        # strict: the proxy trains on the text's UTF-8 bytes, and replacement characters in
+        # place of a binary file or another encoding would be trained on as if they were text
+        text = io.TextIOWrapper(raw, encoding="utf-8", errors="strict")
         while chunk := text.read(_CHUNK):
+            if "\x00" in chunk:
+                raise _binary(path)
             parts = (carry + chunk).split("\n\n")
             carry = parts.pop()
             yield from parts
@@ -207,8 +211,16 @@ def _paragraphs(path: Path) -> Iterator[str]:
         yield carry
 
 
+def _binary(path: Path) -> DataError:
+    return DataError(
+        f"{str(path)!r} is a binary file (it holds NUL bytes), not text; remove it or give "
+        "its text as .txt, .jsonl, .parquet or .csv"
+    )
+
+
 class _reading:
-    """Turns a decompression failure while reading ``path`` into a one-line DataError."""
+    """Turns a decompression or decoding failure while reading ``path`` into a one-line
+    DataError."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -219,6 +231,14 @@ class _reading:
     def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
         if isinstance(exc, (EOFError, zlib.error, gzip.BadGzipFile)):
             raise truncated(self.path, f"{type(exc).__name__}: {exc}") from None
+        if isinstance(exc, UnicodeDecodeError):
+            if b"\x00" in exc.object:
+                raise _binary(self.path) from None
+            bad = exc.object[exc.start : exc.start + 1].hex()
+            raise DataError(
+                f"{str(self.path)!r} is not UTF-8 text (byte 0x{bad} cannot start or continue "
+                "a character); convert it, e.g. iconv -f latin1 -t utf-8, or remove it"
+            ) from None
 
 
 def _get(record: Any, path: list[str]) -> tuple[bool, Any]:

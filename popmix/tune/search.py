@@ -766,6 +766,7 @@ def resolve(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> Resolve
             ) from None
     if "://" in opts.storage:
         raise ConfigError("cloud --storage URIs are not supported yet; give a shared folder")
+    check_storage(Path(opts.storage))
     name = opts.name or f"{exp.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     exp_dir = Path(opts.storage).resolve() / name
     out = Path(opts.out).resolve() if opts.out else exp_dir
@@ -817,6 +818,28 @@ class _TuneNoise(logging.Filter):
 
 _NOISY_LOGGERS = ("ray.tune.execution.tune_controller", "ray.tune.tune")
 _TUNE_NOISE = _TuneNoise()
+
+
+def check_storage(storage: Path) -> None:
+    """Fail in one line, before anything is written, when ``--storage`` cannot hold a search:
+    a file where a folder is needed, or a folder this process cannot write to.
+
+    Raises:
+        ConfigError: naming the path and the fix.
+    """
+    existing = storage.resolve()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(
+            f"--storage {storage}: {existing} is a file, not a folder; give a folder (on a "
+            "multi-node cluster, one every node can reach)"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"--storage {storage}: {existing} is not writable by this user; give a folder you "
+            "can write to"
+        )
 
 
 class RaySession:
