@@ -355,7 +355,7 @@ def test_a_checkpoint_saved_on_a_gpu_restores_onto_the_trainers_device(tiny_doma
 
 @pytest.mark.slow
 def test_compile_trains_the_same_model_and_reports_its_warm_up_once(tiny_domains):
-    """torch.compile on the CPU: ~50 s of warm-up on this 2-core machine (hence slow)."""
+    """torch.compile on the CPU: 30 to 50 s of warm-up on a 2-core machine (hence slow)."""
     eager, compiled = make_trainer(tiny_domains), make_trainer(tiny_domains, compile=True)
     assert compiled.compile_warmup_s is None
     eager.train(6), compiled.train(1)
