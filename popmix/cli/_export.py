@@ -1,0 +1,125 @@
+"""``popmix export``: a run's mixture as the user's trainer reads it (HF datasets, Megatron)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from popmix.cli._base import Command, UsageError, positive_int
+
+
+class ExportCommand(Command):
+    name = "export"
+    help = "write a run's mixture for your trainer: HF interleave_datasets, Megatron blends, ..."
+    description = (
+        "Turn the weights a run or search found (RUN_DIR's best_schedule.json, weights.json or "
+        "bracket_schedule.json, or any popmix weights file) into your trainer's format. Each "
+        "point of the schedule starts a phase that runs to the next (the last to the end of "
+        "the budget). hf: a JSON (YAML for a .yaml --out) of the static probabilities and the "
+        "phases for datasets.interleave_datasets, and a Python snippet beside it (OUT with the "
+        "suffix .py) that builds them; megatron: a --data-path blend string per phase; json "
+        "and csv: domain and weight per phase. Without --out the text is printed (hf: the "
+        "snippet). Imports neither torch nor Ray."
+    )
+    reads_experiment = False
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        from popmix.export import FORMATS, UNITS
+
+        p.add_argument(
+            "source",
+            metavar="RUN_DIR_OR_WEIGHTS_FILE",
+            help="a popmix run or search folder, or a popmix weights file",
+        )
+        p.add_argument("--format", required=True, choices=FORMATS, help="what to write")
+        p.add_argument(
+            "--map",
+            metavar="YAML",
+            help="domain name -> your data: a path, dataset name or Megatron prefix, or a list "
+            "of them, one line `domain: path` each (default: the files of the corpus the "
+            "search trained on where its folder is readable here, else the domain names)",
+        )
+        p.add_argument("--out", metavar="FILE", help="write here instead of printing")
+        p.add_argument(
+            "--force", action="store_true", help="replace --out (and its snippet) if they exist"
+        )
+        p.add_argument(
+            "--unit",
+            choices=UNITS,
+            default="steps",
+            help="phase boundaries in optimizer steps or in tokens (default steps)",
+        )
+        p.add_argument(
+            "--total",
+            type=positive_int,
+            metavar="N",
+            help="your run's length in --unit: the phases are rescaled to it, each keeping its "
+            "share of the budget (default: the run's own budget)",
+        )
+        p.add_argument(
+            "--tokens-per-step",
+            type=positive_int,
+            metavar="N",
+            help="your run's tokens per step, for --unit tokens (default: the run's batch size "
+            "times its context, where its summary.json or result.json says them)",
+        )
+
+    def run(self, args: argparse.Namespace) -> int:
+        from popmix.export import (
+            ExportError,
+            load_mixture,
+            to_csv,
+            to_hf,
+            to_json,
+            to_megatron,
+        )
+
+        try:
+            m = load_mixture(
+                args.source,
+                unit=args.unit,
+                total=args.total,
+                map_file=args.map,
+                tokens_per_step=args.tokens_per_step,
+            )
+            files: list[tuple[Path | None, str]]
+            out = Path(args.out) if args.out else None
+            if args.format == "hf":
+                as_yaml = out is not None and out.suffix in (".yaml", ".yml")
+                config, snippet = to_hf(m, as_yaml=as_yaml)
+                if out is None:
+                    files = [(None, snippet)]
+                else:
+                    files = [(out, config), (out.with_suffix(".py"), snippet)]
+            else:
+                writer = {"megatron": to_megatron, "json": to_json, "csv": to_csv}[args.format]
+                files = [(out, writer(m))]
+        except ExportError as e:
+            raise UsageError(str(e)) from None
+
+        targets = [path for path, _ in files if path is not None]
+        if not args.force:
+            for path in targets:
+                if path.exists():
+                    raise UsageError(f"--out: {path} exists; give another --out, or --force")
+        for path in targets:
+            if not path.parent.is_dir():
+                raise UsageError(f"--out: folder {path.parent} does not exist; create it first")
+        # what was used goes to stderr, so a printed export stays clean to pipe
+        err = sys.stderr if not targets else sys.stdout
+        print(
+            f"popmix export: {m.source} ({m.method or 'schedule'}, {len(m.domains)} domains, "
+            f"{len(m.phases)} phase(s) over {m.total} {m.unit}); data from {m.data_from}",
+            file=err,
+        )
+        for note in m.notes:
+            print(f"  note: {note}", file=err)
+        for target, text in files:
+            if target is None:
+                sys.stdout.write(text)
+            else:
+                target.write_text(text)
+        if targets:
+            print(f"wrote {' and '.join(str(t) for t in targets)}")
+        return 0
