@@ -16,6 +16,7 @@ from popmix.cli._bracket import BracketCommand
 from popmix.cli._calibrate import CalibrateCommand
 from popmix.cli._check import CheckCommand
 from popmix.cli._confirm import ConfirmCommand
+from popmix.cli._export import ExportCommand
 from popmix.cli._run import RunCommand
 from popmix.cli._search import SearchCommand
 
@@ -26,6 +27,7 @@ COMMANDS: tuple[Command, ...] = (
     ConfirmCommand(),
     CalibrateCommand(),
     BracketCommand(),
+    ExportCommand(),
     CheckCommand(),
 )
 
