@@ -248,6 +248,18 @@ def sample_pairs(
     return [pairs[i] for i in picks]
 
 
+def window_matrix(
+    losses: Sequence[Callable[[], torch.Tensor]],
+    target: WindowTarget,
+    params: Sequence[torch.Tensor],
+    grads: torch.Tensor,
+    progress: Tick | None = None,
+) -> np.ndarray:
+    """The bracket matrix with ``target`` (its windows) as the target: 1 gradient, k HVPs."""
+    m = effect_matrix(losses, target.mean, params, grads=grads, progress=progress)
+    return m.cpu().double().numpy()
+
+
 def _sign_agreement(measured: np.ndarray, predicted: np.ndarray) -> float:
     if measured.size == 0:
         return float("nan")
@@ -264,6 +276,7 @@ def validation_table(
     names: list[str],
     etas: Sequence[float],
     progress: Tick | None = None,
+    matrix_w: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Measured L_T(θ_ab) − L_T(θ_ba) on ``target``'s windows against η² M_w[a, b], for
     ``pairs`` at every step size.
@@ -271,10 +284,12 @@ def validation_table(
     M_w is the bracket matrix with ``target`` as its target, so measured and predicted are one
     function's and differ only by the O(η³) terms (the direct two-step oracle). ``matrix``, the
     matrix on all the target's windows, is reported beside it; ``grads`` are the domains'
-    gradients at the current parameters (row i: g_i), shared by every pair.
+    gradients at the current parameters (row i: g_i), shared by every pair. ``matrix_w`` is
+    M_w when already computed (:func:`window_matrix`).
     """
     pair_list = list(pairs)
-    matrix_w = effect_matrix(losses, target.mean, params, grads=grads).cpu().double().numpy()
+    if matrix_w is None:
+        matrix_w = window_matrix(losses, target, params, grads)
     rows, summary = [], []
     for eta in etas:
         effects = order_effects(pair_list, losses, grads, target.per_window, params, eta, progress)
@@ -492,14 +507,28 @@ def run_bracket(
                 rng = np.random.default_rng([seed, trainer.step])
                 pairs = sample_pairs(matrix, max_pairs, rng)
                 vtarget = window_target(model, trainer.domains, target, windows)
+                n_pairs = len(pairs) * len(validate_etas)
                 with ProgressBar(
                     f"validation at step {trainer.step}",
-                    len(pairs) * len(validate_etas),
-                    "pairs x step sizes",
+                    k + 1 + n_pairs,
+                    "HVPs and pairs x step sizes",
                     progress_stream,
                 ) as bar:
+                    matrix_w = window_matrix(losses, vtarget, params, grads, bar)
+                    # The measurements need no double backward: the fused attention is faster
+                    # (and equal to the plain one up to rounding, far below the effects).
+                    model.set_explicit_attention(False)
                     table = validation_table(
-                        pairs, losses, grads, vtarget, params, matrix, names, validate_etas, bar
+                        pairs,
+                        losses,
+                        grads,
+                        vtarget,
+                        params,
+                        matrix,
+                        names,
+                        validate_etas,
+                        bar,
+                        matrix_w=matrix_w,
                     )
                 table = {"step": trainer.step, "pair_seed": [seed, trainer.step], **table}
                 validation.append(table)
