@@ -9,7 +9,8 @@ measurement (2 standard errors) and the agreement there.
 
     python benchmarks/bracket_speed.py [--keep DIR] [-- extra popmix bracket arguments]
 
-Other processes on the machine slow it down: note the load (printed) beside the time.
+Other processes on the machine slow it down: note the load (printed) beside the time, and the
+CPU time per CPU (printed), which bounds the wall time on idle CPUs from above.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shlex
 import subprocess
 import sys
@@ -56,6 +58,8 @@ def main() -> int:
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
         wall = time.perf_counter() - t0
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = usage.ru_utime + usage.ru_stime
         load_after = os.getloadavg()[0]
         if proc.returncode != 0:
             print(proc.stdout)
@@ -66,6 +70,13 @@ def main() -> int:
         f"wall time {wall:.0f} s ({wall / 60:.1f} min; goal <= {GOAL_S / 60:.0f} min) on "
         f"{os.cpu_count()} CPUs, 1-minute load {load_before:.1f} before and {load_after:.1f} "
         "after"
+    )
+    # Other processes stretch the wall time far more than the CPU time. Per CPU (popmix uses
+    # them all) it bounds the wall time on idle CPUs from above: under contention torch's
+    # waiting threads spin, which adds CPU time too.
+    print(
+        f"CPU time {cpu:.0f} s, {cpu / (os.cpu_count() or 1):.0f} s per CPU (at most about the "
+        "wall time on idle CPUs)"
     )
     print(
         f"validated {sum(t['pairs_validated'] for t in tables)} pairs over steps "
