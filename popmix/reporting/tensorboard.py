@@ -85,6 +85,12 @@ class TensorBoardLogger(Callback):
         # trial id -> (run folder, the last step written there by any process)
         self._written: dict[str, tuple[Path, int]] = {}
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        from popmix.tune.resume import rebase
+
+        self.__dict__.update(state)
+        self.logdir = rebase(self.logdir)  # a search resumed in another folder
+
     def _writer(self, trial: Any) -> Any:
         if trial.trial_id not in self._writers:
             from torch.utils.tensorboard import SummaryWriter

@@ -268,6 +268,11 @@ def run_calibration(
 
     if seeds < 2:
         raise ConfigError(f"--seeds {seeds}: a spread needs at least 2 seeds (5 recommended)")
+    if "://" in opts.storage:
+        raise ConfigError(
+            f"--storage {opts.storage}: popmix calibrate keeps its runs and its record of "
+            "calibrations in a folder; give a folder (a URI is for popmix search)"
+        )
     settings = sweep or [ProxySetting("as given")]
     user_exp = exp
     base = exp.replace(methods=METHODS, seeds=tuple(range(seeds)))

@@ -13,8 +13,10 @@ its last saved result (:class:`popmix.tune.schedulers._RestoredState`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +41,13 @@ class SavedSearch:
     exp: Experiment
     space: SearchSpace
     out: Path  # where summary.json goes
+    storage: str | None = None  # --storage as resolved: a folder or a URI
+    exp_dir: Path | None = None  # the local experiment folder the search began in
 
 
-def write_search_file(exp_dir: Path, exp: Experiment, space: SearchSpace, out: Path) -> None:
+def write_search_file(
+    exp_dir: Path, exp: Experiment, space: SearchSpace, out: Path, storage: str | None = None
+) -> None:
     """``exp_dir/search.json`` for a search about to start."""
     config = experiment_to_dict(exp)
     if config["data"].get("path"):
@@ -57,6 +63,8 @@ def write_search_file(exp_dir: Path, exp: Experiment, space: SearchSpace, out: P
         "space": space_dict,
         "space_source": space.source,
         "out": str(out),
+        "storage": storage,
+        "exp_dir": str(exp_dir),
     }
     tmp = exp_dir / (SEARCH_FILE + ".tmp")
     tmp.write_text(json.dumps(data, indent=2))
@@ -96,7 +104,42 @@ def read_search_file(exp_dir: str | Path) -> SavedSearch:
     space = dataclasses.replace(
         space_from_dict(data["space"], str(path)), source=data.get("space_source")
     )
-    return SavedSearch(exp, space, Path(data["out"]))
+    began = data.get("exp_dir")
+    return SavedSearch(
+        exp, space, Path(data["out"]), data.get("storage"), Path(began) if began else None
+    )
+
+
+#: (the folder a search began in, the one it resumes in) while a resume unpickles Tune's
+#: copies of popmix's callbacks and scheduler (see :func:`rebase`)
+_REBASE: tuple[str, str] | None = None
+
+
+@contextlib.contextmanager
+def rebased(began: Path | None, now: Path) -> Iterator[None]:
+    """While a search resumes in ``now``: popmix's objects that Tune unpickles from
+    ``tuner.pkl`` (the step ledger, the TensorBoard logger, the scheduler's lineage folder,
+    the storage mirror) hold the paths of the folder the search began in, on another machine
+    perhaps; their ``__setstate__`` moves them here through :func:`rebase`."""
+    global _REBASE
+    _REBASE = None if began is None or began == now else (str(began), str(now))
+    try:
+        yield
+    finally:
+        _REBASE = None
+
+
+def rebase(path: Any) -> Any:
+    """``path`` (a Path or str), moved from the folder the search began in to the one it
+    resumes in; unchanged outside :func:`rebased` or outside that folder."""
+    if path is None or _REBASE is None:
+        return path
+    old, new = _REBASE
+    text = str(path)
+    if text != old and not text.startswith(old.rstrip("/") + "/"):
+        return path
+    moved = new + text[len(old) :]
+    return Path(moved) if isinstance(path, Path) else moved
 
 
 def finished(saved: SavedSearch) -> bool:

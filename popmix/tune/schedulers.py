@@ -92,6 +92,12 @@ class _LineageLog:
     #: ``auto``, or the margin in nats (0: Ray's rule); see :func:`exploit_margin`
     margin_setting: float | str = 0.0
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        from popmix.tune.resume import rebase
+
+        self.__dict__.update(state)
+        self.lineage_dir = rebase(getattr(self, "lineage_dir", None))  # resumed elsewhere
+
     def _exploit(self, tune_controller: Any, trial: Any, trial_to_clone: Any) -> None:
         donor_state = self._trial_state[trial_to_clone]  # type: ignore[attr-defined]
         own_state = self._trial_state[trial]  # type: ignore[attr-defined]

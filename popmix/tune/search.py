@@ -52,8 +52,15 @@ from popmix.data import load_experiment_domains
 from popmix.data.domains import DomainSet, check_vocab, domain_groups
 from popmix.policies import learns_weights
 from popmix.tune.explore import Explorer, weights_from_file
-from popmix.tune.resume import finished, read_search_file, write_search_file
+from popmix.tune.resume import (
+    finished,
+    read_search_file,
+    rebase,
+    rebased,
+    write_search_file,
+)
 from popmix.tune.spec import CONFIG_KEY, TrialSettings, TrialSpec
+from popmix.tune.storage import RemoteStorage, checkpoint_retention, is_uri, mirror_callback
 from popmix.weights_file import SchedulePoint, WeightsSchedule
 
 
@@ -123,7 +130,7 @@ def start_ray(opts: SearchOptions) -> bool:
             address="local", num_cpus=opts.cpus or os.cpu_count(), include_dashboard=False, **quiet
         )
     else:
-        check_address(opts.address)
+        check_address(opts.address)  # ray.init would retry for minutes
         ray.init(address=opts.address, **quiet)
     return True
 
@@ -432,6 +439,10 @@ class StepLedger:
 
             _FIELDS = ("steps", "train_time", "started", "last_seen", "retries")
 
+            def __setstate__(self, state: dict[str, Any]) -> None:
+                self.__dict__.update(state)
+                self.path = rebase(self.path)  # resumed in another folder (tune.resume)
+
             def load(self) -> None:
                 if self.path is None or not self.path.is_file():
                     return
@@ -539,11 +550,19 @@ def _records(
                 "retries": ledger.retries.get(trial_id, 0),
                 "schedule": schedule,
                 "params": dict(spec.params),
-                "error": None if result.error is None else str(result.error).splitlines()[0][:300],
+                "error": None if result.error is None else _error_line(result.error),
                 "path": result.path,
             }
         )
     return records
+
+
+def _error_line(error: BaseException) -> str:
+    """The line of a trial's error that names its cause: Ray wraps the trial's own exception
+    (e.g. popmix's one-line DeviceError) below its own first line ("The actor died because
+    of an error raised in its creation task..."), so the last non-empty line."""
+    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
+    return (lines[-1] if lines else type(error).__name__)[:300]
 
 
 def oracle_for(exp: Experiment, domains: DomainSet) -> dict[str, Any] | None:
@@ -715,6 +734,15 @@ class ResolvedSearch:
     name: str
     exp_dir: Path  # <storage>/<name>: Tune's folders, TensorBoard, lineage rows
     out: Path  # where summary.json and the weights files go
+    #: a --storage URI: Tune writes the trials there, exp_dir is the driver's local copy of
+    #: its own files, mirrored there (popmix.tune.storage)
+    remote: RemoteStorage | None = None
+
+    def tune_storage(self, seeds: list[int]) -> tuple[str, Any]:
+        """(the folder of the Tuner of ``seeds``, its pyarrow filesystem or None)."""
+        if self.remote is None:
+            return str(self.exp_dir / tuner_name(seeds)), None
+        return f"{self.remote.path(self.name)}/{tuner_name(seeds)}", self.remote.fs
 
     def environment(self, opts: SearchOptions) -> tuple[dict[str, str], dict[str, str]]:
         """(set, defaults): the environment variables a search sets (:func:`tune_environment`)."""
@@ -757,6 +785,19 @@ def resolve(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> Resolve
                     weights_from_file(vec.init_file, domains.names)
                 except ConfigError as e:
                     raise ConfigError(f"{space.source or 'search space'}: {key}.{e}") from None
+    if opts.address is not None:
+        check_address(opts.address)  # before anything, also when this process has a Ray
+    gpus = exp.resources.gpus_per_trial
+    if gpus > 0 and opts.address is None and Path("/proc/driver/nvidia/gpus").is_dir():
+        from popmix.train.device import require_cuda
+
+        # This machine has NVIDIA GPUs, which a local Ray gives to trials that run with this
+        # machine's torch: fail here, not in every trial. (Without GPUs, no node can hold
+        # the trial, which check_trial_fits says once Ray has started.)
+        require_cuda(
+            f"resources.gpus_per_trial={gpus:g} asks for GPUs of this machine",
+            "set --gpus-per-trial 0",
+        )
     if exp.search.searcher == "pb2":
         try:
             import sklearn  # noqa: F401
@@ -764,11 +805,21 @@ def resolve(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> Resolve
             raise ConfigError(
                 "searcher pb2 needs scikit-learn: pip install scikit-learn, or use pbt"
             ) from None
-    if "://" in opts.storage:
-        raise ConfigError("cloud --storage URIs are not supported yet; give a shared folder")
-    check_storage(Path(opts.storage))
     name = opts.name or f"{exp.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    exp_dir = Path(opts.storage).resolve() / name
+    remote = None
+    if is_uri(opts.storage):
+        remote = RemoteStorage.open(opts.storage)
+        # the driver's own files stay on this machine too (and are mirrored to the storage)
+        exp_dir = Path(opts.out).resolve() if opts.out else Path("runs").resolve() / name
+        check_storage(exp_dir.parent)
+        if not opts.resume and remote.holds(name):
+            raise ConfigError(
+                f"--name {name}: {remote.uri}/{name} already holds a run; continue it with "
+                f"popmix search --resume {remote.uri}/{name}, or give another --name"
+            )
+    else:
+        check_storage(Path(opts.storage))
+        exp_dir = Path(opts.storage).resolve() / name
     out = Path(opts.out).resolve() if opts.out else exp_dir
     # an earlier run's results are never overwritten by a new one under the same name
     if opts.resume:
@@ -783,20 +834,13 @@ def resolve(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> Resolve
         raise ConfigError(
             f"--out {out} already holds a run's results; give another --out, or remove them"
         )
-    return ResolvedSearch(exp, space, domains, name, exp_dir, out)
+    return ResolvedSearch(exp, space, domains, name, exp_dir, out, remote)
 
 
 class _TuneNoise(logging.Filter):
-    """Drops what Tune logs about things popmix reports itself, or that are no fault.
-
-    - Its traceback for deleting a checkpoint that is gone already: after a resume, a
-      trial's list of kept checkpoints is the one of Tune's last saved experiment state,
-      which can name checkpoints the killed driver had deleted since; Tune fails to delete
-      one again and goes on. Nothing is lost: the checkpoint it meant to remove is not there.
-    - Its notes on an interruption (the stop signal, the unfinished trials, a
-      ``Tuner.restore`` call to resume): popmix prints what finished and its own
-      ``popmix search --resume`` line.
-    """
+    """Drops Tune's notes on an interruption (the stop signal, the unfinished trials, a
+    ``Tuner.restore`` call to resume): popmix prints what finished and its own ``popmix
+    search --resume`` line."""
 
     _INTERRUPTION = (
         "Stop signal received",
@@ -805,15 +849,7 @@ class _TuneNoise(logging.Filter):
     )
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if message.startswith(self._INTERRUPTION):
-            return False
-        exc = record.exc_info[1] if record.exc_info else None
-        return not (
-            isinstance(exc, FileNotFoundError)
-            and "Error handling checkpoint" in message
-            and "checkpoint_" in str(exc)
-        )
+        return not record.getMessage().startswith(self._INTERRUPTION)
 
 
 _NOISY_LOGGERS = ("ray.tune.execution.tune_controller", "ray.tune.tune")
@@ -965,6 +1001,8 @@ def _tuner(
     scheduler, searcher, param_space, num_samples = _scheduler_and_space(
         exp, plan.space, plan.domains, seeds, plan.exp_dir, progress
     )
+    folder, fs = plan.tune_storage(seeds)
+    mirror = [] if plan.remote is None else [mirror_callback(plan.remote, plan.exp_dir, plan.name)]
     return tune.Tuner(
         trainable,
         param_space=param_space,
@@ -980,7 +1018,8 @@ def _tuner(
         ),
         run_config=tune.RunConfig(
             name=tuner_name(seeds),
-            storage_path=str(plan.exp_dir),
+            storage_path=folder.rsplit("/", 1)[0],
+            storage_filesystem=fs,
             verbose=0,
             callbacks=[
                 _ForwardInterrupt(interrupted),
@@ -988,12 +1027,15 @@ def _tuner(
                 JsonLoggerCallback(),
                 TensorBoardLogger(plan.exp_dir / "tensorboard", exp.population_method),
                 ledger,
+                checkpoint_retention(),
+                *mirror,
                 *([progress] if progress else []),
             ],
             # every report: a trial whose worker dies resumes there (FailureConfig), losing at
-            # most one report's steps; on PBT's grid, as every perturbation is on a report
+            # most one report's steps; on PBT's grid, as every perturbation is on a report.
+            # Old ones are deleted by checkpoint_retention, not by Tune (see there).
             checkpoint_config=tune.CheckpointConfig(
-                num_to_keep=4, checkpoint_frequency=1, checkpoint_at_end=True
+                num_to_keep=None, checkpoint_frequency=1, checkpoint_at_end=True
             ),
             failure_config=tune.FailureConfig(max_failures=exp.resources.max_failures),
             sync_config=tune.SyncConfig(sync_period=10),
@@ -1029,7 +1071,8 @@ def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> dict
         exp_dir.mkdir(parents=True, exist_ok=True)
         out.mkdir(parents=True, exist_ok=True)
         if not opts.resume:
-            write_search_file(exp_dir, exp, plan.space, out)
+            storage = plan.remote.given if plan.remote else str(exp_dir.parent)
+            write_search_file(exp_dir, exp, plan.space, out, storage)
 
         from ray import tune
 
@@ -1050,11 +1093,15 @@ def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> dict
             f"seeds {list(exp.seeds)}"
         )
         say(f"  experiment folder: {exp_dir}")
+        if plan.remote is not None:
+            say(f"  trials and a copy of this folder: {plan.remote.uri}/{plan.name}")
         if waiting:
             print(waiting, file=sys.stderr, flush=True)
         from popmix.tune.proxy import calibration_warning
 
-        unstable = calibration_warning(Path(opts.storage).resolve(), exp, domains.names)
+        # calibrations are kept beside the experiment folders, on this machine
+        calibrations = exp_dir.parent if plan.remote else Path(opts.storage).resolve()
+        unstable = calibration_warning(calibrations, exp, domains.names)
         if unstable:
             print(unstable, file=sys.stderr, flush=True)
         start = time.time()
@@ -1076,13 +1123,17 @@ def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> dict
                     )
                 )
                 ledger = StepLedger(exp_dir / f"ledger-{tuner_name(seeds)}.json")
-                tuner_dir = exp_dir / tuner_name(seeds)
-                if opts.resume and tune.Tuner.can_restore(str(tuner_dir)):
+                tuner_dir, fs = plan.tune_storage(seeds)
+                if opts.resume and tune.Tuner.can_restore(tuner_dir, storage_filesystem=fs):
                     # Tune's own copy of the callbacks, the stopper and the scheduler come
                     # back from tuner.pkl; the ledger, TensorBoard and PBT's per-trial state
                     # continue from what popmix saved (popmix.tune.resume)
                     tuner = tune.Tuner.restore(
-                        str(tuner_dir), trainable, resume_unfinished=True, resume_errored=True
+                        tuner_dir,
+                        trainable,
+                        resume_unfinished=True,
+                        resume_errored=True,
+                        storage_filesystem=fs,
                     )
                 else:
                     tuner = _tuner(plan, seeds, trainable, ledger, progress, interrupted)
@@ -1097,6 +1148,10 @@ def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> dict
             summary, best = _write_outputs(
                 records, exp, domains, exp_dir, out, wall, interrupted=interrupted.is_set()
             )
+            if plan.remote is not None:
+                plan.remote.upload(exp_dir, plan.name)
+                if out != exp_dir:
+                    plan.remote.upload(out, plan.name)
     if records:
         say("")
         print(format_table(summary))
@@ -1127,6 +1182,15 @@ def resume_search(exp_dir: str | Path, opts: SearchOptions) -> dict[str, Any]:
     Raises:
         ConfigError: ``exp_dir`` is not a popmix search (see :func:`read_search_file`).
     """
+    if is_uri(str(exp_dir)):
+        # another machine's search: its driver files come back here, its trials stay there
+        base = str(exp_dir).split("?", 1)
+        parent, _, name = base[0].rstrip("/").rpartition("/")
+        query = f"?{base[1]}" if len(base) > 1 else ""
+        remote = RemoteStorage.open(parent + query)
+        local = Path("runs").resolve() / name
+        remote.download(name, local)
+        exp_dir = local
     saved = read_search_file(exp_dir)
     folder = Path(exp_dir).resolve()
     if finished(saved):
@@ -1136,12 +1200,18 @@ def resume_search(exp_dir: str | Path, opts: SearchOptions) -> dict[str, Any]:
         )
         summary = json.loads((saved.out / "summary.json").read_text())
         return {**summary, "resumed": False}
+    remote_storage = saved.storage if saved.storage and is_uri(saved.storage) else None
     resumed = dataclasses.replace(
-        opts, storage=str(folder.parent), name=folder.name, out=str(saved.out), resume=True
+        opts,
+        storage=remote_storage or str(folder.parent),
+        name=folder.name,
+        out=str(saved.out if not remote_storage else folder),
+        resume=True,
     )
     if not opts.quiet:
         print(f"popmix search: resuming {folder}")
-    return run_search(saved.exp, saved.space, resumed)
+    with rebased(saved.exp_dir, folder):
+        return run_search(saved.exp, saved.space, resumed)
 
 
 class _Interrupted:

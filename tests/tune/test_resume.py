@@ -114,7 +114,8 @@ def test_tensorboard_adds_no_point_twice_across_processes(tmp_path):
     after._writers.pop(t.trial_id).close()
     ea = EventAccumulator(str(tmp_path / "seed0" / "pbt_abc_00000"))
     ea.Reload()
-    assert [e.step for e in ea.Scalars("objective")] == [20, 40, 60, 80]
+    steps = [e.step for e in ea.Scalars("objective")]
+    assert sorted(steps) == [20, 40, 60, 80]  # each once (the reader orders the two files)
 
 
 def test_pbt_state_of_a_restored_trial_comes_from_its_last_result():

@@ -36,8 +36,9 @@ def test_resolve_checks_everything_before_ray(tmp_path):
     assert plan.exp_dir == tmp_path.resolve() / "n" and plan.out == plan.exp_dir
     assert not plan.exp_dir.exists()  # nothing written yet
     assert len(plan.domains) == smoke().data.tasks
-    with pytest.raises(ConfigError, match="cloud --storage"):
-        resolve(smoke(), space, SearchOptions(storage="s3://bucket"))
+    # a storage URI is opened and reached before Ray (tests/tune/test_storage.py: S3)
+    with pytest.raises(ConfigError, match="--storage bogus://bucket: cannot open it"):
+        resolve(smoke(), space, SearchOptions(storage="bogus://bucket"))
     # a bad init file fails here, in one line naming the space, the key and the file
     bad = tmp_path / "w.json"
     bad.write_text(json.dumps({"domains": ["x", "y"], "final_weights": [1, 1]}))

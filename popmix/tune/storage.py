@@ -1,0 +1,195 @@
+"""Where a search keeps its experiment: a local (or shared) folder, or any filesystem pyarrow
+opens from a URI (``s3://bucket/prefix``, ``gs://...``, ``hdfs://...``), as Ray Tune's own
+``storage_path`` does.
+
+With a URI, Ray Tune writes the trials (checkpoints, results) there itself, and popmix keeps
+its driver's files (``search.json``, the step ledgers, lineage rows, TensorBoard logs, the
+summary) in a local folder, mirrored to ``<storage>/<name>/`` every :data:`MIRROR_EVERY_S`
+seconds while the search runs and when each Tuner and the search end: a search started on one
+machine can be resumed from the URI on another (``popmix search --resume URI``), which copies
+those files back (not the trials' checkpoints, which Tune reads where they are).
+
+An S3-compatible server other than AWS is named in the URI, as pyarrow reads it:
+``s3://bucket/runs?endpoint_override=http://127.0.0.1:9000``; credentials come from the usual
+``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` (every Ray worker needs them too).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from popmix.config import ConfigError
+
+#: seconds between two mirrors of the driver's files while a search runs
+MIRROR_EVERY_S = 30.0
+#: the driver's files and folders mirrored (Tune's own seed folders are written by Tune)
+DRIVER_FILES = ("*.json", "*.jsonl")
+DRIVER_FOLDERS = ("tensorboard",)
+
+
+def is_uri(storage: str) -> bool:
+    return "://" in storage and not storage.startswith("file://")
+
+
+@dataclass(frozen=True)
+class RemoteStorage:
+    """A ``--storage`` URI, opened: its filesystem and the path in it."""
+
+    uri: str  # without its query, for messages
+    fs: Any  # pyarrow.fs.FileSystem
+    root: str  # the path in ``fs`` (``bucket/prefix`` for S3)
+    given: str = ""  # as given, with its query (the endpoint): what a resume opens again
+
+    @classmethod
+    def open(cls, uri: str) -> RemoteStorage:
+        """Open and reach ``uri``.
+
+        Raises:
+            ConfigError: a URI pyarrow cannot open, or storage that does not answer.
+        """
+        import pyarrow.fs as pafs
+
+        base = uri.split("?", 1)[0].rstrip("/")
+        try:
+            fs, root = pafs.FileSystem.from_uri(uri)
+            info = fs.get_file_info(root)
+        except Exception as e:
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ConfigError(
+                f"--storage {base}: cannot open it ({reason[:200]}); check the URI, the "
+                "endpoint (?endpoint_override=...) and the credentials (AWS_ACCESS_KEY_ID, "
+                "AWS_SECRET_ACCESS_KEY)"
+            ) from None
+        if info.type == pafs.FileType.File:
+            raise ConfigError(f"--storage {base} is a file, not a folder; give a folder")
+        return cls(base, fs, root.rstrip("/"), uri)
+
+    def path(self, name: str) -> str:
+        """``name``'s folder in the filesystem (what Tune's ``storage_path`` gets)."""
+        return f"{self.root}/{name}"
+
+    def holds(self, name: str) -> bool:
+        """Whether ``<storage>/<name>`` already holds anything."""
+        import pyarrow.fs as pafs
+
+        selector = pafs.FileSelector(self.path(name), allow_not_found=True, recursive=False)
+        return bool(self.fs.get_file_info(selector))
+
+    def upload(self, local: Path, name: str) -> None:
+        """Mirror the driver's files of ``local`` to ``<storage>/<name>/``."""
+        import pyarrow.fs as pafs
+
+        target = self.path(name)
+        for pattern in DRIVER_FILES:
+            for f in local.glob(pattern):
+                pafs.copy_files(str(f), f"{target}/{f.name}", destination_filesystem=self.fs)
+        for folder in DRIVER_FOLDERS:
+            if (local / folder).is_dir():
+                pafs.copy_files(
+                    str(local / folder), f"{target}/{folder}", destination_filesystem=self.fs
+                )
+
+    def download(self, name: str, local: Path) -> None:
+        """Copy the driver's files of ``<storage>/<name>/`` into ``local``.
+
+        Raises:
+            ConfigError: nothing of a popmix search there.
+        """
+        import pyarrow.fs as pafs
+
+        source = self.path(name)
+        listing = self.fs.get_file_info(pafs.FileSelector(source, allow_not_found=True))
+        if not listing:
+            raise ConfigError(
+                f"--resume {self.uri}/{name}: nothing there; give the URI of a search's "
+                "experiment folder (<storage>/<name>)"
+            )
+        local.mkdir(parents=True, exist_ok=True)
+        for entry in listing:
+            base = entry.base_name
+            if entry.type == pafs.FileType.File and base.endswith((".json", ".jsonl")):
+                pafs.copy_files(entry.path, str(local / base), source_filesystem=self.fs)
+            elif entry.type == pafs.FileType.Directory and base in DRIVER_FOLDERS:
+                pafs.copy_files(entry.path, str(local / base), source_filesystem=self.fs)
+
+
+def mirror_callback(storage: RemoteStorage, local: Path, name: str) -> Any:
+    """A Tune callback mirroring the driver's files at most every :data:`MIRROR_EVERY_S` s
+    and when its experiment ends, so a killed driver leaves them at the storage."""
+    from ray.tune import Callback
+
+    class _Mirror(Callback):
+        def __init__(self) -> None:
+            self.storage, self.local, self.name = storage, local, name
+            self.last = time.monotonic()
+
+        def __setstate__(self, state: dict[str, Any]) -> None:
+            from popmix.tune.resume import rebase
+
+            self.__dict__.update(state)
+            self.local = rebase(self.local)  # resumed on another machine
+            self.last = time.monotonic()
+
+        def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+            if time.monotonic() - self.last >= MIRROR_EVERY_S:
+                self.last = time.monotonic()
+                self.storage.upload(self.local, self.name)
+
+        def on_experiment_end(self, trials: list, **info: Any) -> None:
+            self.storage.upload(self.local, self.name)
+
+    return _Mirror()
+
+
+#: checkpoints a trial keeps: its newest ones, and all of those younger than KEEP_YOUNGER_S
+KEEP_NEWEST = 4
+KEEP_YOUNGER_S = 60.0
+
+
+def checkpoint_retention() -> Any:
+    """A Tune callback that deletes a trial's old checkpoints, in place of Tune's
+    ``num_to_keep``.
+
+    Tune deletes a checkpoint as soon as ``num_to_keep`` newer ones exist, but saves its
+    experiment state (which names each trial's latest checkpoint) only every few seconds
+    (``TUNE_GLOBAL_CHECKPOINT_S``). A driver killed in between leaves a state naming a
+    checkpoint that is gone, and Tune cannot resume that trial. So popmix keeps, per trial,
+    the :data:`KEEP_NEWEST` newest checkpoints and every one written in the last
+    :data:`KEEP_YOUNGER_S` seconds (several state saves), and deletes the rest; Tune itself
+    keeps all (``num_to_keep=None``). PBT copies a donor's latest checkpoint, which is kept.
+    """
+    from ray.tune import Callback
+
+    class _Retention(Callback):
+        def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
+            try:
+                prune(checkpoint.filesystem, checkpoint.path.rsplit("/", 1)[0])
+            except Exception as e:  # a checkpoint left behind costs space, never a search
+                print(f"popmix: could not prune old checkpoints: {e}", file=sys.stderr)
+
+    return _Retention()
+
+
+def prune(fs: Any, trial_dir: str, now: float | None = None) -> list[str]:
+    """Delete the checkpoints of ``trial_dir`` that :func:`checkpoint_retention` does not
+    keep; returns the deleted paths."""
+    import pyarrow.fs as pafs
+
+    entries = [
+        e
+        for e in fs.get_file_info(pafs.FileSelector(trial_dir, allow_not_found=True))
+        if e.type == pafs.FileType.Directory and e.base_name.startswith("checkpoint_")
+    ]
+    entries.sort(key=lambda e: e.base_name)  # checkpoint_000123: zero-padded, so in order
+    now = time.time() if now is None else now
+    deleted = []
+    for e in entries[:-KEEP_NEWEST]:
+        mtime = e.mtime.timestamp() if e.mtime is not None else now
+        if now - mtime > KEEP_YOUNGER_S:
+            fs.delete_dir(e.path)
+            deleted.append(e.path)
+    return deleted
