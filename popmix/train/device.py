@@ -112,6 +112,13 @@ class CudaState:
         )
 
 
+def require_cuda(what: str, or_cpu: str) -> None:
+    """Raise :class:`DeviceError` unless this process can use a GPU (:func:`_require_cuda`
+    on :meth:`CudaState.probe`): e.g. a search's driver, before it starts trials on GPUs of a
+    local Ray that its torch cannot use."""
+    _require_cuda(CudaState.probe(), what, or_cpu)
+
+
 def _hides_all(visible: str | None) -> bool:
     # CUDA stops reading the list at the first entry it cannot match: "" and "-1" hide all.
     if visible is None:

@@ -167,6 +167,10 @@ def run_training(
         "grad_norm_std_pooled": trainer.health.grad_norm_std_pooled,
         "loss_spikes": trainer.health.loss_spikes,
         "wall_time_s": time.perf_counter() - start,
+        # what ran, not what was asked (train_config holds train.device/precision as given)
+        "device": str(trainer.device),
+        "precision": trainer.precision,
+        "compile_warmup_s": trainer.compile_warmup_s,
         "entropy_rate": (
             per_domain(names, np.array([d.entropy_rate for d in domains]))
             if all(d.entropy_rate is not None for d in domains)
