@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -139,3 +141,51 @@ def test_exploit_without_perturbation_copies_the_donor_exactly(k):
     for _ in range(10):  # ten exploits in a row
         config, _ = _explore(config, {}, 0.0, (1.2, 0.8), ex)
     np.testing.assert_array_equal(as_vector(names, config["spec"]["sample_weights"]), w0)
+
+
+def _flagship_explore(perturbation_factors, resample_probability, seed=0, sigma=None):
+    """One PBT explore of a member of the shipped flagship space, as the search runs it:
+    Ray's mutation of the temperatures, popmix's explorer for the loss weights and clipping."""
+    from ray import tune
+    from ray.tune.schedulers.pbt import _explore
+
+    from popmix.config import load_space, resolve_space_path
+
+    space = load_space(resolve_space_path("search_spaces/loss_and_temperature.yaml", None))
+    assert space.sample_weights is None and space.loss_weights and space.temperature
+    if sigma is not None:  # the loss weights' own perturbation
+        space = dataclasses.replace(
+            space, loss_weights=dataclasses.replace(space.loss_weights, sigma=sigma)
+        )
+    ex = Explorer(
+        space, NAMES, SIZES, seed=seed, perturb=True, resample_probability=resample_probability
+    )
+    bounds = space.temperature.bounds()
+    mutations = {"spec": {k: tune.uniform(lo, hi) for k, (lo, hi) in bounds.items()}}
+    donor = {"spec": {"member": 1, **ex.initial_config(1)}}
+    child, _ = _explore(donor, mutations, resample_probability, perturbation_factors, ex)
+    return donor["spec"], child["spec"], bounds
+
+
+def test_flagship_exploit_without_perturbation_copies_both_parts():
+    # zero perturbation of each part: Ray's factors 1.0 for the temperatures, sigma 0 and no
+    # resample for the loss weights
+    donor, child, _ = _flagship_explore((1.0, 1.0), 0.0, sigma=0.0)
+    for key in ("t_start", "t_end", "switch_frac"):
+        assert child[key] == donor[key]
+    np.testing.assert_array_equal(
+        as_vector(NAMES, child["loss_weights"]), as_vector(NAMES, donor["loss_weights"])
+    )
+
+
+def test_flagship_explore_moves_both_parts_within_their_rules():
+    for seed in range(5):
+        donor, child, bounds = _flagship_explore((1.2, 0.8), 0.25, seed)
+        moved = [k for k in bounds if child[k] != donor[k]]
+        assert moved, "no temperature moved"
+        for k, (lo, hi) in bounds.items():
+            assert lo <= child[k] <= hi
+        before = as_vector(NAMES, donor["loss_weights"])
+        after = as_vector(NAMES, child["loss_weights"])
+        assert not np.allclose(before, after)
+        assert abs(after.sum() - 1) < 1e-9 and after.min() >= 1e-3 - 1e-12
