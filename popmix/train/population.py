@@ -30,7 +30,7 @@ import torch
 from torch.func import functional_call, stack_module_state, vmap
 
 from popmix.config import TrainConfig
-from popmix.train.device import autocast
+from popmix.train.device import autocast, resolve_precision
 from popmix.train.model import TinyGPT
 
 _BETAS = (0.9, 0.95)  # the Trainer's
@@ -58,7 +58,8 @@ class VectorPopulation:
     Args:
         models: the members' initial models (copied, not shared); all of one config.
         cfg: training settings: ``weight_decay``, ``grad_clip`` and ``precision`` are used
-            (``auto`` is fp32 here; ``bf16`` autocasts the forward).
+            (``auto``: bf16 autocast on a CUDA device that has it, fp32 elsewhere, as the
+            Trainer resolves it; only fp32 is tested against the Trainer).
         device: where the stacked parameters live (default: the first model's device).
         explicit_attention: plain matmul attention instead of the fused kernel; default: on
             the CPU, where ``vmap`` has no batching rule for the fused kernel and would loop
@@ -98,7 +99,9 @@ class VectorPopulation:
         self._exp_avg_sq = {n: torch.zeros_like(p) for n, p in params.items()}
         #: optimizer steps taken (every member the same)
         self.n_steps = 0
-        self.precision = "bf16" if cfg.precision == "bf16" else "fp32"
+        cuda_bf16 = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
+        #: ``fp32`` or ``bf16`` (autocast): ``cfg.precision`` resolved as the Trainer does
+        self.precision = resolve_precision(cfg.precision, str(self.device), cuda_bf16)
 
     def _member_losses(
         self, p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], x: torch.Tensor
