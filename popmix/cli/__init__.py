@@ -18,6 +18,7 @@ from popmix.cli._check import CheckCommand
 from popmix.cli._confirm import ConfirmCommand
 from popmix.cli._export import ExportCommand
 from popmix.cli._info import InfoCommand
+from popmix.cli._report import ReportCommand
 from popmix.cli._run import RunCommand
 from popmix.cli._search import SearchCommand
 
@@ -29,6 +30,7 @@ COMMANDS: tuple[Command, ...] = (
     CalibrateCommand(),
     BracketCommand(),
     ExportCommand(),
+    ReportCommand(),
     CheckCommand(),
     InfoCommand(),
 )
