@@ -1,22 +1,29 @@
 """TensorBoard logs for every trial, written by the driver as results arrive.
 
-One run folder per trial (``<logdir>/seed<S>/<method>_<trial id>``), so ``tensorboard
---logdir`` on the experiment folder shows every method side by side. Tags (x-axis: the
-trial's optimizer step):
+One run folder per trial, named for what it is (:func:`run_name`): ``<logdir>/seed<S>/<method>``
+for a baseline, ``<method>-member<M>`` for a population member, ``best-of-n-draw<D>`` for
+best-of-n's draws, so ``tensorboard --logdir`` on the experiment folder shows every method side
+by side under readable names (the trial id is an HParams column). Tags (x-axis: the trial's
+optimizer step):
 
+- ``compare/objective``, ``compare/val_mean_ppl``, ``compare/val_worst_ppl``,
+  ``compare/test_mean_ppl``, ``compare/test_worst_ppl``: what methods are compared on, in the
+  group that sorts first in the Time Series view (TensorBoard orders groups alphabetically);
 - ``val_loss/<domain>``, ``train_loss/<domain>``, ``test_loss/<domain>`` (nats per byte);
 - ``weight/<domain>`` (sampling weights in effect), ``loss_weight/<domain>`` when searched;
-- ``objective``, ``temperature``, ``lr``, ``grad_norm`` (mean over the steps since the last
-  report, before clipping), ``grad_norm_std`` (their spread), ``loss_spikes`` (so far;
-  :mod:`popmix.train.health`),
-  ``val/mean_ppl``, ``val/worst_ppl``,
-  ``test/mean_ppl``, ``test/worst_ppl``;
+- ``temperature``, ``lr``, ``grad_norm`` (mean over the steps since the last report, before
+  clipping), ``grad_norm_std`` (their spread), ``loss_spikes`` (so far;
+  :mod:`popmix.train.health`);
 - ``effective_domains``: exp of the entropy of the weights in effect (k = uniform, 1 = one
   domain);
 - ``diagnostics/<name>``: a method's own scalars (DoGE: ``score_clip_high``,
   ``score_clip_low``, the shares of its scores the clip cut);
-- the HParams plugin: method, seed, member and the trial's searched values, with the final
-  objective and test perplexities as metrics, so methods compare in one table;
+- the HParams plugin: method, seed, member, trial id, the trial's searched values (its final
+  spec, after any exploits) and the final weights in effect (``final_weight/<domain>``,
+  ``final_loss_weight/<domain>``, ``final_temperature``), with the ``compare/`` tags as
+  metrics, so methods compare in one table. Each run writes only its session: with no
+  experiment record, TensorBoard builds the table's columns from every session's values
+  (it would take one run's record, arbitrarily, for all);
 - across seeds, written when the search ends (:func:`write_method_summary`), under
   ``methods/``: the text summary ``comparison`` (each method's intervals and its paired
   verdict against the reference) and one HParams run per method (``method/mean_test_ppl``
@@ -24,7 +31,9 @@ trial's optimizer step):
   ``_lo``/``_hi``, and where present ``method/<group>_mean_test_ppl`` per group of domains
   and ``method/oracle_gap_closed``).
 
-Written on the driver, so the files land in the experiment folder directly, on any cluster.
+Beside each run's event files, ``popmix_last_step`` holds the last step written, so a resumed
+search adds no point twice. Written on the driver, so the files land in the experiment folder
+directly, on any cluster.
 """
 
 from __future__ import annotations
@@ -40,25 +49,48 @@ from popmix.tune.spec import TrialSpec
 
 GROUPS = ("val_loss", "train_loss", "test_loss", "weight", "loss_weight", "diagnostics")
 SCALARS = {
-    "objective": "objective",
+    "objective": "compare/objective",
+    "val_mean_ppl": "compare/val_mean_ppl",
+    "val_worst_ppl": "compare/val_worst_ppl",
+    "test_mean_ppl": "compare/test_mean_ppl",
+    "test_worst_ppl": "compare/test_worst_ppl",
     "effective_domains": "effective_domains",
     "temperature": "temperature",
     "lr": "lr",
     "grad_norm": "grad_norm",
     "grad_norm_std": "grad_norm_std",
     "loss_spikes": "loss_spikes",
-    "val_mean_ppl": "val/mean_ppl",
-    "val_worst_ppl": "val/worst_ppl",
-    "test_mean_ppl": "test/mean_ppl",
-    "test_worst_ppl": "test/worst_ppl",
 }
 #: beside each run's event files: the last step written, so a resumed search adds no point twice
 LAST_STEP_FILE = "popmix_last_step"
-HPARAM_METRICS = {
-    "objective": "hparam/objective",
-    "test_mean_ppl": "hparam/test_mean_ppl",
-    "test_worst_ppl": "hparam/test_worst_ppl",
-}
+#: the HParams table's metrics: the last point of these series
+HPARAM_METRICS = (
+    "compare/objective",
+    "compare/val_mean_ppl",
+    "compare/test_mean_ppl",
+    "compare/test_worst_ppl",
+)
+
+
+def run_name(spec: TrialSpec) -> str:
+    """A trial's run folder under ``seed<S>/``: ``<method>``, ``<method>-member<M>`` or
+    ``<method>-draw<D>``."""
+    if spec.is_member:
+        return f"{spec.method}-member{spec.member}"
+    if spec.draw:
+        return f"{spec.method}-draw{spec.draw}"
+    return spec.method
+
+
+def _session(w: Any, values: dict[str, Any], metrics: dict[str, float]) -> None:
+    """The HParams session of ``w``'s run, without an experiment record (see the module's
+    docstring)."""
+    from torch.utils.tensorboard.summary import hparams as hparams_summary
+
+    _, start, end = hparams_summary(values, metrics)
+    fw = w._get_file_writer()
+    fw.add_summary(start)
+    fw.add_summary(end)
 
 
 def _hparams(spec: dict[str, Any]) -> dict[str, Any]:
@@ -96,7 +128,10 @@ class TensorBoardLogger(Callback):
             from torch.utils.tensorboard import SummaryWriter
 
             spec = TrialSpec.from_config(trial.config)
-            folder = self.logdir / f"seed{spec.seed}" / f"{spec.method}_{trial.trial_id}"
+            folder = self.logdir / f"seed{spec.seed}" / run_name(spec)
+            if any(f == folder for f, _ in self._written.values()):
+                # two trials with one name (a spec popmix does not make): keep them apart
+                folder = folder.with_name(f"{folder.name}_{trial.trial_id}")
             self._writers[trial.trial_id] = SummaryWriter(str(folder))
             mark = folder / LAST_STEP_FILE
             last = int(mark.read_text()) if mark.is_file() else -1
@@ -143,24 +178,30 @@ class TensorBoardLogger(Callback):
 
     @staticmethod
     def _write_hparams(w: Any, trial: Any) -> None:
-        """The trial's final spec (after any exploits) with its final metrics."""
-        from torch.utils.tensorboard.summary import hparams as hparams_summary
-
+        """The trial's final spec (after any exploits) and final weights, with its final
+        metrics (the last points of the ``compare/`` series, already in the run)."""
         result = trial.last_result or {}
         metrics = {
             tag: float(result[k])
-            for k, tag in HPARAM_METRICS.items()
-            if isinstance(result.get(k), (int, float))
+            for k, tag in SCALARS.items()
+            if tag in HPARAM_METRICS
+            and isinstance(result.get(k), (int, float))
+            and math.isfinite(result[k])
         }
-        fw = w._get_file_writer()
         spec = TrialSpec.from_config(trial.config)
-        values = {"method": spec.method, "seed": spec.seed, "member": spec.member, **spec.params}
-        for summary in hparams_summary(_hparams(values), metrics):
-            fw.add_summary(summary)
-        step = int(result.get("step", 0))
-        for tag, value in metrics.items():
-            if math.isfinite(value):
-                w.add_scalar(tag, value, step)
+        values: dict[str, Any] = {
+            "method": spec.method,
+            "seed": spec.seed,
+            "member": spec.member,
+            "trial_id": trial.trial_id,
+            **spec.params,
+        }
+        for key in ("weight", "loss_weight"):
+            if isinstance(result.get(key), dict):
+                values[f"final_{key}"] = result[key]
+        if isinstance(result.get("temperature"), (int, float)):
+            values["final_temperature"] = result["temperature"]
+        _session(w, _hparams(values), metrics)
 
     def on_experiment_end(self, trials: list, **info):
         for trial in trials:
@@ -226,7 +267,6 @@ def write_method_summary(logdir: str | Path, summary: dict[str, Any]) -> None:
     the method, the reference, the verdict and its intervals as metrics, so the HParams
     table lists the methods side by side."""
     from torch.utils.tensorboard import SummaryWriter
-    from torch.utils.tensorboard.summary import hparams as hparams_summary
 
     logdir = Path(logdir)
     # written whole each time (a resumed search writes it again): no second set of points
@@ -250,9 +290,7 @@ def write_method_summary(logdir: str | Path, summary: dict[str, Any]) -> None:
             if stat["mean_test_ppl"].get("mean") is not None:
                 metrics[f"method/{group}_mean_test_ppl"] = float(stat["mean_test_ppl"]["mean"])
         with SummaryWriter(str(logdir / name)) as w:
-            fw = w._get_file_writer()
-            for s in hparams_summary(values, metrics):
-                fw.add_summary(s)
+            _session(w, values, metrics)
             for tag, value in metrics.items():
                 if math.isfinite(value):
                     w.add_scalar(tag, value, 0)

@@ -112,9 +112,9 @@ def test_tensorboard_adds_no_point_twice_across_processes(tmp_path):
     for step in (40, 60, 80):
         after.on_trial_result(0, [], t, {"step": step, "objective": 1.0 / step})
     after._writers.pop(t.trial_id).close()
-    ea = EventAccumulator(str(tmp_path / "seed0" / "pbt_abc_00000"))
+    ea = EventAccumulator(str(tmp_path / "seed0" / "pbt-member0"))
     ea.Reload()
-    steps = [e.step for e in ea.Scalars("objective")]
+    steps = [e.step for e in ea.Scalars("compare/objective")]
     assert sorted(steps) == [20, 40, 60, 80]  # each once (the reader orders the two files)
 
 
@@ -208,7 +208,7 @@ def test_a_stopped_search_resumes_and_finishes(tmp_path, how):
     for run in (exp_dir / "tensorboard" / "seed0").iterdir():
         ea = EventAccumulator(str(run))
         ea.Reload()
-        steps = [e.step for e in ea.Scalars("objective")]
+        steps = [e.step for e in ea.Scalars("compare/objective")]
         assert steps == list(range(20, 401, 20)), (run.name, Counter(steps))
     again = popmix(["search", "--resume", str(exp_dir), "--quiet"])
     assert "finished already" in again.communicate(timeout=120)[0]
