@@ -24,7 +24,7 @@ class ReportCommand(Command):
         p.add_argument(
             "run_dir",
             metavar="RUN_DIR",
-            help="a finished search's folder (where its summary.json is) or a bracket's",
+            help="a finished search's folder (or its summary.json), or a bracket's folder",
         )
         p.add_argument(
             "--out", metavar="DIR", help="write the page and PNGs here (default RUN_DIR/report)"
