@@ -79,6 +79,13 @@ for _w, _c in COMMANDS:
     if "--address auto" not in _c:
         _wheres.setdefault(_c, []).append(_w)
 LOCAL = [(",".join(ws), c) for c, ws in _wheres.items()]
+#: the documented commands whose smoke run is long (popmix calibrate: ten trials per setting)
+#: and that no later command reads: in the slow suite, which CI runs too
+_SLOW_COMMANDS = ("popmix calibrate",)
+LOCAL_PARAMS = [
+    pytest.param(w, c, id=w, marks=[pytest.mark.slow] if c.startswith(_SLOW_COMMANDS) else [])
+    for w, c in LOCAL
+]
 
 
 def test_the_documents_hold_the_commands_we_expect():
@@ -151,7 +158,7 @@ def _search_once(monkeypatch) -> None:
     monkeypatch.setattr(search, "run_search", once)
 
 
-@pytest.mark.parametrize("where,command", LOCAL, ids=[w for w, _ in LOCAL])
+@pytest.mark.parametrize("where,command", LOCAL_PARAMS)
 def test_documented_command(where, command, workspace, ray_session, monkeypatch, capsys):
     monkeypatch.chdir(workspace)
     argv = resolve(command, workspace)

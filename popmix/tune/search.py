@@ -5,8 +5,9 @@ Files written under ``<storage>/<name>/`` (the experiment folder, also TensorBoa
 
 - ``seed<S>/`` (``seed<S1>_<S2>_.../`` for seeds run at once): Tune's experiment folder; one
   sub-folder per trial with its ``progress.csv``, ``result.json`` and checkpoints;
-- ``tensorboard/seed<S>/<method>_<trial>/``: each trial's TensorBoard events (per-domain
-  losses and weights, temperature, objective, HParams), written by the driver as results arrive;
+- ``tensorboard/seed<S>/<method>[-member<M>|-draw<D>]/``: each trial's TensorBoard events
+  (per-domain losses and weights, temperature, objective, HParams), written by the driver as
+  results arrive;
 - ``lineage-seed<S>.jsonl``: one row per PBT exploit decision (taken, or skipped as within
   the noise of the two validation reads), written as they happen;
 

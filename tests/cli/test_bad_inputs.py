@@ -3,8 +3,6 @@ and the fix, exit code 2, no traceback, and nothing written where the command wo
 written. The commands run in this process (``popmix.cli.main``), so the catalogue costs
 seconds; the subprocess tests elsewhere (tests/cli/test_cli.py, test_search_command.py) check
 the same through a real process.
-
-``python -m pytest tests/cli/test_bad_inputs.py -s -k catalogue`` prints every message.
 """
 
 from __future__ import annotations
@@ -169,8 +167,6 @@ def test_catalogue(line, prepare, needle, tmp_path, capsys):
     assert len(lines) == 1, captured.err
     assert needle in lines[0], lines[0]
     assert "Traceback" not in captured.err
-    with capsys.disabled():
-        print(f"\n  {line}\n    -> {lines[0]}")
     after = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     assert after == before  # nothing written, nothing removed
 

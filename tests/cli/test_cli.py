@@ -226,6 +226,7 @@ def test_confirm_and_search_bad_input_is_one_line_exit_2(args, needle, tmp_path)
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_run_at_256_synthetic_domains(tmp_path, capsys):
     from popmix.cli import main
 

@@ -94,6 +94,7 @@ def test_bad_search_input_is_one_line_exit_2(args, needle, tmp_path):
     assert needle in lines[0] and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_the_whole_search_and_writes_what_finished(tmp_path):
     """Ctrl-C (SIGINT to the process group, as a terminal sends it) during the second of three
     seeds: no third seed starts, the first seed's results are written, exit code 130."""

@@ -130,6 +130,7 @@ def test_the_latest_calibration_of_a_proxy_decides_the_warning(tmp_path):
     assert calibration_warning(tmp_path, exp, NAMES) is None
 
 
+@pytest.mark.slow
 def test_calibrate_command_writes_its_files_and_a_search_on_that_proxy_warns(
     ray_session, tmp_path, capsys
 ):
