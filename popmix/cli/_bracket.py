@@ -153,7 +153,8 @@ class BracketCommand(Command):
             except (KeyError, RuntimeError) as e:
                 raise UsageError(
                     f"--checkpoint {path} does not fit this model ({str(e).splitlines()[0]}); "
-                    "give the same --n-layer/--d-model/--n-head/--seq-len it was trained with"
+                    "give the same --n-layer/--d-model/--n-head/--seq-len (and, for token "
+                    "ids, model.vocab_size) it was trained with"
                 ) from None
             trainer.step = int(state.get("step", 0))
             steps = [max(s, trainer.step) for s in steps]

@@ -86,6 +86,12 @@ class ExportCommand(Command):
             files: list[tuple[Path | None, str]]
             out = Path(args.out) if args.out else None
             if args.format == "hf":
+                if out is not None and out.suffix == ".py":
+                    raise UsageError(
+                        f"--out {out}: the hf export writes its settings there and the "
+                        f"snippet beside it as {out.with_suffix('.py').name}; give --out "
+                        f"{out.with_suffix('.json')} (or .yaml)"
+                    )
                 as_yaml = out is not None and out.suffix in (".yaml", ".yml")
                 config, snippet = to_hf(m, as_yaml=as_yaml)
                 if out is None:

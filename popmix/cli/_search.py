@@ -182,14 +182,13 @@ class SearchCommand(Command):
                 f"{', '.join(given)} (only --address, --cpus, --quiet and --confirm apply)"
             )
         opts = SearchOptions(address=args.address, cpus=args.cpus, quiet=args.quiet)
-        summary = resume_search(args.resume, opts)
+        summary, out = resume_search(args.resume, opts)
         if not summary["rows"]:
             return 1
         if args.confirm:
             from popmix.tune.confirm import run_confirm
-            from popmix.tune.resume import read_search_file
 
-            run_confirm(str(read_search_file(args.resume).out), opts)
+            run_confirm(str(out), opts)  # where the resumed search wrote its summary
         return 0
 
     def run(self, args: argparse.Namespace) -> int:

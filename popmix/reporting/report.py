@@ -382,8 +382,9 @@ def lineage_figure(run: Run) -> Figure | None:
             donor = members.get(str(row.get("donor")))
             if donor is None:
                 continue
-            x0 = float(row.get("donor_step") or row.get("step_before") or 0)
-            x1 = float(row.get("step_before") or x0)
+            before = row.get("step_before")
+            x0 = float(row["donor_step"] if row.get("donor_step") is not None else before or 0)
+            x1 = float(before if before is not None else x0)  # step 0 is a step
             ax.annotate(
                 "",
                 xy=(x1, members[row["trial_id"]][1]),

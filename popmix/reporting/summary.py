@@ -468,13 +468,15 @@ def format_table(summary: dict[str, Any]) -> str:
     if summary.get("manifest"):
         sample = summary.get("sample") or {}
         whole = sample.get("read_whole") or []
+        # summaries written before the token unit named it bytes_per_domain
+        per_domain = sample.get("per_domain", sample.get("bytes_per_domain"))
+        unit = sample.get("unit", "bytes")
         lines += [
             "",
             f"domain sizes (the priors' n_i): {summary['sizes_unit']} in the corpus, "
             + ("some estimated (manifest)" if summary.get("sizes_estimated") else "exact")
-            + f"; trained on a sample of up to {sample.get('per_domain')} {sample.get('unit')} "
-            + "per domain"
-            + (f", {summary['vocab_size']} token ids" if sample.get("unit") == "tokens" else "")
+            + f"; trained on a sample of up to {per_domain} {unit} per domain"
+            + (f", {summary.get('vocab_size')} token ids" if unit == "tokens" else "")
             + (f", read whole: {', '.join(whole)}" if whole else ""),
         ]
     compared = summary.get("comparisons") or []

@@ -45,6 +45,7 @@ from typing import Any
 
 from ray.tune import Callback
 
+from popmix.config import BEST_OF_N
 from popmix.tune.spec import TrialSpec
 
 GROUPS = ("val_loss", "train_loss", "test_loss", "weight", "loss_weight", "diagnostics")
@@ -67,6 +68,7 @@ LAST_STEP_FILE = "popmix_last_step"
 HPARAM_METRICS = (
     "compare/objective",
     "compare/val_mean_ppl",
+    "compare/val_worst_ppl",
     "compare/test_mean_ppl",
     "compare/test_worst_ppl",
 )
@@ -77,7 +79,7 @@ def run_name(spec: TrialSpec) -> str:
     ``<method>-draw<D>``."""
     if spec.is_member:
         return f"{spec.method}-member{spec.member}"
-    if spec.draw:
+    if spec.method == BEST_OF_N:  # every draw, draw 0 too (it runs when stratified does not)
         return f"{spec.method}-draw{spec.draw}"
     return spec.method
 
@@ -114,8 +116,10 @@ class TensorBoardLogger(Callback):
         self.logdir = Path(logdir)
         self.population_method = population_method
         self._writers: dict[str, Any] = {}
-        # trial id -> (run folder, the last step written there by any process)
+        # trial id -> (run folder, the last step an earlier process wrote there: points up to
+        # it are skipped until this process writes one beyond it, then -1)
         self._written: dict[str, tuple[Path, int]] = {}
+        self._max_step: dict[str, int] = {}  # the largest step written, kept in LAST_STEP_FILE
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         from popmix.tune.resume import rebase
@@ -136,19 +140,23 @@ class TensorBoardLogger(Callback):
             mark = folder / LAST_STEP_FILE
             last = int(mark.read_text()) if mark.is_file() else -1
             self._written[trial.trial_id] = (folder, last)
+            self._max_step[trial.trial_id] = last
         return self._writers[trial.trial_id]
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info):
         w = self._writer(trial)
         step = int(result.get("step", result.get("training_iteration", 0)))
-        folder, last = self._written[trial.trial_id]
-        if step <= last:
-            # A resumed search replays the reports after a trial's last saved checkpoint;
-            # their points are in the run already (steps only move forward: an exploit
-            # copies a donor on the same report grid).
+        folder, skip_through = self._written[trial.trial_id]
+        if step <= skip_through:
+            # A resumed search replays the reports after a trial's last saved checkpoint:
+            # an earlier process wrote those points. (Within one process every point is
+            # written: an asynchronous exploit can take a member back to a donor's earlier
+            # step.)
             return
-        self._written[trial.trial_id] = (folder, step)
-        (folder / LAST_STEP_FILE).write_text(str(step))
+        self._written[trial.trial_id] = (folder, -1)
+        if step > self._max_step.get(trial.trial_id, -1):
+            self._max_step[trial.trial_id] = step
+            (folder / LAST_STEP_FILE).write_text(str(step))
         for group in GROUPS:
             for dom, value in (result.get(group) or {}).items():
                 w.add_scalar(f"{group}/{dom}", value, step)

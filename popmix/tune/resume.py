@@ -43,10 +43,16 @@ class SavedSearch:
     out: Path  # where summary.json goes
     storage: str | None = None  # --storage as resolved: a folder or a URI
     exp_dir: Path | None = None  # the local experiment folder the search began in
+    name: str | None = None  # the experiment's name (its folder at the storage)
 
 
 def write_search_file(
-    exp_dir: Path, exp: Experiment, space: SearchSpace, out: Path, storage: str | None = None
+    exp_dir: Path,
+    exp: Experiment,
+    space: SearchSpace,
+    out: Path,
+    storage: str | None = None,
+    name: str | None = None,
 ) -> None:
     """``exp_dir/search.json`` for a search about to start."""
     config = experiment_to_dict(exp)
@@ -65,6 +71,7 @@ def write_search_file(
         "out": str(out),
         "storage": storage,
         "exp_dir": str(exp_dir),
+        "name": name,
     }
     tmp = exp_dir / (SEARCH_FILE + ".tmp")
     tmp.write_text(json.dumps(data, indent=2))
@@ -106,7 +113,12 @@ def read_search_file(exp_dir: str | Path) -> SavedSearch:
     )
     began = data.get("exp_dir")
     return SavedSearch(
-        exp, space, Path(data["out"]), data.get("storage"), Path(began) if began else None
+        exp,
+        space,
+        Path(data["out"]),
+        data.get("storage"),
+        Path(began) if began else None,
+        data.get("name"),
     )
 
 
@@ -142,9 +154,9 @@ def rebase(path: Any) -> Any:
     return Path(moved) if isinstance(path, Path) else moved
 
 
-def finished(saved: SavedSearch) -> bool:
-    """Whether the search wrote its summary without being interrupted."""
-    summary = saved.out / "summary.json"
+def finished(out: Path) -> bool:
+    """Whether the search whose summary goes to ``out`` wrote it without being interrupted."""
+    summary = out / "summary.json"
     if not summary.is_file():
         return False
     try:

@@ -144,6 +144,8 @@ class _RestoredState:
 
     def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
         super().on_trial_add(tune_controller, trial)  # type: ignore[misc]
+        if not is_member(trial):
+            return  # a baseline is never scored: it must not become a donor on a resume
         result = trial.last_result or {}
         state = self._trial_state.get(trial)  # type: ignore[attr-defined]
         time_attr = self._time_attr  # type: ignore[attr-defined]

@@ -1073,7 +1073,7 @@ def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> dict
         out.mkdir(parents=True, exist_ok=True)
         if not opts.resume:
             storage = plan.remote.given if plan.remote else str(exp_dir.parent)
-            write_search_file(exp_dir, exp, plan.space, out, storage)
+            write_search_file(exp_dir, exp, plan.space, out, storage, plan.name)
 
         from ray import tune
 
@@ -1169,7 +1169,7 @@ def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> dict
     return summary
 
 
-def resume_search(exp_dir: str | Path, opts: SearchOptions) -> dict[str, Any]:
+def resume_search(exp_dir: str | Path, opts: SearchOptions) -> tuple[dict[str, Any], Path]:
     """Continue the search in ``exp_dir`` (``popmix search --resume``) whose driver stopped:
     killed, disconnected, interrupted. Each seed group's Tuner is restored from its folder
     (unfinished and errored trials continue from their last checkpoints, finished ones are
@@ -1178,7 +1178,8 @@ def resume_search(exp_dir: str | Path, opts: SearchOptions) -> dict[str, Any]:
     from the folder's ``search.json``.
 
     Returns:
-        The summary; a search that had finished is not run again (``resumed: False``).
+        The summary and the folder it is in; a search that had finished is not run again
+        (``resumed: False``).
 
     Raises:
         ConfigError: ``exp_dir`` is not a popmix search (see :func:`read_search_file`).
@@ -1194,25 +1195,28 @@ def resume_search(exp_dir: str | Path, opts: SearchOptions) -> dict[str, Any]:
         exp_dir = local
     saved = read_search_file(exp_dir)
     folder = Path(exp_dir).resolve()
-    if finished(saved):
-        print(
-            f"popmix search: {folder} finished already; its results are in "
-            f"{saved.out / 'summary.json'} (nothing to resume)"
-        )
-        summary = json.loads((saved.out / "summary.json").read_text())
-        return {**summary, "resumed": False}
-    remote_storage = saved.storage if saved.storage and is_uri(saved.storage) else None
-    resumed = dataclasses.replace(
-        opts,
-        storage=remote_storage or str(folder.parent),
-        name=folder.name,
-        out=str(saved.out if not remote_storage else folder),
-        resume=True,
-    )
-    if not opts.quiet:
-        print(f"popmix search: resuming {folder}")
     with rebased(saved.exp_dir, folder):
-        return run_search(saved.exp, saved.space, resumed)
+        out = rebase(saved.out)  # moved with the folder, when it was inside it
+        if finished(out):
+            print(
+                f"popmix search: {folder} finished already; its results are in "
+                f"{out / 'summary.json'} (nothing to resume)"
+            )
+            summary = json.loads((out / "summary.json").read_text())
+            return {**summary, "resumed": False}, out
+        remote_storage = saved.storage if saved.storage and is_uri(saved.storage) else None
+        resumed = dataclasses.replace(
+            opts,
+            storage=remote_storage or str(folder.parent),
+            # Tune's folders: <storage>/<name>, the name the search began with at a remote
+            # storage; a local folder is where it is now
+            name=(saved.name or folder.name) if remote_storage else folder.name,
+            out=str(folder if remote_storage else out),
+            resume=True,
+        )
+        if not opts.quiet:
+            print(f"popmix search: resuming {folder}")
+        return run_search(saved.exp, saved.space, resumed), Path(resumed.out or folder)
 
 
 class _Interrupted:

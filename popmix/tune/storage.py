@@ -16,6 +16,7 @@ An S3-compatible server other than AWS is named in the URI, as pyarrow reads it:
 
 from __future__ import annotations
 
+import fnmatch
 import sys
 import time
 from dataclasses import dataclass
@@ -111,7 +112,9 @@ class RemoteStorage:
         local.mkdir(parents=True, exist_ok=True)
         for entry in listing:
             base = entry.base_name
-            if entry.type == pafs.FileType.File and base.endswith((".json", ".jsonl")):
+            if entry.type == pafs.FileType.File and any(
+                fnmatch.fnmatch(base, pattern) for pattern in DRIVER_FILES
+            ):
                 pafs.copy_files(entry.path, str(local / base), source_filesystem=self.fs)
             elif entry.type == pafs.FileType.Directory and base in DRIVER_FOLDERS:
                 pafs.copy_files(entry.path, str(local / base), source_filesystem=self.fs)
@@ -165,18 +168,31 @@ def checkpoint_retention() -> Any:
     from ray.tune import Callback
 
     class _Retention(Callback):
+        def __init__(self) -> None:
+            # checkpoint path -> when this process saw it written: an object store's
+            # "folders" (S3, GCS) have no modification time of their own
+            self.seen: dict[str, float] = {}
+
         def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
+            self.seen[checkpoint.path.rstrip("/")] = time.time()
             try:
-                prune(checkpoint.filesystem, checkpoint.path.rsplit("/", 1)[0])
+                prune(checkpoint.filesystem, checkpoint.path.rsplit("/", 1)[0], seen=self.seen)
             except Exception as e:  # a checkpoint left behind costs space, never a search
                 print(f"popmix: could not prune old checkpoints: {e}", file=sys.stderr)
 
     return _Retention()
 
 
-def prune(fs: Any, trial_dir: str, now: float | None = None) -> list[str]:
+def prune(
+    fs: Any, trial_dir: str, now: float | None = None, seen: dict[str, float] | None = None
+) -> list[str]:
     """Delete the checkpoints of ``trial_dir`` that :func:`checkpoint_retention` does not
-    keep; returns the deleted paths."""
+    keep; returns the deleted paths.
+
+    A checkpoint's age is its folder's modification time where the filesystem has one, else
+    the time ``seen`` says this process saw it written; one that has neither was written
+    before this process started (a resumed search) and, not among the newest, is old.
+    """
     import pyarrow.fs as pafs
 
     entries = [
@@ -188,7 +204,10 @@ def prune(fs: Any, trial_dir: str, now: float | None = None) -> list[str]:
     now = time.time() if now is None else now
     deleted = []
     for e in entries[:-KEEP_NEWEST]:
-        mtime = e.mtime.timestamp() if e.mtime is not None else now
+        if e.mtime is not None:
+            mtime = e.mtime.timestamp()
+        else:
+            mtime = (seen or {}).get(e.path.rstrip("/"), now - 2 * KEEP_YOUNGER_S)
         if now - mtime > KEEP_YOUNGER_S:
             fs.delete_dir(e.path)
             deleted.append(e.path)

@@ -109,13 +109,15 @@ def test_tensorboard_adds_no_point_twice_across_processes(tmp_path):
         before.on_trial_result(0, [], t, {"step": step, "objective": 1.0 / step})
     before._writers.pop(t.trial_id).close()  # the driver is killed: no on_trial_complete
     after = TensorBoardLogger(tmp_path, "pbt")  # the resumed search replays from step 20
-    for step in (40, 60, 80):
+    # ... and, within one process, writes every point, also one that goes back (an
+    # asynchronous exploit copies a donor at an earlier step: 60 after 80)
+    for step in (40, 60, 80, 60):
         after.on_trial_result(0, [], t, {"step": step, "objective": 1.0 / step})
     after._writers.pop(t.trial_id).close()
     ea = EventAccumulator(str(tmp_path / "seed0" / "pbt-member0"))
     ea.Reload()
     steps = [e.step for e in ea.Scalars("compare/objective")]
-    assert sorted(steps) == [20, 40, 60, 80]  # each once (the reader orders the two files)
+    assert sorted(steps) == [20, 40, 60, 60, 80]  # the reader orders the two files
 
 
 def test_pbt_state_of_a_restored_trial_comes_from_its_last_result():
@@ -136,6 +138,11 @@ def test_pbt_state_of_a_restored_trial_comes_from_its_last_result():
     # on the perturbation grid (every 4 reports), scored (minimised: negated), a donor
     assert state.last_perturbation_time == 4 and state.last_train_time == 7
     assert state.last_score == -2.5 and state.last_checkpoint == "checkpoint-of-t1"
+    # a baseline restored with a result is never scored, so never a donor
+    baseline = fake_trial("s2", step=140, training_iteration=7, objective=1.0)
+    baseline.config = TrialSpec("stratified", seed=0, member=-1).to_config()
+    pbt.on_trial_add(controller, baseline)
+    assert pbt._trial_state[baseline].last_score is None
 
 
 SEARCH = [

@@ -136,3 +136,27 @@ def _boto(creds: dict[str, str]) -> dict[str, str]:
         "aws_secret_access_key": creds["AWS_SECRET_ACCESS_KEY"],
         "region_name": creds["AWS_DEFAULT_REGION"],
     }
+
+
+def test_retention_on_an_object_store_uses_when_it_saw_each_checkpoint(tmp_path):
+    """S3's "folders" have no modification time: the age is when this process saw the
+    checkpoint written, and one it never saw (before a resume) is old."""
+    now = time.time()
+
+    class NoMtime:
+        def __init__(self, fs):
+            self.fs, self.deleted = fs, []
+
+        def get_file_info(self, selector):
+            infos = self.fs.get_file_info(selector)
+            return [pafs.FileInfo(i.path, i.type) for i in infos]  # no mtime
+
+        def delete_dir(self, path):
+            self.deleted.append(path.rsplit("/", 1)[1])
+
+    for i in range(7):
+        (tmp_path / f"checkpoint_{i:06d}").mkdir()
+    seen = {str(tmp_path / "checkpoint_000002"): now - 10}  # young, seen by this process
+    fs = NoMtime(pafs.LocalFileSystem())
+    prune(fs, str(tmp_path), now=now, seen=seen)
+    assert fs.deleted == ["checkpoint_000000", "checkpoint_000001"]
