@@ -79,6 +79,8 @@ for _w, _c in COMMANDS:
     if "--address auto" not in _c:
         _wheres.setdefault(_c, []).append(_w)
 LOCAL = [(",".join(ws), c) for c, ws in _wheres.items()]
+#: the commands that train nothing, so take no --smoke: they read what others wrote
+NO_BUDGET = ("check", "report", "export", "info")
 #: the documented commands whose smoke run is long (popmix calibrate: ten trials per setting)
 #: and that no later command reads: in the slow suite, which CI runs too
 _SLOW_COMMANDS = ("popmix calibrate",)
@@ -168,7 +170,8 @@ def test_documented_command(where, command, workspace, ray_session, monkeypatch,
         return
     _search_once(monkeypatch)
     searches = len(_SEARCHED)
-    smoke = [] if argv[0] == "check" else ["--smoke"]  # check trains nothing: no budget to cut
+    # commands that train nothing have no budget to cut
+    smoke = [] if argv[0] in NO_BUDGET else ["--smoke"]
     rc = main([*argv, *smoke])
     out, err = capsys.readouterr()
     assert rc == 0, f"{where}: {command} --smoke exited {rc}:\n{out[-3000:]}\n{err[-3000:]}"
