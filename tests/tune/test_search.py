@@ -381,7 +381,10 @@ def test_a_trial_whose_worker_process_dies_is_retried_from_its_checkpoint(ray_se
     import time
 
     exp = smoke().replace(methods=("stratified",))
-    exp = exp.replace(train=dataclasses.replace(exp.train, steps=120))
+    # long enough that the worker is still training when its first result is on disk (the
+    # smoke model trains 120 steps in about a second)
+    steps = 1200
+    exp = exp.replace(train=dataclasses.replace(exp.train, steps=steps))
     killed: list[int] = []
 
     def kill_first_worker() -> None:
@@ -404,9 +407,9 @@ def test_a_trial_whose_worker_process_dies_is_retried_from_its_checkpoint(ray_se
     killer.join(5)
     assert killed, "the worker was never seen"
     (row,) = summary["rows"]
-    assert row["status"] == "ok" and row["steps"] == 120
+    assert row["status"] == "ok" and row["steps"] == steps
     assert row["retries"] == 1 and summary["retries"] == 1
-    assert row["train_steps"] >= 120  # the steps after its last checkpoint were trained again
+    assert row["train_steps"] >= steps  # the steps after its last checkpoint were trained again
 
 
 @pytest.mark.slow
