@@ -196,6 +196,18 @@ def test_megatron_defaults_to_the_searched_corpus_prefixes(tmp_path):
     )
 
 
+def test_megatron_names_the_text_files_it_cannot_read(tmp_path):
+    (tmp_path / "corpus").mkdir()
+    for d in "abc":
+        (tmp_path / "corpus" / f"{d}.txt").write_text("some text\n")
+    path = write_schedule(tmp_path / "run")
+    write_summary(tmp_path / "run", data_path=str(tmp_path / "corpus"))
+    lines = to_megatron(load_mixture(path)).splitlines()
+    assert lines[3].startswith("# 3 path(s) are not Megatron datasets (e.g. ")
+    assert "tools/preprocess_data.py" in lines[3]
+    assert lines[4] == "# phase 0: steps [0, 40)"
+
+
 def test_json_and_csv(mixture):
     data = json.loads(to_json(mixture))
     assert data["unit"] == "steps" and data["total"] == 100 and data["domains"] == ["a", "b", "c"]

@@ -115,7 +115,10 @@ def blend(m: Mixture, weights: Sequence[float]) -> list[tuple[float, str]]:
     return [(w / norm, p) for w, p in pairs]
 
 
-def _tokenized_note(m: Mixture) -> None:
+def _megatron_paths(m: Mixture) -> list[str]:
+    """Refuse ``.npy`` token files (Megatron reads none); the comment lines for paths that are
+    not Megatron datasets (a text corpus, not yet tokenized): what to do with them."""
+    text = []
     for d in m.domains:
         for path in m.data[d]:
             if Path(path).suffix == ".npy":
@@ -123,12 +126,22 @@ def _tokenized_note(m: Mixture) -> None:
                     f"domain {d!r} is the .npy token file {path}, which Megatron does not "
                     "read; convert it to .bin/.idx and give --map domains.yaml with the prefix"
                 )
+            if Path(path).suffix and not Path(path + ".bin").is_file():
+                text.append(path)
+    if not text:
+        return []
+    # Megatron blends name tokenized datasets; a text file in the line would fail at its start.
+    return [
+        f"# {len(text)} path(s) are not Megatron datasets (e.g. {text[0]}): tokenize each with "
+        "Megatron-LM's tools/preprocess_data.py and put its output prefix in place, or give "
+        "--map domains.yaml with the prefixes"
+    ]
 
 
 def to_megatron(m: Mixture) -> str:
     """Megatron-LM / NeMo ``--data-path`` blends (``w1 prefix1 w2 prefix2 ...``), one line per
     phase, each under a comment stating its range; the static final mixture as a comment."""
-    _tokenized_note(m)
+    untokenized = _megatron_paths(m)
     lines = [
         f"# popmix export: the {m.method or 'popmix'} schedule of {m.source}, "
         f"{len(m.phases)} phase(s) over {m.total} {m.unit}; data from {m.data_from}",
@@ -136,6 +149,7 @@ def to_megatron(m: Mixture) -> str:
         " weights normalised, domains at weight 0 left out",
         "# static, the final weights for the whole run: "
         + " ".join(f"{_number(w)} {p}" for w, p in blend(m, m.final_weights)),
+        *untokenized,
     ]
     for i, p in enumerate(m.phases):
         lines.append(f"# phase {i}: {_range(m, p)}")
