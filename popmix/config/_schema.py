@@ -47,17 +47,33 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Size of the proxy model.
+    """The proxy model: popmix's own small transformer (the default), a Hugging Face
+    ``transformers`` causal LM built from a local config (``hf_config``), or a trainer of your
+    own (``custom``, see :class:`popmix.train.ProxyTrainer`).
 
     Args:
-        n_layer: transformer blocks.
-        n_head: attention heads (must divide d_model).
-        d_model: residual width.
-        seq_len: context length in tokens (bytes, for text domains).
+        n_layer: transformer blocks (popmix's own model).
+        n_head: attention heads (must divide d_model; popmix's own model).
+        d_model: residual width (popmix's own model).
+        seq_len: context length in tokens (bytes, for text domains), for every model.
         vocab_size: token ids the model embeds. ``null`` (the default) takes it from the data:
-            256 for text (byte tokens), the largest id plus one for pre-tokenized domains
-            (Megatron ``.bin``/``.idx``, ``.npy``). A number smaller than the data's largest id
-            plus one is refused in one line before training starts.
+            256 for text (byte tokens), the tokenizer's vocabulary with ``tokenizer``, the
+            largest id plus one for pre-tokenized domains (Megatron ``.bin``/``.idx``,
+            ``.npy``). A number smaller than the data's largest id plus one is refused in one
+            line before training starts. With ``hf_config``, the config's own ``vocab_size``.
+        hf_config: a ``transformers`` config: the path of a ``config.json`` or of a folder
+            holding one, or the mapping itself (``{model_type: gpt2, n_layer: 2, ...}``). The
+            model is initialised at random from it (nothing is downloaded); ``n_layer``,
+            ``n_head`` and ``d_model`` are then unused. A config without ``vocab_size`` takes
+            the data's. Needs ``pip install 'popmix[hf]'``.
+        tokenizer: a local tokenizer, a ``tokenizer.json`` or a folder holding one (what
+            ``tokenizer.save_pretrained`` writes): text domains are tokenized with it instead
+            of read as bytes. Needs the ``tokenizers`` package (``popmix[hf]``).
+        custom: your own trainer, ``module:Class`` (importable in every Ray worker) or
+            ``path/to/file.py:Class``: a :class:`popmix.train.ProxyTrainer` subclass that owns
+            the model and its training step; popmix keeps the sampler, the policies, PBT,
+            checkpoints and logging.
+        custom_args: keyword arguments for the ``custom`` class (its ``setup.args``).
     """
 
     n_layer: int = 2
@@ -65,6 +81,29 @@ class ModelConfig:
     d_model: int = 128
     seq_len: int = 128
     vocab_size: int | None = None
+    hf_config: str | dict[str, Any] | None = None
+    tokenizer: str | None = None
+    custom: str | None = None
+    custom_args: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        # Paths become absolute where the config is read: a Tune trial runs in its own
+        # folder, where a relative path would name nothing.
+        if isinstance(self.hf_config, str):
+            object.__setattr__(self, "hf_config", _absolute(self.hf_config))
+        if isinstance(self.tokenizer, str):
+            object.__setattr__(self, "tokenizer", _absolute(self.tokenizer))
+        if isinstance(self.custom, str) and ":" in self.custom:
+            module, _, name = self.custom.rpartition(":")
+            if module.endswith(".py"):
+                object.__setattr__(self, "custom", f"{_absolute(module)}:{name}")
+
+    @property
+    def kind(self) -> str:
+        """``popmix`` (the built-in model), ``hf`` or ``custom``."""
+        if self.custom is not None:
+            return "custom"
+        return "hf" if self.hf_config is not None else "popmix"
 
     def validate(self) -> None:
         for key in ("n_layer", "n_head", "d_model", "seq_len"):
@@ -85,6 +124,109 @@ class ModelConfig:
                 f"model.d_model ({self.d_model}) must be a multiple of "
                 f"model.n_head ({self.n_head})"
             )
+        if self.hf_config is not None and self.custom is not None:
+            raise ValueError(
+                "model.hf_config and model.custom are two different models; give one (a "
+                "custom trainer builds its own network, e.g. from custom_args)"
+            )
+        if self.custom_args is not None and self.custom is None:
+            raise ValueError("model.custom_args is for model.custom, which is not set")
+        if self.hf_config is not None:
+            cfg = self.hf_dict()
+            if self.vocab_size is not None:
+                raise ValueError(
+                    "model.vocab_size is set with model.hf_config: put vocab_size in the "
+                    "hf_config (or leave it out there: from the data)"
+                )
+            limit = next(
+                (cfg[k] for k in ("n_positions", "max_position_embeddings") if k in cfg), None
+            )
+            if isinstance(limit, int) and limit < self.seq_len:
+                raise ValueError(
+                    f"model.seq_len={self.seq_len} is longer than the hf_config's {limit} "
+                    f"positions; use model.seq_len={limit} or less"
+                )
+            _require_package("transformers", "model.hf_config")
+        if self.tokenizer is not None:
+            tokenizer_file(self.tokenizer)
+            _require_package("tokenizers", "model.tokenizer")
+        if self.custom is not None:
+            module, sep, name = self.custom.rpartition(":")
+            if not sep or not module or not name.isidentifier():
+                raise ValueError(
+                    f"model.custom={self.custom!r}: expected module:Class or path/to/file.py:Class"
+                )
+            if module.endswith(".py") and not Path(module).is_file():
+                raise ValueError(f"model.custom: file not found: {module}")
+
+    def hf_dict(self) -> dict[str, Any]:
+        """The ``hf_config`` as a mapping (a path read as JSON); no ``transformers`` needed.
+
+        Raises:
+            ValueError: a path that does not exist, JSON that does not parse, or a mapping
+                without a ``model_type`` string or with a ``vocab_size`` that is no integer.
+        """
+        import json
+
+        raw = self.hf_config
+        if raw is None:
+            raise ValueError("model.hf_config is not set")
+        if isinstance(raw, str):
+            path = Path(raw)
+            if path.is_dir():
+                path = path / "config.json"
+            if not path.is_file():
+                raise ValueError(
+                    f"model.hf_config: {path} not found; give a config.json, a folder holding "
+                    "one, or the mapping itself"
+                )
+            try:
+                cfg = json.loads(path.read_text())
+            except (ValueError, UnicodeDecodeError) as e:
+                raise ValueError(f"model.hf_config: {path} is not JSON ({e})") from None
+            where = str(path)
+        else:
+            cfg, where = dict(raw), "model.hf_config"
+        if not isinstance(cfg, dict):
+            raise ValueError(f"model.hf_config: {where} holds no mapping")
+        if not isinstance(cfg.get("model_type"), str):
+            raise ValueError(
+                f"model.hf_config: {where} has no model_type; name the architecture, e.g. "
+                "model_type: gpt2 or llama"
+            )
+        vocab = cfg.get("vocab_size")
+        if vocab is not None and (isinstance(vocab, bool) or not isinstance(vocab, int)):
+            raise ValueError(f"model.hf_config: vocab_size must be a whole number, got {vocab!r}")
+        return cfg
+
+
+def _absolute(path: str) -> str:
+    return str(Path(path).expanduser().absolute())
+
+
+def tokenizer_file(path: str) -> Path:
+    """The ``tokenizer.json`` that ``model.tokenizer`` names (itself, or in the folder).
+
+    Raises:
+        ValueError: neither exists.
+    """
+    p = Path(path)
+    found = p / "tokenizer.json" if p.is_dir() else p
+    if not found.is_file():
+        raise ValueError(
+            f"model.tokenizer: {found} not found; give a tokenizer.json or the folder "
+            "tokenizer.save_pretrained wrote (a fast tokenizer's)"
+        )
+    return found
+
+
+def _require_package(name: str, key: str) -> None:
+    """One line naming the extra to install when ``name`` is missing (found without being
+    imported: the config layer stays free of torch)."""
+    import importlib.util
+
+    if importlib.util.find_spec(name) is None:
+        raise ValueError(f"{key} needs the {name} package: pip install 'popmix[hf]'")
 
 
 @dataclass(frozen=True)

@@ -129,8 +129,31 @@ def load_experiment_domains(exp: Any) -> DomainSet:
         rescan=d.rescan,
         sample_tokens=sample_tokens_of(exp),
     )
-    check_vocab(domain_set, exp.model.vocab_size)  # before any trial builds a model
+    if exp.model.tokenizer is not None:
+        from popmix.data.tokenize import tokenize_domains
+
+        domain_set = tokenize_domains(domain_set, exp.model.tokenizer)
+    vocab = model_vocab(exp.model)
+    if exp.model.hf_config is not None and vocab is not None and vocab < domain_set.vocab_size:
+        raise DataError(
+            f"model.hf_config: vocab_size {vocab} is too small for {domain_set.name!r}, whose "
+            f"tokens need {domain_set.vocab_size}; set vocab_size: {domain_set.vocab_size} or "
+            "more in the config (or leave it out: from the data)"
+        )
+    check_vocab(domain_set, vocab)  # before any trial builds a model
     return domain_set
+
+
+def model_vocab(model: Any) -> int | None:
+    """The vocabulary a model config (:class:`popmix.config.ModelConfig`) fixes, or None
+    (from the data): ``model.vocab_size``, or an ``hf_config``'s own ``vocab_size``."""
+    if getattr(model, "hf_config", None) is not None:
+        try:
+            vocab = model.hf_dict().get("vocab_size")
+        except ValueError as e:
+            raise DataError(str(e)) from None
+        return None if vocab is None else int(vocab)
+    return model.vocab_size
 
 
 __all__ = [
@@ -144,5 +167,6 @@ __all__ = [
     "largest_remainder",
     "load_domains",
     "load_experiment_domains",
+    "model_vocab",
     "sample_tokens_of",
 ]

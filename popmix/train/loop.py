@@ -18,11 +18,13 @@ import numpy as np
 import torch
 
 from popmix.config import ConfigError, ModelConfig, TrainConfig
+from popmix.data import model_vocab
 from popmix.data.domains import DomainSet, check_vocab
 from popmix.data.sampler import MixtureSampler, eval_windows
 from popmix.policies import DomainSignals, MixingPolicy, loss_weights, normalize
 from popmix.train import measure
 from popmix.train.checkpoint import load_state, save_state
+from popmix.train.custom import ProxySetup, ProxyTrainer, TrainBatch, build_trainer
 from popmix.train.device import CudaState, autocast, choose_device, resolve_precision
 from popmix.train.health import TrainingHealth
 from popmix.train.measure import per_domain_mean
@@ -42,6 +44,24 @@ class Batch:
     ids: torch.Tensor
     counts: np.ndarray
     example_weight: torch.Tensor
+
+
+class _UserModel(torch.nn.Module):
+    """A custom trainer as the loop's ``model``: evaluation calls its ``eval_losses`` and
+    ``train``/``eval`` reach its own switch. It holds no parameters of popmix's: the trainer
+    owns its network, optimizer and checkpoint state."""
+
+    def __init__(self, user: ProxyTrainer) -> None:
+        super().__init__()
+        self.user = user
+
+    def example_losses(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.user.eval_losses(tokens)
+
+    def train(self, mode: bool = True) -> _UserModel:
+        super().train(mode)
+        self.user.train(mode)
+        return self
 
 
 def available_cpus() -> int:
@@ -73,7 +93,10 @@ class Trainer:
     Args:
         domains: the training domains.
         policy: the mixing policy; its weights are read before every step.
-        model_cfg: proxy-model size.
+        model_cfg: the proxy model: popmix's own (its size), a ``transformers`` causal LM
+            (``hf_config``, :class:`popmix.train.hf_model.HFCausalLM`; trained by this loop's
+            own step) or your trainer (``custom``, a :class:`popmix.train.ProxyTrainer`,
+            whose ``train_step`` replaces the model step; everything around it stays).
         cfg: training settings.
     """
 
@@ -84,14 +107,29 @@ class Trainer:
         model_cfg.validate()
         if policy.n_domains != len(domains):
             raise ValueError(f"policy has {policy.n_domains} domains, data has {len(domains)}")
-        # the vocabulary of a pre-tokenized corpus comes from its ids (model.vocab_size: null)
-        model_cfg = replace(model_cfg, vocab_size=check_vocab(domains, model_cfg.vocab_size))
+        #: the ids the model embeds: the data's, unless the model config fixes more
+        self.vocab_size = check_vocab(domains, model_vocab(model_cfg))
+        if model_cfg.kind == "popmix":
+            # a pre-tokenized corpus's vocabulary comes from its ids (model.vocab_size: null)
+            model_cfg = replace(model_cfg, vocab_size=self.vocab_size)
         self.domains, self.policy, self.model_cfg, self.cfg = domains, policy, model_cfg, cfg
         policy.bind(domains.names)
         #: what the policy asked the loop to measure (read once: a policy's needs are fixed)
         self.needs = needs = policy.needs
         cuda = CudaState.probe()
         self.device = resolve_device(cfg.device, cuda)
+        if needs.gradients is not None and model_cfg.kind != "popmix":
+            # measure.py reads each domain's gradient off TinyGPT's own layers
+            raise ConfigError(
+                f"{policy.name} measures per-domain gradients from popmix's own model, not "
+                f"from model.{'custom' if model_cfg.kind == 'custom' else 'hf_config'}; use "
+                "another method (aioli, pbt, ...) or popmix's model"
+            )
+        if cfg.compile and model_cfg.kind == "custom":
+            raise ConfigError(
+                "train.compile applies to popmix's step; a model.custom trainer compiles its "
+                "own model: set train.compile false"
+            )
         if needs.gradients is not None and cfg.precision == "bf16":
             # measure.py's per-domain gradient blocks are float32, as the parameters are
             raise ConfigError(
@@ -109,8 +147,32 @@ class Trainer:
 
         # Independent streams for the model init and the sampler, both from the run's seed.
         init_seed, sampler_seed = np.random.SeedSequence(cfg.seed).generate_state(2)
-        gen = torch.Generator().manual_seed(int(init_seed))
-        self.model = TinyGPT(model_cfg, gen).to(self.device)
+        #: your trainer (``model.custom``), which owns the model and its step; None otherwise
+        self.user: ProxyTrainer | None = None
+        self.model: torch.nn.Module
+        if model_cfg.kind == "custom":
+            self.user = build_trainer(
+                model_cfg,
+                ProxySetup(
+                    vocab_size=self.vocab_size,
+                    seq_len=model_cfg.seq_len,
+                    device=self.device,
+                    seed=int(init_seed),
+                    lr=cfg.lr,
+                    steps=cfg.steps,
+                    weight_decay=cfg.weight_decay,
+                    grad_clip=cfg.grad_clip,
+                    args=dict(model_cfg.custom_args or {}),
+                ),
+            )
+            self.model = _UserModel(self.user)
+        elif model_cfg.kind == "hf":
+            from popmix.train.hf_model import HFCausalLM
+
+            self.model = HFCausalLM(model_cfg, self.vocab_size, int(init_seed)).to(self.device)
+        else:
+            gen = torch.Generator().manual_seed(int(init_seed))
+            self.model = TinyGPT(model_cfg, gen).to(self.device)
         # The training forward, compiled when asked; the module itself stays uncompiled, so
         # its state_dict keys and evaluation (other shapes, no recompiles) are unchanged.
         self._example_losses = (
@@ -120,14 +182,17 @@ class Trainer:
         self.compile_warmup_s: float | None = None
         decay = [p for n, p in self.model.named_parameters() if p.dim() >= 2]
         no_decay = [p for n, p in self.model.named_parameters() if p.dim() < 2]
-        self.optimizer = torch.optim.AdamW(
-            [
-                {"params": decay, "weight_decay": cfg.weight_decay},
-                {"params": no_decay, "weight_decay": 0.0},
-            ],
-            lr=cfg.lr,
-            betas=(0.9, 0.95),
-        )
+        #: popmix's AdamW; None for a custom trainer, which steps its own optimizer
+        self.optimizer: torch.optim.Optimizer | None = None
+        if self.user is None:
+            self.optimizer = torch.optim.AdamW(
+                [
+                    {"params": decay, "weight_decay": cfg.weight_decay},
+                    {"params": no_decay, "weight_decay": 0.0},
+                ],
+                lr=cfg.lr,
+                betas=(0.9, 0.95),
+            )
         # A policy may fix how its weights act (DoGE: on the loss; Aioli: on the batch).
         self.apply = needs.apply or cfg.apply
         # Loss mode trains on fixed (stratified or proportional) batches; "exact" counts make
@@ -250,31 +315,15 @@ class Trainer:
             self.extra["eval_windows"] += needs.eval_windows * len(self.domains)
         weights = policy.weights(step)
         lr = self.lr_at(step)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-
         multipliers = policy.loss_multipliers(step)
         batch = self.draw_batch(weights, multipliers)
-        self.optimizer.zero_grad(set_to_none=True)
-        if needs.gradients is not None:
-            # DoGE: per-domain gradients update the weights first; the step then follows
-            # the *updated* weights, so those are the ones this step trained on.
-            example_loss = self._measure_gradients(batch, step, lr)
-            weights = policy.weights(step + 1)
-            assert self._grads is not None
-            for p, g in zip(self.model.parameters(), self._grads.combine(weights)):
-                p.grad = g.view_as(p)
+        if self.user is not None:
+            example_loss, grad_norm = self._user_step(batch, step, lr)
         else:
-            loss, example_loss = self.batch_loss(batch)
-            loss.backward()
-        params = [p for p in self.model.parameters() if p.grad is not None]
-        if self.cfg.grad_clip > 0:
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
-        else:
-            grad_norm = torch.linalg.vector_norm(
-                torch.stack([torch.linalg.vector_norm(p.grad) for p in params])
-            )
-        self.optimizer.step()
+            example_loss, grad_norm = self._model_step(batch, step, lr)
+            if needs.gradients is not None:
+                # DoGE's step followed the weights its gradients updated (see _model_step)
+                weights = policy.weights(step + 1)
 
         detached = example_loss.detach().double()
         self._step_loss.append(detached.mean())
@@ -291,6 +340,54 @@ class Trainer:
         self.step += 1
         self.tokens_seen += batch.tokens.shape[0] * (batch.tokens.shape[1] - 1)
         self.last_weights, self.last_lr = weights, lr
+
+    def _model_step(self, batch: Batch, step: int, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """popmix's step of its own model or a ``transformers`` one: AdamW on the weighted
+        loss (DoGE's: on its per-domain gradients), the global norm clipped. Returns the
+        batch's example losses and the gradient norm before clipping."""
+        assert self.optimizer is not None
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.needs.gradients is not None:
+            # DoGE: per-domain gradients update the weights first; the step then follows
+            # the *updated* weights, so those are the ones this step trained on.
+            example_loss = self._measure_gradients(batch, step, lr)
+            weights = self.policy.weights(step + 1)
+            assert self._grads is not None
+            for p, g in zip(self.model.parameters(), self._grads.combine(weights)):
+                p.grad = g.view_as(p)
+        else:
+            loss, example_loss = self.batch_loss(batch)
+            loss.backward()
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        if self.cfg.grad_clip > 0:
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
+        else:
+            grad_norm = torch.linalg.vector_norm(
+                torch.stack([torch.linalg.vector_norm(p.grad) for p in params])
+            )
+        self.optimizer.step()
+        return example_loss, grad_norm
+
+    def _user_step(self, batch: Batch, step: int, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """The custom trainer's step on the batch: its example losses, and its gradient norm
+        (NaN when it gives none)."""
+        assert self.user is not None
+        with autocast(self.device, self.precision):
+            out = self.user.train_step(
+                TrainBatch(batch.tokens, batch.example_weight, batch.ids, lr, step)
+            )
+        example_loss, grad_norm = out if isinstance(out, tuple) else (out, None)
+        if tuple(example_loss.shape) != (batch.tokens.shape[0],):
+            raise ValueError(
+                f"{type(self.user).__name__}.train_step returned losses of shape "
+                f"{tuple(example_loss.shape)}; expected one per example, "
+                f"({batch.tokens.shape[0]},)"
+            )
+        if grad_norm is None:
+            grad_norm = torch.tensor(float("nan"), device=self.device)
+        return example_loss.detach(), torch.as_tensor(grad_norm).detach()
 
     def _log_weights(self, step: int, weights: np.ndarray, multipliers: np.ndarray | None) -> None:
         w = [float(x) for x in weights]
@@ -437,8 +534,8 @@ class Trainer:
         return {
             "step": self.step,
             "tokens_seen": self.tokens_seen,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "model": self.model.state_dict() if self.user is None else self.user.state_dict(),
+            "optimizer": {} if self.optimizer is None else self.optimizer.state_dict(),
             "policy": self.policy.state_dict(),
             "sampler": self.sampler.state_dict(),
             "val_sampler": self.val_sampler.state_dict(),
@@ -459,8 +556,12 @@ class Trainer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step = int(state["step"])
         self.tokens_seen = int(state["tokens_seen"])
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        if self.user is not None:
+            self.user.load_state_dict(state["model"])
+        else:
+            self.model.load_state_dict(state["model"])
+        if self.optimizer is not None:
+            self.optimizer.load_state_dict(state["optimizer"])
         self.policy.load_state_dict(state["policy"])
         self.sampler.load_state_dict(state["sampler"])
         self.val_sampler.load_state_dict(state["val_sampler"])
