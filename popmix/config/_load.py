@@ -218,9 +218,11 @@ def apply_overrides(
             text is not None
             and _accepts_text(tp)
             and value is not None
-            and not isinstance(value, str)
+            and not isinstance(value, (str, dict))
         ):
-            value = text  # name=2024 is the string "2024" where a string is expected
+            # name=2024 is the string "2024" where a string is expected (a mapping stays one
+            # where the field takes either: model.hf_config={model_type: gpt2, ...})
+            value = text
         if tp is not Any and not dataclasses.is_dataclass(tp):
             check_value(value, tp, f"override {key}")
         node = out

@@ -211,14 +211,44 @@ def load_trainer_class(spec: str) -> type[ProxyTrainer]:
     return cls
 
 
-def build_trainer(model_cfg: ModelConfig, setup: ProxySetup) -> ProxyTrainer:
-    """An instance of ``model.custom``'s class for ``setup``."""
-    assert model_cfg.custom is not None
-    cls = load_trainer_class(model_cfg.custom)
+def concrete_trainer_class(spec: str) -> type[ProxyTrainer]:
+    """:func:`load_trainer_class`, refusing a class that leaves an abstract method open."""
+    cls = load_trainer_class(spec)
     if getattr(cls, "__abstractmethods__", None):
         missing = ", ".join(sorted(cls.__abstractmethods__))
         raise ConfigError(f"model.custom: {cls.__name__} does not implement {missing}")
-    return cls(setup)
+    return cls
 
 
-__all__ = ["ProxySetup", "ProxyTrainer", "TrainBatch", "build_trainer", "load_trainer_class"]
+def build_trainer(model_cfg: ModelConfig, setup: ProxySetup) -> ProxyTrainer:
+    """An instance of ``model.custom``'s class for ``setup``."""
+    assert model_cfg.custom is not None
+    return concrete_trainer_class(model_cfg.custom)(setup)
+
+
+def check_model(model_cfg: ModelConfig, vocab_size: int) -> None:
+    """What building the model would refuse, found before a run writes anything or a search
+    starts Ray: an ``hf_config`` that does not build a causal LM of ``vocab_size`` ids (no
+    weights are made), a ``custom`` class that does not import or is no complete
+    :class:`ProxyTrainer`. Nothing to check for popmix's own model.
+
+    Raises:
+        ConfigError: what is wrong, in one line.
+    """
+    if model_cfg.kind == "hf":
+        from popmix.train.hf_model import check_hf_model
+
+        check_hf_model(model_cfg, vocab_size)
+    elif model_cfg.kind == "custom":
+        assert model_cfg.custom is not None
+        concrete_trainer_class(model_cfg.custom)
+
+
+__all__ = [
+    "ProxySetup",
+    "ProxyTrainer",
+    "TrainBatch",
+    "build_trainer",
+    "check_model",
+    "load_trainer_class",
+]

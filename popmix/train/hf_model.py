@@ -80,6 +80,32 @@ def hf_config_object(model_cfg: ModelConfig, vocab_size: int) -> Any:
     return config
 
 
+def check_hf_model(model_cfg: ModelConfig, vocab_size: int) -> None:
+    """Everything :class:`HFCausalLM` would refuse, without building its weights: the config
+    builds, names a causal LM and embeds ``vocab_size`` ids.
+
+    Raises:
+        ConfigError: what is wrong, in one line.
+    """
+    transformers = _import_transformers()
+    config = hf_config_object(model_cfg, vocab_size)
+    _check_vocab(config, vocab_size)
+    causal = transformers.models.auto.modeling_auto.MODEL_FOR_CAUSAL_LM_MAPPING
+    if type(config) not in causal:
+        raise ConfigError(
+            f"model.hf_config: model_type {config.model_type!r} has no causal LM in "
+            "transformers (AutoModelForCausalLM); use a decoder's, e.g. gpt2, llama, qwen2"
+        )
+
+
+def _check_vocab(config: Any, vocab_size: int) -> None:
+    if config.vocab_size < vocab_size:
+        raise ConfigError(
+            f"model.hf_config: vocab_size {config.vocab_size} is too small for the data, "
+            f"whose tokens need {vocab_size}; set vocab_size: {vocab_size} or more"
+        )
+
+
 class HFCausalLM(nn.Module):
     """A ``transformers`` causal LM with popmix's model interface: ``forward`` gives logits,
     :meth:`example_losses` each window's mean next-token loss.
@@ -95,11 +121,7 @@ class HFCausalLM(nn.Module):
         super().__init__()
         transformers = _import_transformers()
         config = hf_config_object(model_cfg, vocab_size)
-        if config.vocab_size < vocab_size:
-            raise ConfigError(
-                f"model.hf_config: vocab_size {config.vocab_size} is too small for the data, "
-                f"whose tokens need {vocab_size}; set vocab_size: {vocab_size} or more"
-            )
+        _check_vocab(config, vocab_size)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             try:
@@ -128,4 +150,4 @@ class HFCausalLM(nn.Module):
         return tok_loss.view(tokens.shape[0], -1).mean(dim=1)
 
 
-__all__ = ["HFCausalLM", "hf_config_object"]
+__all__ = ["HFCausalLM", "check_hf_model", "hf_config_object"]

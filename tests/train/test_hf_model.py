@@ -1,0 +1,254 @@
+"""A transformers causal LM as the proxy (model.hf_config) and a local tokenizer (model.tokenizer):
+it trains through popmix's loop, its window loss is the model's own loss, it resumes bit for
+bit, and bad configs are one line with exit code 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("transformers")
+
+from popmix.cli import main  # noqa: E402
+from popmix.config import ConfigError, ModelConfig, TrainConfig  # noqa: E402
+from popmix.data.domains import Domain, DomainSet  # noqa: E402
+from popmix.policies import build_policy  # noqa: E402
+from popmix.train import Trainer, run_training  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+#: one GPT-2 block of width 32; positions for a window and its next token
+GPT2 = {"model_type": "gpt2", "n_layer": 1, "n_head": 2, "n_embd": 32, "n_positions": 17}
+LLAMA = {
+    "model_type": "llama",
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 2,
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "max_position_embeddings": 64,
+}
+
+
+def trainer(domains, hf=GPT2, steps=30, method="stratified", seed=0, **model) -> Trainer:
+    cfg = TrainConfig(
+        steps=steps,
+        batch_size=8,
+        warmup_steps=3,
+        threads=1,
+        eval_windows=4,
+        test_windows=4,
+        lr=1e-2,
+        seed=seed,
+    )
+    policy = build_policy(method, domains.sizes, steps, {})
+    return Trainer(domains, policy, ModelConfig(seq_len=16, hf_config=hf, **model), cfg)
+
+
+def test_the_hf_model_learns_through_popmix(tiny_domains):
+    t = trainer(tiny_domains, steps=40)
+    assert type(t.model.hf).__name__ == "GPT2LMHeadModel"
+    before = t.evaluate()
+    t.train(40)
+    after = t.evaluate()
+    # random init is uniform over 256 bytes (ln 256 = 5.55); these alphabets hold 3..9 bytes
+    assert np.all(before > 5.0)
+    assert np.all(after < before - 2.0), (before, after)
+
+
+def test_window_loss_is_the_models_own_loss(tiny_domains):
+    t = trainer(tiny_domains, steps=5)
+    t.train(5)
+    w = t._windows("test", 4)[2]  # (4, 17): a window and its next token
+    with torch.no_grad():
+        ours = t.model.example_losses(w)
+        # transformers shifts the labels itself: position j predicts token j + 1
+        theirs = t.model.hf(input_ids=w, labels=w).loss
+        manual = torch.stack(
+            [
+                torch.nn.functional.cross_entropy(
+                    t.model.hf(input_ids=x[None]).logits[0, :-1], x[1:]
+                )
+                for x in w
+            ]
+        )
+    assert float(ours.mean()) == pytest.approx(float(theirs), abs=1e-5)
+    torch.testing.assert_close(ours, manual, atol=1e-5, rtol=0)
+    assert t.evaluate("test")[2] == pytest.approx(float(ours.mean()), abs=1e-6)
+
+
+def test_dropout_is_off_and_the_seed_fixes_the_model(tiny_domains):
+    a, b, c = (trainer(tiny_domains, steps=2, seed=s) for s in (0, 0, 1))
+    cfg = a.model.config
+    assert cfg.resid_pdrop == cfg.embd_pdrop == cfg.attn_pdrop == 0.0  # GPT-2's default is 0.1
+    assert cfg.vocab_size == 256  # left out of the config: the data's bytes
+    sa, sb, sc = (x.model.state_dict() for x in (a, b, c))
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not torch.equal(
+        sa["hf.transformer.h.0.attn.c_attn.weight"], sc["hf.transformer.h.0.attn.c_attn.weight"]
+    )
+
+
+def test_a_checkpoint_resumes_bit_for_bit(tiny_domains, tmp_path):
+    straight = trainer(tiny_domains, steps=20)
+    straight.train(8)
+    straight.pop_train_losses()
+    straight.pop_health()
+    straight.train(12)
+
+    first = trainer(tiny_domains, steps=20)
+    first.train(8)
+    first.pop_train_losses()
+    first.pop_health()
+    first.train(2)
+    first.save(tmp_path / "ckpt.pt")
+    resumed = trainer(tiny_domains, steps=20, seed=999)  # the checkpoint decides
+    resumed.load(tmp_path / "ckpt.pt")
+    resumed.train(10)
+
+    assert resumed.step == straight.step == 20
+    for (name, x), y in zip(
+        straight.model.state_dict().items(), resumed.model.state_dict().values()
+    ):
+        assert torch.equal(x, y), name
+    np.testing.assert_array_equal(straight.evaluate("test"), resumed.evaluate("test"))
+    np.testing.assert_array_equal(straight.pop_train_losses(), resumed.pop_train_losses())
+
+
+def test_aioli_and_loss_weights_run_but_doge_is_refused(tiny_domains):
+    t = trainer(tiny_domains, steps=6, method="aioli")
+    t.train(6)
+    assert t.extra["eval_windows"] > 0
+    with pytest.raises(ConfigError, match="per-domain gradients from popmix's own model"):
+        trainer(tiny_domains, steps=6, method="doge")
+
+
+def _text_domains() -> DomainSet:
+    words = {
+        "en": "the cat sat on the mat and the dog ran to the park ",
+        "fr": "le chat est sur le tapis et le chien court au parc ",
+        "de": "die katze sitzt auf der matte und der hund rennt ",
+    }
+    out = []
+    for name, text in words.items():
+        raw = np.frombuffer((text * 60).encode(), dtype=np.uint8).copy()
+        n = raw.size
+        out.append(Domain(name, raw[: n - 600], raw[n - 600 : n - 300], raw[n - 300 :]))
+    return DomainSet("words", tuple(out))
+
+
+def _tokenizer(path: Path, domains: DomainSet) -> Path:
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE(unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    texts = [d.train.tobytes().decode() for d in domains]
+    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=300, special_tokens=["[UNK]"]))
+    folder = path / "tok"
+    folder.mkdir()
+    tok.save(str(folder / "tokenizer.json"))
+    return folder
+
+
+def test_a_local_tokenizer_tokenizes_text_domains_and_a_llama_trains_on_them(tmp_path):
+    from tokenizers import Tokenizer
+
+    from popmix.data.tokenize import tokenize_domains
+
+    domains = _text_domains()
+    folder = _tokenizer(tmp_path, domains)
+    tokenized = tokenize_domains(domains, folder)
+    tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    assert tokenized.vocab_size == tok.get_vocab_size()
+    for raw, d in zip(domains, tokenized):
+        expected = tok.encode(raw.validation.tobytes().decode(), add_special_tokens=False).ids
+        assert d.validation.tolist() == expected
+        assert d.train.size < raw.train.size  # merges: fewer tokens than bytes
+
+    t = trainer(tokenized, hf=LLAMA, steps=30)
+    assert t.model.vocab_size == tok.get_vocab_size()
+    before = t.evaluate()
+    t.train(30)
+    assert np.all(t.evaluate() < before)
+
+
+def test_run_training_records_what_ran(tiny_domains):
+    cfg = TrainConfig(steps=4, batch_size=4, threads=1, eval_windows=2, test_windows=2)
+    model = ModelConfig(seq_len=16, hf_config=GPT2)
+    result = run_training(
+        tiny_domains, build_policy("stratified", tiny_domains.sizes, 4, {}), model, cfg
+    )
+    assert result["model_config"]["hf_config"]["model_type"] == "gpt2"
+    assert set(result["test_loss"]) == set(tiny_domains.names)
+
+
+# -- bad inputs: one line, exit code 2 ----------------------------------------------------------
+TINY_RUN = "--smoke --tasks 2".split()
+SEQ = "model.seq_len=32"  # --smoke sets it only after the checks
+
+
+def _config(tmp: Path, **cfg) -> Path:
+    p = tmp / "config.json"
+    p.write_text(json.dumps({**GPT2, "n_positions": 64, **cfg}))
+    return p
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        (lambda t: f"model.hf_config={t}/nowhere/config.json", "not found"),
+        (lambda t: f"model.hf_config={_config(t, vocab_size=100)}", "vocab_size 100 is too small"),
+        (
+            lambda t: f"model.hf_config={_config(t, model_type='nosuchmodel')}",
+            "unknown model_type",
+        ),
+        (lambda t: f"model.hf_config={t}", "not found"),  # a folder without config.json
+        (lambda t: "model.hf_config={n_layer: 1}", "has no model_type"),
+        (lambda t: f"model.hf_config={_config(t, n_positions=8)}", "longer than the hf_config"),
+        (lambda t: f"model.tokenizer={t}/tok.json", "model.tokenizer"),
+    ],
+    ids=["missing", "vocab", "model_type", "folder", "no-type", "positions", "tokenizer"],
+)
+def test_bad_hf_configs_are_one_line_exit_2(tmp_path, capsys, override, message):
+    out = tmp_path / "out"
+    code = main(["run", *TINY_RUN, "--out", str(out), SEQ, override(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert message in err and len(err.splitlines()) == 1, err
+    assert "Traceback" not in err
+    assert not out.exists()
+
+
+def test_a_missing_extra_is_one_line(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "transformers" else real(name, *a),
+    )
+    code = main(
+        [
+            "run",
+            *TINY_RUN,
+            "--out",
+            str(tmp_path / "o"),
+            SEQ,
+            f"model.hf_config={_config(tmp_path)}",
+        ]
+    )
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "pip install 'popmix[hf]'" in err and len(err.splitlines()) == 1
+
+
+def test_every_example_yaml_is_a_valid_experiment():
+    from popmix.config import load_experiment
+
+    found = sorted((ROOT / "examples").rglob("*.yaml"))
+    assert found
+    for path in found:
+        load_experiment(path).validate()
