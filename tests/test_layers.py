@@ -11,13 +11,15 @@ import pytest
 @pytest.mark.parametrize(
     "module,forbidden",
     [
-        ("popmix.config", ("torch", "ray", "datasets")),
+        ("popmix.config", ("torch", "ray", "datasets", "transformers", "tokenizers")),
         ("popmix.weights_file", ("torch", "ray", "datasets")),
         ("popmix.policies", ("torch", "ray", "datasets")),
-        ("popmix.data", ("torch", "ray", "datasets")),
-        ("popmix.train", ("ray",)),
+        ("popmix.data", ("torch", "ray", "datasets", "transformers", "tokenizers")),
+        # transformers only when model.hf_config asks for it (popmix.train.hf_model)
+        ("popmix.train", ("ray", "transformers")),
+        ("popmix.train.custom", ("ray", "transformers")),
         ("popmix.tune.spec", ("torch", "ray", "datasets")),
-        ("popmix.cli", ("torch", "ray", "datasets")),
+        ("popmix.cli", ("torch", "ray", "datasets", "transformers")),
     ],
 )
 def test_import_does_not_pull_higher_layers(module, forbidden):
