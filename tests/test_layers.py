@@ -19,6 +19,7 @@ import pytest
         ("popmix.train", ("ray", "transformers")),
         ("popmix.train.custom", ("ray", "transformers")),
         ("popmix.tune.spec", ("torch", "ray", "datasets")),
+        ("popmix.tune.swarm", ("torch", "ray", "datasets", "sklearn", "scipy")),
         ("popmix.cli", ("torch", "ray", "datasets", "transformers")),
         ("popmix.analysis.swarm_fit", ("torch", "ray", "datasets")),
         ("popmix.reporting.surface", ("torch", "ray", "datasets")),

@@ -50,8 +50,9 @@ class SearchCommand(Command):
         Flag(
             "--searcher",
             "search.searcher",
-            "how the population searches",
-            choices=("pbt", "pb2", "optuna"),
+            "how the population searches; swarm: short static-mixture runs, a fitted "
+            "surface and its predicted optimum in the population's place",
+            choices=("pbt", "pb2", "optuna", "swarm"),
         ),
         Flag(
             "--population", "search.population", "population size (Optuna: trials)", positive_int
@@ -67,10 +68,30 @@ class SearchCommand(Command):
         Flag(
             "--methods",
             "methods",
-            "comma-separated: pbt (the searched population), best-of-n (the best on "
+            "comma-separated: pbt (the searched population), swarm (static-mixture runs, a "
+            "fitted surface, its optimum), best-of-n (the best on "
             "validation of n stratified seeds: the control for PBT's selection), stratified, "
             "proportional, temperature, cooldown, doge, aioli, fixed",
             type=methods,
+        ),
+        Flag("--swarm-size", "search.swarm.size", "swarm runs per seed", positive_int),
+        Flag(
+            "--swarm-prior",
+            "search.swarm.prior",
+            "the swarm's Dirichlet mean: stratified, proportional or temperature:<T>",
+        ),
+        Flag(
+            "--swarm-concentration",
+            "search.swarm.concentration",
+            "the swarm's Dirichlet concentration per domain (larger: closer to the prior)",
+            type=float,
+        ),
+        Flag(
+            "--swarm-steps",
+            "search.swarm.steps",
+            "steps of each swarm run (default: the equal budget, (population - 1) * steps / "
+            "swarm size)",
+            positive_int,
         ),
         Flag(
             "--reference",

@@ -39,6 +39,12 @@ EXPLOIT_Z = 1.96
 #: its final weights held static from the first step
 CONFIRM_SCHEDULE = "best-schedule"
 CONFIRM_FINAL = "best-final"
+#: the swarm (``search.swarm``): short static-mixture runs, a fitted surface, and its predicted
+#: optimum trained at the full budget; ``swarm`` is the optimum's method (a row of the table),
+#: ``swarm-run`` each short run's. ``searcher: swarm`` reads the population (``pbt`` in
+#: ``methods``) as the swarm; ``methods: [pbt, swarm, ...]`` runs both.
+SWARM = "swarm"
+SWARM_RUN = "swarm-run"
 
 
 class ConfigError(ValueError):
@@ -392,11 +398,86 @@ class DataSpec:
 
 
 @dataclass(frozen=True)
+class SwarmSpec:
+    """The swarm (``methods: [swarm]`` or ``searcher: swarm``): ``size`` static mixtures drawn
+    from Dirichlet(concentration * k * prior), each trained for ``steps`` steps, a fitted
+    response surface, and its predicted optimum trained for ``train.steps`` (see
+    :mod:`popmix.tune.swarm`).
+
+    Args:
+        size: swarm runs per seed (the fit needs at least :func:`popmix.tune.swarm.min_size`
+            of them for k domains).
+        prior: the Dirichlet's mean: ``stratified`` (uniform), ``proportional`` (corpus sizes
+            n_i) or ``temperature:<T>`` (n_i^(1/T), normalised).
+        concentration: per domain: alpha_i = concentration * k * prior_i, so 1 around the
+            uniform prior is the flat distribution over the simplex; larger: closer to the prior.
+        floor: the smallest weight a swarm mixture and the optimum keep (below 1/k).
+        steps: optimizer steps of each swarm run; null: the equal budget, so that the swarm's
+            runs and the optimum's full run together cost what the PBT population does,
+            floor((population - 1) * train.steps / size) (see :meth:`run_steps`).
+        parallel: swarm runs of a seed trained at once (null: ``search.population``).
+        n_boot: bootstrap resamples of the swarm runs for the surface's intervals.
+    """
+
+    size: int = 32
+    prior: str = "stratified"
+    concentration: float = 1.0
+    floor: float = 1e-3
+    steps: int | None = None
+    parallel: int | None = None
+    n_boot: int = 200
+
+    def validate(self) -> None:
+        if self.size < 2:
+            raise ValueError(f"search.swarm.size must be at least 2, got {self.size}")
+        if not (math.isfinite(self.concentration) and self.concentration > 0):
+            raise ValueError(f"search.swarm.concentration must be > 0, got {self.concentration!r}")
+        self.prior_temperature()  # a bad prior fails here
+        if not 0 <= self.floor < 1:
+            raise ValueError(f"search.swarm.floor must be in [0, 1), got {self.floor!r}")
+        for key in ("steps", "parallel"):
+            v = getattr(self, key)
+            if v is not None and v < 1:
+                raise ValueError(f"search.swarm.{key} must be a positive integer or null, got {v}")
+        if self.n_boot < 1:
+            raise ValueError(f"search.swarm.n_boot must be at least 1, got {self.n_boot}")
+
+    def prior_temperature(self) -> float | None:
+        """T of ``temperature:<T>`` (1 for ``proportional``, None for ``stratified``)."""
+        if self.prior == "stratified":
+            return None
+        if self.prior == "proportional":
+            return 1.0
+        head, _, tail = self.prior.partition(":")
+        try:
+            t = float(tail) if head == "temperature" else math.nan
+        except ValueError:
+            t = math.nan
+        if not (math.isfinite(t) and t > 0):
+            raise ValueError(
+                f"unknown search.swarm.prior {self.prior!r}; use stratified, proportional or "
+                "temperature:<T> with T > 0 (e.g. temperature:3)"
+            )
+        return t
+
+    def run_steps(self, train_steps: int, population: int) -> int:
+        """Each swarm run's steps: ``steps``, or the equal budget (at least 1)."""
+        if self.steps is not None:
+            return self.steps
+        return max(1, (population - 1) * train_steps // self.size)
+
+    def concurrent(self, population: int) -> int:
+        """Swarm runs of one seed that run at once."""
+        return min(self.size, self.parallel or population)
+
+
+@dataclass(frozen=True)
 class SearchSpec:
     """How the population searches.
 
     Args:
-        searcher: ``pbt``, ``pb2`` or ``optuna``.
+        searcher: ``pbt``, ``pb2``, ``optuna`` or ``swarm`` (the swarm in the population's
+            place: ``pbt`` in ``methods`` runs as ``swarm``).
         space: search-space YAML file (relative paths: to the working directory, then to the
             experiment file, then to the shipped ``search_spaces/``).
         population: members of the PBT/PB2 population, or Optuna trials.
@@ -414,9 +495,10 @@ class SearchSpec:
             number: that margin; 0: Ray's plain rule (the bottom quantile always copies).
         reference: the method every other is compared with, paired by seed, in the table,
             ``summary.json`` (``methods``) and ``confirm.json``.
+        swarm: the swarm's settings (:class:`SwarmSpec`).
     """
 
-    searcher: Literal["pbt", "pb2", "optuna"] = "pbt"
+    searcher: Literal["pbt", "pb2", "optuna", "swarm"] = "pbt"
     space: str = "sampling.yaml"
     population: int = 4
     report_every: int = 50
@@ -428,8 +510,10 @@ class SearchSpec:
     seed: int = 0
     exploit_margin: float | Literal["auto"] = "auto"
     reference: str = "stratified"
+    swarm: SwarmSpec = field(default_factory=SwarmSpec)
 
     def validate(self) -> None:
+        self.swarm.validate()
         margin = self.exploit_margin
         if margin != "auto" and not (math.isfinite(margin) and margin >= 0):
             raise ValueError(
@@ -677,6 +761,7 @@ class Experiment:
         return (
             POPULATION,
             *SEARCHERS,
+            SWARM,
             BEST_OF_N,
             *(m for m in _policies() if m not in NOT_TRIALS),
         )
@@ -687,8 +772,8 @@ class Experiment:
         return self.search.searcher
 
     def baseline_methods(self) -> list[str]:
-        """Methods that run as single trials beside the population."""
-        return [m for m in self.methods if m not in (POPULATION, *SEARCHERS)]
+        """Methods that run as single trials beside the population (and the swarm)."""
+        return [m for m in self.methods if m not in (POPULATION, *SEARCHERS, SWARM)]
 
     def best_of_n(self) -> int:
         """How many runs ``best-of-n`` picks from (the population's size unless given)."""
@@ -709,7 +794,17 @@ class Experiment:
         return self.replace(model=model, train=dataclasses.replace(self.train, steps=steps))
 
     def runs_population(self) -> bool:
+        if self.search.searcher == SWARM:
+            return False  # its population entry is the swarm
         return any(m in (POPULATION, *SEARCHERS) for m in self.methods)
+
+    def runs_swarm(self) -> bool:
+        """``swarm`` in ``methods``, or the population's entry under ``searcher: swarm``."""
+        if SWARM in self.methods:
+            return True
+        return self.search.searcher == SWARM and any(
+            m in (POPULATION, *SEARCHERS) for m in self.methods
+        )
 
     def method_params(self, method: str) -> dict[str, Any]:
         """The parameters ``method`` runs with: the experiment's, over the policy's defaults

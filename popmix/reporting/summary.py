@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from popmix.config import BEST_OF_N, BEST_OF_N_POLICY
+from popmix.config import BEST_OF_N, BEST_OF_N_POLICY, SWARM, SWARM_RUN
 from popmix.weights_file import WeightsSchedule
 
 ROW_KEYS = (
@@ -109,8 +109,9 @@ def summarize(records: list[dict[str, Any]], population_method: str) -> dict[str
         rows.append(row)
     rows += _best_of_n_rows(records)
     for rec in records:
-        if rec.get("member", -1) < 0 and rec["method"] != BEST_OF_N:
+        if rec.get("member", -1) < 0 and rec["method"] not in (BEST_OF_N, SWARM_RUN, SWARM):
             rows.append(_row(rec))
+    rows += _swarm_rows(records)
     rows.sort(key=lambda r: (r["seed"], r["method"] != population_method, str(r["method"])))
 
     finished = [r for r in members if _finished(r)]
@@ -158,6 +159,78 @@ def _best_of_n_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def _swarm_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per seed that ran a swarm: its predicted optimum's run, reported on test, at
+    the cost of the whole swarm and that run (``population_train_steps``); a seed whose
+    optimum never trained (its fit failed) is a failed row."""
+    rows = []
+    seeds = sorted({r["seed"] for r in records if r["method"] in (SWARM, SWARM_RUN)})
+    for seed in seeds:
+        runs = [r for r in records if r["method"] == SWARM_RUN and r["seed"] == seed]
+        optimum = [r for r in records if r["method"] == SWARM and r["seed"] == seed]
+        if optimum:
+            row = _row(optimum[0])
+        else:
+            row = {**_row(runs[0]), "status": "failed", "test_mean_ppl": None, "objective": None}
+            row["test_worst_ppl"] = row["test_loss"] = row["test_mean_loss"] = None
+            row["test_ppl"] = None
+        row["method"] = SWARM
+        row["members"] = len(runs)
+        row["members_finished"] = sum(_finished(r) for r in runs)
+        row["population_train_steps"] = sum(r.get("train_steps") or 0 for r in runs + optimum)
+        row["retries"] = sum(r.get("retries") or 0 for r in runs + optimum)
+        rows.append(row)
+    return rows
+
+
+def swarm_section(
+    records: list[dict[str, Any]],
+    surfaces: dict[int, dict[str, Any]],
+    names: list[str],
+    exp: Any,
+) -> dict[str, Any]:
+    """``summary.json``'s ``swarm``: the settings, and per seed every swarm run (its weights,
+    final per-domain validation losses, objective, steps, status) and the surface's
+    headline (predicted optimum and objective with intervals, fit quality; the whole surface
+    is in ``surface.json``)."""
+    sw = exp.search.swarm
+    per_seed: dict[str, Any] = {}
+    for seed in sorted({r["seed"] for r in records if r["method"] == SWARM_RUN}):
+        runs = sorted(
+            (r for r in records if r["method"] == SWARM_RUN and r["seed"] == seed),
+            key=lambda r: r.get("draw", 0),
+        )
+        surface = surfaces.get(seed) or {}
+        per_seed[str(seed)] = {
+            "runs": [
+                {
+                    "run": r.get("draw", 0),
+                    "trial_id": r["trial_id"],
+                    "status": r["status"],
+                    "weights": [float(r["params"]["weights"][n]) for n in names],
+                    "val_loss": (r.get("metrics") or {}).get("val_loss"),
+                    "objective": (r.get("metrics") or {}).get("objective"),
+                    "train_steps": r.get("train_steps"),
+                }
+                for r in runs
+            ],
+            "surface": {
+                k: surface.get(k)
+                for k in ("optimum", "optimum_ci", "predicted", "predicted_ci", "quality", "error")
+                if k in surface
+            },
+        }
+    return {
+        "size": sw.size,
+        "prior": sw.prior,
+        "concentration": sw.concentration,
+        "floor": sw.floor,
+        "run_steps": sw.run_steps(exp.train.steps, exp.search.population),
+        "optimum_steps": exp.train.steps,
+        "per_seed": per_seed,
+    }
+
+
 def best_schedule(records: list[dict[str, Any]], names: list[str]) -> WeightsSchedule | None:
     """The best member's weights over steps, loadable by ``popmix run --weights-from``."""
     finished = [r for r in records if r.get("member", -1) >= 0 and _finished(r)]
@@ -183,25 +256,35 @@ COMPARED_WITH = (BEST_OF_N, BEST_OF_N_POLICY)
 
 
 def comparisons(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """The population against best-of-n and stratified (where they ran), paired by seed on
-    mean test perplexity: the per-seed differences, their mean, 95% interval and verdict
+    """The population (and the swarm, when it ran) against best-of-n and stratified (where
+    they ran), and the swarm against the population, paired by seed on mean test
+    perplexity: the per-seed differences, their mean, 95% interval and verdict
     (:func:`popmix.reporting.stats.paired`)."""
-    from popmix.reporting.stats import paired
-
     by = {(r["method"], r["seed"]): r.get("test_mean_ppl") for r in summary["rows"]}
     population = summary["population_method"]
-    seeds = sorted({s for m, s in by if m == population})
+    out = _paired_against(by, population, COMPARED_WITH)
+    if population != SWARM and any(m == SWARM for m, _ in by):
+        out += _paired_against(by, SWARM, (population, *COMPARED_WITH))
+    return out
+
+
+def _paired_against(
+    by: dict[tuple[str, int], Any], method: str, others: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    from popmix.reporting.stats import paired
+
+    seeds = sorted({s for m, s in by if m == method})
     out = []
-    for other in COMPARED_WITH:
+    for other in others:
         common = [s for s in seeds if (other, s) in by]
         if not common:
             continue
-        a = [by[(population, s)] for s in common]
+        a = [by[(method, s)] for s in common]
         b = [by[(other, s)] for s in common]
         diffs = [None if x is None or y is None else x - y for x, y in zip(a, b)]
         out.append(
             {
-                "method": population,
+                "method": method,
                 "against": other,
                 "metric": "test_mean_ppl",
                 "seeds": common,

@@ -2,9 +2,10 @@
 
 One run folder per trial, named for what it is (:func:`run_name`): ``<logdir>/seed<S>/<method>``
 for a baseline, ``<method>-member<M>`` for a population member, ``best-of-n-draw<D>`` for
-best-of-n's draws, so ``tensorboard --logdir`` on the experiment folder shows every method side
-by side under readable names (the trial id is an HParams column). Tags (x-axis: the trial's
-optimizer step):
+best-of-n's draws, ``swarm-run<I>`` for the swarm's runs, so ``tensorboard --logdir`` on the
+experiment folder shows every method side by side under readable names (the trial id is an
+HParams column); the swarm's surface plots are images under ``surface/``. Tags (x-axis: the
+trial's optimizer step):
 
 - ``compare/objective``, ``compare/val_mean_ppl``, ``compare/val_worst_ppl``,
   ``compare/test_mean_ppl``, ``compare/test_worst_ppl``: what methods are compared on, in the
@@ -45,7 +46,7 @@ from typing import Any
 
 from ray.tune import Callback
 
-from popmix.config import BEST_OF_N
+from popmix.config import BEST_OF_N, SWARM_RUN
 from popmix.tune.spec import TrialSpec
 
 GROUPS = ("val_loss", "train_loss", "test_loss", "weight", "loss_weight", "diagnostics")
@@ -81,6 +82,8 @@ def run_name(spec: TrialSpec) -> str:
         return f"{spec.method}-member{spec.member}"
     if spec.method == BEST_OF_N:  # every draw, draw 0 too (it runs when stratified does not)
         return f"{spec.method}-draw{spec.draw}"
+    if spec.method == SWARM_RUN:
+        return f"{spec.method}{spec.draw}"
     return spec.method
 
 
@@ -302,3 +305,20 @@ def write_method_summary(logdir: str | Path, summary: dict[str, Any]) -> None:
             for tag, value in metrics.items():
                 if math.isfinite(value):
                     w.add_scalar(tag, value, 0)
+
+
+def write_images(logdir: str | Path, images: list[tuple[str, bytes]]) -> None:
+    """PNG figures (``(tag, png bytes)``, e.g. the swarm's surface plots) as TensorBoard
+    images under ``logdir`` (its Images tab), replacing any written before."""
+    import io
+
+    import matplotlib.image as mpimg
+    from torch.utils.tensorboard import SummaryWriter
+
+    logdir = Path(logdir)
+    for old in logdir.glob("events.out.tfevents.*"):
+        old.unlink()
+    with SummaryWriter(str(logdir)) as w:
+        for tag, png in images:
+            pixels = mpimg.imread(io.BytesIO(png), format="png")
+            w.add_image(tag, pixels[..., :3], 0, dataformats="HWC")

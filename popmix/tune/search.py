@@ -137,9 +137,12 @@ def start_ray(opts: SearchOptions) -> bool:
 
 
 def trials_per_seed(exp: Experiment) -> int:
+    """Trials of one seed that run at once in its Tuner (the swarm's: as many as it trains at
+    once, ``search.swarm.parallel``)."""
     singles = len(exp.baseline_methods()) - (BEST_OF_N in exp.methods)
     population = exp.search.population if exp.runs_population() else 0
-    return population + singles + len(exp.best_of_n_draws())
+    swarm = exp.search.swarm.concurrent(exp.search.population) if exp.runs_swarm() else 0
+    return population + singles + len(exp.best_of_n_draws()) + swarm
 
 
 def _alive_nodes() -> list[dict[str, float]]:
@@ -286,11 +289,15 @@ def _scheduler_and_space(
         WithFixedTrials,
         make_pb2,
     )
+    from popmix.tune.swarm import run_specs
 
     s = exp.search
     names = domains.names
     n_reports = math.ceil(exp.train.steps / s.report_every)
     baselines = [b for seed in seeds for b in baseline_specs(exp, seed, names)]
+    if exp.runs_swarm():
+        # after the baselines: they run from the start, the swarm's short runs fill the rest
+        baselines += [r for seed in seeds for r in run_specs(exp, seed, names, domains.sizes)]
     explorers = {
         seed: Explorer(
             space,
@@ -607,8 +614,10 @@ def _write_outputs(
     out: Path,
     wall: float,
     interrupted: bool = False,
+    surfaces: dict[int, dict[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], WeightsSchedule | None]:
-    """summary.json, best_schedule.json, lineage.json and <method>_weights-seed<S>.json."""
+    """summary.json, best_schedule.json, lineage.json and <method>_weights-seed<S>.json;
+    with a swarm, surface.json, swarm_optimum[-seed<S>].json and the surface's plots."""
     from popmix.reporting.summary import (
         best_schedule,
         comparisons,
@@ -622,6 +631,10 @@ def _write_outputs(
 
     names = domains.names
     summary = summarize(records, exp.population_method)
+    if exp.runs_swarm():
+        from popmix.reporting.summary import swarm_section
+
+        summary["swarm"] = swarm_section(records, surfaces or {}, names, exp)
     summary["comparisons"] = comparisons(summary)
     summary["reference"] = exp.search.reference
     summary["methods"] = method_intervals(summary, exp.search.reference)
@@ -692,6 +705,10 @@ def _write_outputs(
         write_method_summary(exp_dir / "tensorboard" / "methods", summary)
     except Exception as e:  # logging must never lose a search's outputs
         print(f"popmix: could not write the TensorBoard method summary: {e}", file=sys.stderr)
+    if surfaces:
+        from popmix.tune.swarm import write_outputs
+
+        write_outputs(summary, surfaces, names, exp.train.steps, out, exp_dir / "tensorboard")
     for r in records:
         if r["member"] < 0 and learns_weights(r["policy"]) and r["schedule"]:
             # DoGE's two-stage use: train a final model on these (time-averaged) weights with
@@ -739,11 +756,13 @@ class ResolvedSearch:
     #: its own files, mirrored there (popmix.tune.storage)
     remote: RemoteStorage | None = None
 
-    def tune_storage(self, seeds: list[int]) -> tuple[str, Any]:
-        """(the folder of the Tuner of ``seeds``, its pyarrow filesystem or None)."""
+    def tune_storage(self, seeds: list[int], suffix: str = "") -> tuple[str, Any]:
+        """(the folder of the Tuner of ``seeds`` (``suffix``: the swarm optimum's Tuner),
+        its pyarrow filesystem or None)."""
+        name = tuner_name(seeds) + suffix
         if self.remote is None:
-            return str(self.exp_dir / tuner_name(seeds)), None
-        return f"{self.remote.path(self.name)}/{tuner_name(seeds)}", self.remote.fs
+            return str(self.exp_dir / name), None
+        return f"{self.remote.path(self.name)}/{name}", self.remote.fs
 
     def environment(self, opts: SearchOptions) -> tuple[dict[str, str], dict[str, str]]:
         """(set, defaults): the environment variables a search sets (:func:`tune_environment`)."""
@@ -799,6 +818,28 @@ def resolve(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> Resolve
             f"resources.gpus_per_trial={gpus:g} asks for GPUs of this machine",
             "set --gpus-per-trial 0",
         )
+    if exp.runs_swarm():
+        from popmix.tune.swarm import check_fit_available, full_law_size, min_size
+
+        check_fit_available()
+        k, size = len(domains), exp.search.swarm.size
+        if exp.search.swarm.floor * k >= 1:
+            raise ConfigError(
+                f"search.swarm.floor {exp.search.swarm.floor:g} leaves no room on {k} domains; "
+                f"set it below 1/{k} = {1 / k:.4g}"
+            )
+        if size < min_size(k):
+            raise ConfigError(
+                f"search.swarm.size {size} is too small for the fit; set "
+                f"search.swarm.size={min_size(k)} or more (the full mixing law on {k} domains "
+                f"needs {full_law_size(k)})"
+            )
+        if size < full_law_size(k):
+            print(
+                f"popmix search: search.swarm.size {size} is below the {full_law_size(k)} runs "
+                f"the full mixing law needs on {k} domains; the fit uses its one-domain form",
+                file=sys.stderr,
+            )
     if exp.search.searcher == "pb2":
         try:
             import sklearn  # noqa: F401
@@ -990,19 +1031,32 @@ def _tuner(
     ledger: Any,
     progress: Any,
     interrupted: _Interrupted,
+    optimum: list[TrialSpec] | None = None,
 ) -> Any:
-    """The Tuner of ``seeds``: each seed's population and baselines as trials of one
-    experiment (a member ranks and copies only within its seed's population)."""
+    """The Tuner of ``seeds``: each seed's population, baselines and swarm runs as trials of
+    one experiment (a member ranks and copies only within its seed's population); with
+    ``optimum``, the Tuner of the swarm's optimum trials instead (:mod:`popmix.tune.swarm`)."""
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     from popmix.reporting.tensorboard import TensorBoardLogger
+    from popmix.tune.swarm import TUNER_SUFFIX
 
     exp = plan.exp
-    scheduler, searcher, param_space, num_samples = _scheduler_and_space(
-        exp, plan.space, plan.domains, seeds, plan.exp_dir, progress
-    )
-    folder, fs = plan.tune_storage(seeds)
+    suffix = ""
+    max_concurrent = None
+    if optimum is not None:
+        scheduler, searcher, num_samples = None, None, 1
+        param_space = {CONFIG_KEY: tune.grid_search([t.to_config()[CONFIG_KEY] for t in optimum])}
+        suffix = TUNER_SUFFIX
+    else:
+        scheduler, searcher, param_space, num_samples = _scheduler_and_space(
+            exp, plan.space, plan.domains, seeds, plan.exp_dir, progress
+        )
+        if exp.runs_swarm():
+            # the swarm's runs wait for a slot (search.swarm.parallel), not all at once
+            max_concurrent = len(seeds) * trials_per_seed(exp)
+    folder, fs = plan.tune_storage(seeds, suffix)
     mirror = [] if plan.remote is None else [mirror_callback(plan.remote, plan.exp_dir, plan.name)]
     return tune.Tuner(
         trainable,
@@ -1013,12 +1067,13 @@ def _tuner(
             scheduler=scheduler,
             search_alg=searcher,
             num_samples=num_samples,
+            max_concurrent_trials=max_concurrent,
             reuse_actors=True,
             trial_name_creator=_trial_name,
             trial_dirname_creator=_trial_name,
         ),
         run_config=tune.RunConfig(
-            name=tuner_name(seeds),
+            name=tuner_name(seeds) + suffix,
             storage_path=folder.rsplit("/", 1)[0],
             storage_filesystem=fs,
             verbose=0,
@@ -1044,6 +1099,63 @@ def _tuner(
     )
 
 
+def _swarm_optimum(
+    plan: ResolvedSearch,
+    seeds: list[int],
+    records: list[dict[str, Any]],
+    settings: TrialSettings,
+    progress: Any,
+    interrupted: _Interrupted,
+    resume: bool,
+    say: Any,
+) -> tuple[dict[int, dict[str, Any]], list[dict[str, Any]]]:
+    """The swarm's second phase for ``seeds``: each seed's surface fitted on its finished
+    swarm runs (or read back, on a resume), then the predicted optima trained in a Tuner of
+    their own. Returns (surfaces by seed, the optimum trials' records)."""
+    from ray import tune
+
+    from popmix.tune.swarm import TUNER_SUFFIX, optimum_specs, surfaces_for
+    from popmix.tune.trainable import MixtureTrainable
+
+    exp, names = plan.exp, plan.domains.names
+    surfaces = surfaces_for(exp, records, seeds, names, plan.exp_dir)
+    for surface in surfaces.values():
+        if "error" in surface:
+            print(f"popmix search: swarm: {surface['error']}", file=sys.stderr, flush=True)
+    specs = optimum_specs(surfaces, names)
+    if not specs:
+        return surfaces, []
+    say(f"  swarm: training the predicted optimum of seed(s) {[t.seed for t in specs]}")
+    # alone on the cluster now: the optimum trials share all its CPUs
+    cpus = resolve_cpus(exp, len(specs))
+    trainable = tune.with_resources(
+        tune.with_parameters(
+            MixtureTrainable,
+            domains=plan.domains,
+            settings=dataclasses.replace(settings, threads=max(1, int(cpus))),
+        ),
+        {"cpu": cpus, "gpu": exp.resources.gpus_per_trial},
+    )
+    name = tuner_name(seeds) + TUNER_SUFFIX
+    ledger = StepLedger(plan.exp_dir / f"ledger-{name}.json")
+    tuner_dir, fs = plan.tune_storage(seeds, TUNER_SUFFIX)
+    if resume and tune.Tuner.can_restore(tuner_dir, storage_filesystem=fs):
+        tuner = tune.Tuner.restore(
+            tuner_dir,
+            trainable,
+            resume_unfinished=True,
+            resume_errored=True,
+            storage_filesystem=fs,
+        )
+    else:
+        tuner = _tuner(plan, seeds, trainable, ledger, progress, interrupted, optimum=specs)
+    grid = tuner.fit()
+    ledger.load()
+    return surfaces, _records(
+        grid, exp.population_method, ledger, interrupted=interrupted.is_set()
+    )
+
+
 def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> dict[str, Any]:
     """Run the experiment; returns the summary (also written to ``summary.json``).
 
@@ -1066,6 +1178,7 @@ def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> dict
     env, env_defaults = plan.environment(opts)
     session = RaySession(opts, env, env_defaults, plan.logger_levels(), exp.search.seed)
     records: list[dict[str, Any]] = []
+    surfaces: dict[int, dict[str, Any]] = {}
     with session, _catch_sigint() as interrupted:
         per_tuner = seeds_per_tuner(exp)
         cpus, waiting = _trial_resources(plan, per_tuner)
@@ -1086,8 +1199,10 @@ def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> dict
             {"cpu": cpus, "gpu": exp.resources.gpus_per_trial},
         )
         methods = (
-            [exp.population_method] if exp.runs_population() else []
-        ) + exp.baseline_methods()
+            ([exp.population_method] if exp.runs_population() else [])
+            + (["swarm"] if exp.runs_swarm() else [])
+            + exp.baseline_methods()
+        )
         say(
             f"popmix search: {', '.join(methods)} on {domains.name} ({len(domains)} domains), "
             f"{exp.train.steps} steps per model, population {exp.search.population}, "
@@ -1143,11 +1258,24 @@ def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> dict
                 records += _records(
                     grid, exp.population_method, ledger, interrupted=interrupted.is_set()
                 )
+                if exp.runs_swarm() and not interrupted.is_set():
+                    found = _swarm_optimum(
+                        plan, seeds, records, settings, progress, interrupted, opts.resume, say
+                    )
+                    surfaces.update(found[0])
+                    records += found[1]
         finally:
             # Whatever finished is written, even after an interrupt or an error.
             wall = time.time() - start
             summary, best = _write_outputs(
-                records, exp, domains, exp_dir, out, wall, interrupted=interrupted.is_set()
+                records,
+                exp,
+                domains,
+                exp_dir,
+                out,
+                wall,
+                interrupted=interrupted.is_set(),
+                surfaces=surfaces,
             )
             if plan.remote is not None:
                 plan.remote.upload(exp_dir, plan.name)

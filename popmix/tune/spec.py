@@ -28,6 +28,8 @@ from popmix.config import (
     BEST_OF_N_POLICY,
     CONFIRM_FINAL,
     CONFIRM_SCHEDULE,
+    SWARM,
+    SWARM_RUN,
     Experiment,
     ModelConfig,
     SearchSpace,
@@ -38,7 +40,7 @@ from popmix.policies import MixingPolicy, build_policy, vector_parameters
 #: the trial config's one top-level key.
 CONFIG_KEY = "spec"
 #: the spec's own keys in the config; every other key is one of the method's parameters.
-FIXED_KEYS = ("method", "seed", "member", "draw")
+FIXED_KEYS = ("method", "seed", "member", "draw", "steps")
 #: the policy every population member runs, whatever the searcher.
 MEMBER_POLICY = "mixture"
 #: methods whose label is not their policy's name: best-of-n's runs, and ``popmix confirm``'s
@@ -47,6 +49,9 @@ METHOD_POLICIES = {
     BEST_OF_N: BEST_OF_N_POLICY,
     CONFIRM_SCHEDULE: "schedule",
     CONFIRM_FINAL: "fixed",
+    # the swarm's runs and its predicted optimum: static mixtures (popmix.tune.swarm)
+    SWARM_RUN: "fixed",
+    SWARM: "fixed",
 }
 
 
@@ -60,7 +65,10 @@ class TrialSpec:
         seed: the run's seed (model initialisation, sampler, the policy's own randomness).
         member: the population slot, or -1 for a single trial.
         draw: which of best-of-n's runs (0 trains with ``seed`` itself, like the search's
-            stratified trial; draw k > 0 with an independent seed derived from both).
+            stratified trial; draw k > 0 with an independent seed derived from both); for a
+            ``swarm-run``, its place in the swarm (every swarm run trains with ``seed``).
+        steps: the trial's own ``train.steps`` (a swarm run's short budget); None: the
+            experiment's.
         params: a baseline's parameters (those the experiment gives; the rest are the policy's
             defaults), or a member's searched values (``sample_weights``, ``loss_weights``,
             ``t_start``, ``t_end``, ``switch_frac``); per-domain vectors as ``{domain: weight}``.
@@ -71,6 +79,7 @@ class TrialSpec:
     member: int = -1
     params: Mapping[str, Any] = field(default_factory=dict)
     draw: int = 0
+    steps: int | None = None
 
     def __post_init__(self) -> None:
         params = copy.deepcopy(dict(self.params or {}))  # a copy: no caller's dict leaks in
@@ -81,6 +90,8 @@ class TrialSpec:
         object.__setattr__(self, "seed", int(self.seed))
         object.__setattr__(self, "member", int(self.member))
         object.__setattr__(self, "draw", int(self.draw))
+        if self.steps is not None:
+            object.__setattr__(self, "steps", int(self.steps))
 
     # -- Ray's config dict ----------------------------------------------------------------------
     def to_config(self) -> dict[str, Any]:
@@ -88,6 +99,8 @@ class TrialSpec:
         spec = {"method": self.method, "seed": self.seed, "member": self.member}
         if self.draw:
             spec["draw"] = self.draw
+        if self.steps is not None:
+            spec["steps"] = self.steps
         return {CONFIG_KEY: {**spec, **copy.deepcopy(dict(self.params))}}
 
     @classmethod
@@ -99,6 +112,7 @@ class TrialSpec:
             seed=spec.pop("seed", 0),
             member=spec.pop("member", -1),
             draw=spec.pop("draw", 0),
+            steps=spec.pop("steps", None),
             params=spec,
         )
 
@@ -119,8 +133,10 @@ class TrialSpec:
     def run_seed(self) -> int:
         """The seed the run trains with: ``seed``, or for best-of-n's draw k > 0 one derived
         from (seed, k), so each draw has its own model initialisation and batches while the
-        validation and test windows (fixed by the data) stay those of every method."""
-        if self.draw == 0:
+        validation and test windows (fixed by the data) stay those of every method. Every
+        swarm run trains with ``seed``: the swarm's mixtures are compared on one model
+        initialisation, as its optimum is trained."""
+        if self.draw == 0 or self.method == SWARM_RUN:
             return self.seed
         return int(np.random.SeedSequence([self.seed, self.draw]).generate_state(1)[0] >> 1)
 
@@ -199,9 +215,16 @@ class TrialSettings:
             shape=space.temperature.shape if space and space.temperature else "step",
         )
 
-    def train_config(self, seed: int, device: str) -> TrainConfig:
-        """The training settings of one trial."""
-        return dataclasses.replace(self.train, seed=seed, threads=self.threads, device=device)
+    def train_config(self, seed: int, device: str, steps: int | None = None) -> TrainConfig:
+        """The training settings of one trial (``steps``: its own budget, else the
+        experiment's)."""
+        return dataclasses.replace(
+            self.train,
+            seed=seed,
+            threads=self.threads,
+            device=device,
+            steps=self.train.steps if steps is None else steps,
+        )
 
 
 __all__ = ["CONFIG_KEY", "TrialSettings", "TrialSpec"]

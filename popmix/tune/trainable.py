@@ -76,7 +76,7 @@ class MixtureTrainable(tune.Trainable):
     def _build(self, config: dict[str, Any]) -> None:
         spec = TrialSpec.from_config(config)
         s = self.settings
-        cfg = s.train_config(spec.run_seed, self._device())
+        cfg = s.train_config(spec.run_seed, self._device(), spec.steps)
         policy = spec.build_policy(self.domains.sizes, self.domains.names, cfg.steps, s.shape)
         self.spec = spec
         self.trainer = Trainer(self.domains, policy, s.model, cfg)

@@ -1,0 +1,327 @@
+"""The swarm: short static-mixture runs, a fitted response surface and its predicted optimum.
+
+The paradigm of RegMix, Data Mixing Laws and olmix beside PBT's: per seed, ``search.swarm.size``
+mixtures are drawn from a Dirichlet around a prior, each trained for a short budget as a
+``swarm-run`` trial of the search's own trainable and loop; per-domain validation loss is fitted
+as a function of the mixture (:func:`popmix.analysis.swarm_fit.fit_surface`), and the fit's
+predicted optimum is trained as the ``swarm`` trial at the full ``train.steps``, one per seed:
+a row of the comparison table whose cost counts the whole swarm.
+
+Two phases per group of seeds (:func:`popmix.tune.search.run_search`): the swarm's runs are
+trials of the seed group's Tuner, beside the population and the baselines; once that Tuner
+has finished, each seed's surface is fitted and the optimum trials run in a second Tuner of
+their own (``seed<S>-swarm``). A Ray ``Searcher`` could add them to the first Tuner, but the
+population's trials there come from a grid (PBT's trials must exist from the start), and a
+second Tuner keeps both phases resumable with what popmix already restores: a resumed search
+finds each fitted surface in ``swarm-seed<S>.json`` of the experiment folder (so its optimum
+never changes on a resume) and restores or starts the second Tuner.
+
+Mixtures: alpha_i = concentration * k * prior_i (so concentration 1 around the uniform prior
+is the flat distribution on the simplex), floored by :func:`popmix.simplex.floor_project`,
+drawn from a generator seeded by (``search.seed``, the run seed): a search repeats its swarm.
+Every swarm run trains with the seed itself (one model initialisation across the swarm, as its
+optimum is trained: the fit compares mixtures, not initialisations).
+
+The equal budget: with ``search.swarm.steps`` null each run trains
+floor((population - 1) * train.steps / size) steps, so size runs plus the optimum's full run
+cost what a PBT population of ``search.population`` does (population * train.steps).
+
+NumPy only at import (no torch, no Ray); the fit's scikit-learn/SciPy are imported when used.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from popmix.config import SWARM, SWARM_RUN, ConfigError, Experiment, SwarmSpec
+from popmix.policies import temperature_weights
+from popmix.simplex import floor_project
+from popmix.tune.spec import TrialSpec
+from popmix.weights_file import WeightsSchedule
+
+#: a seed's fitted surface in the experiment folder, kept for a resume
+SURFACE_CACHE = "swarm-seed{seed}.json"
+#: what the Tuner of the optimum trials is called after the seed group's own (``seed0-swarm``)
+TUNER_SUFFIX = "-swarm"
+
+
+def check_fit_available() -> None:
+    """Fail in one line when the fit's libraries are missing (like ``searcher: pb2``).
+
+    Raises:
+        ConfigError: scikit-learn or SciPy cannot be imported.
+    """
+    try:
+        import scipy  # noqa: F401
+        import sklearn  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            "the swarm's fit needs scikit-learn and SciPy: pip install 'popmix[swarm]' "
+            "(or scikit-learn scipy), or drop swarm from methods"
+        ) from None
+
+
+def min_size(k: int) -> int:
+    """The fewest swarm runs the fit accepts for ``k`` domains
+    (:func:`popmix.analysis.swarm_fit.min_runs`)."""
+    from popmix.analysis.swarm_fit import min_runs
+
+    return int(min_runs(k))
+
+
+def full_law_size(k: int) -> int:
+    """The fewest swarm runs for which the full mixing law (k + 2 parameters per domain) is
+    fitted rather than its one-domain form (:func:`popmix.analysis.swarm_fit.full_law_runs`:
+    23 for 16 domains)."""
+    from popmix.analysis.swarm_fit import full_law_runs
+
+    return int(full_law_runs(k))
+
+
+def prior(spec: SwarmSpec, sizes: Sequence[float] | np.ndarray) -> np.ndarray:
+    """The Dirichlet's mean: uniform, n_i / sum n, or n_i^(1/T) normalised."""
+    sizes = np.asarray(sizes, dtype=np.float64)
+    t = spec.prior_temperature()
+    if t is None:
+        return np.full(len(sizes), 1.0 / len(sizes))
+    return np.asarray(temperature_weights(sizes, t), dtype=np.float64)
+
+
+def draw_mixtures(
+    spec: SwarmSpec, sizes: Sequence[float] | np.ndarray, search_seed: int, seed: int
+) -> np.ndarray:
+    """The swarm's ``spec.size`` mixtures for one seed, shape (size, k): Dirichlet draws of
+    alpha = concentration * k * prior, each floored; the same seeds give the same draws."""
+    p = prior(spec, sizes)
+    k = len(p)
+    rng = np.random.default_rng(np.random.SeedSequence([int(search_seed), int(seed), 13]))
+    alpha = spec.concentration * k * p
+    draws = rng.dirichlet(alpha, size=spec.size)
+    return np.stack([floor_project(w, spec.floor) for w in draws])
+
+
+def run_specs(exp: Experiment, seed: int, names: Sequence[str], sizes: Any) -> list[TrialSpec]:
+    """The swarm-run trials of one seed: draw i trains mixture i for the swarm's steps."""
+    s = exp.search
+    steps = s.swarm.run_steps(exp.train.steps, s.population)
+    mixtures = draw_mixtures(s.swarm, sizes, s.seed, seed)
+    return [
+        TrialSpec(
+            SWARM_RUN,
+            seed,
+            draw=i,
+            steps=steps,
+            params={"weights": {n: float(x) for n, x in zip(names, w)}},
+        )
+        for i, w in enumerate(mixtures)
+    ]
+
+
+def optimum_spec(seed: int, names: Sequence[str], weights: Sequence[float]) -> TrialSpec:
+    """The ``swarm`` trial: the predicted optimum's static weights at the full budget."""
+    mixture = {n: float(x) for n, x in zip(names, weights)}
+    return TrialSpec(SWARM, seed, params={"weights": mixture})
+
+
+def swarm_data(
+    records: list[dict[str, Any]], seed: int, names: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
+    """(weights (n, k), final per-domain validation losses (n, k), the records) of the
+    seed's finished swarm runs, in swarm order."""
+    runs = sorted(
+        (
+            r
+            for r in records
+            if r["method"] == SWARM_RUN
+            and r["seed"] == seed
+            and r["status"] == "ok"
+            and (r.get("metrics") or {}).get("val_loss")
+        ),
+        key=lambda r: r.get("draw", 0),
+    )
+    weights = np.array([[r["params"]["weights"][n] for n in names] for r in runs], dtype=float)
+    losses = np.array([[r["metrics"]["val_loss"][n] for n in names] for r in runs], dtype=float)
+    return weights.reshape(len(runs), len(names)), losses.reshape(len(runs), len(names)), runs
+
+
+def fit_seed(
+    exp: Experiment, records: list[dict[str, Any]], seed: int, names: Sequence[str]
+) -> dict[str, Any]:
+    """The fitted surface of one seed's swarm (``Surface.to_dict()``), with how many runs it
+    was fitted on.
+
+    Raises:
+        ConfigError: fewer finished swarm runs than the fit needs, or losses it cannot fit.
+    """
+    from popmix.analysis.swarm_fit import fit_surface
+
+    weights, losses, runs = swarm_data(records, seed, names)
+    need = min_size(len(names))
+    if len(runs) < need:
+        raise ConfigError(
+            f"seed {seed}: only {len(runs)} swarm runs finished, the fit needs {need}; raise "
+            "search.swarm.size or see the failed runs in summary.json"
+        )
+    s = exp.search
+    try:
+        surface = fit_surface(
+            weights,
+            losses,
+            list(names),
+            objective=s.objective,
+            floor=s.swarm.floor,
+            seed=s.seed * 1000 + seed,
+            n_boot=s.swarm.n_boot,
+        )
+    except ValueError as e:  # the fit's one line, e.g. a diverged run's non-finite loss
+        raise ConfigError(f"seed {seed}: the swarm's fit failed: {e}") from None
+    return {
+        **surface.to_dict(),
+        "seed": seed,
+        "runs": len(runs),
+        "run_trial_ids": [r["trial_id"] for r in runs],
+    }
+
+
+def surfaces_for(
+    exp: Experiment,
+    records: list[dict[str, Any]],
+    seeds: Sequence[int],
+    names: Sequence[str],
+    exp_dir: Path,
+) -> dict[int, dict[str, Any]]:
+    """Each seed's surface: the one fitted before (a resumed search) or fitted now and kept
+    in the experiment folder. A seed whose fit fails gets ``{"error": line}``."""
+    out: dict[int, dict[str, Any]] = {}
+    for seed in seeds:
+        cache = exp_dir / SURFACE_CACHE.format(seed=seed)
+        if cache.is_file():
+            out[seed] = json.loads(cache.read_text())
+            continue
+        try:
+            surface = fit_seed(exp, records, seed, names)
+        except ConfigError as e:
+            out[seed] = {"seed": seed, "error": str(e)}
+            continue
+        tmp = cache.with_suffix(".tmp")
+        tmp.write_text(json.dumps(surface, indent=2))
+        tmp.replace(cache)
+        out[seed] = surface
+    return out
+
+
+def optimum_weights(surface: Mapping[str, Any], names: Sequence[str]) -> list[float]:
+    """The surface's predicted optimum in ``names``' order."""
+    opt = surface["optimum"]
+    if isinstance(opt, Mapping):
+        return [float(opt[n]) for n in names]
+    return [float(x) for x in opt]
+
+
+def optimum_specs(
+    surfaces: Mapping[int, Mapping[str, Any]], names: Sequence[str]
+) -> list[TrialSpec]:
+    """The ``swarm`` trials of the seeds whose fit succeeded."""
+    return [
+        optimum_spec(seed, names, optimum_weights(s, names))
+        for seed, s in sorted(surfaces.items())
+        if "error" not in s
+    ]
+
+
+def optimum_schedule(
+    surface: Mapping[str, Any], names: Sequence[str], steps: int, **info: Any
+) -> WeightsSchedule:
+    """The predicted optimum as a weights file (``popmix run --weights-from``, ``popmix
+    search --init-weights``): the static weights from step 0."""
+    return WeightsSchedule.build(
+        domains=list(names),
+        total_steps=steps,
+        final_weights=optimum_weights(surface, names),
+        method=SWARM,
+        **info,
+    )
+
+
+def write_outputs(
+    summary: dict[str, Any],
+    surfaces: Mapping[int, Mapping[str, Any]],
+    names: Sequence[str],
+    steps: int,
+    out: Path,
+    tensorboard_dir: Path | None = None,
+) -> list[Path]:
+    """``surface.json`` (every seed's surface), ``swarm_optimum-seed<S>.json`` and
+    ``swarm_optimum.json`` (the seed whose optimum trial scored best on validation), the
+    surface's PNGs under ``surface/seed<S>/`` and the same figures as TensorBoard images
+    (``tensorboard_dir/surface``, tags ``surface/seed<S>/<figure>``). Returns the files
+    written."""
+    from popmix.reporting.surface import surface_figures, write_surface_plots
+
+    written: list[Path] = []
+    doc = {
+        "objective": summary.get("objective"),
+        "domains": list(names),
+        "seeds": {str(seed): dict(s) for seed, s in sorted(surfaces.items())},
+    }
+    path = out / "surface.json"
+    path.write_text(json.dumps(doc, indent=2, default=float))
+    written.append(path)
+    rows = {r["seed"]: r for r in summary["rows"] if r["method"] == SWARM}
+    best: tuple[float, int] | None = None
+    images: list[tuple[str, bytes]] = []
+    for seed, surface in sorted(surfaces.items()):
+        if "error" in surface:
+            continue
+        row = rows.get(seed) or {}
+        sched = optimum_schedule(
+            surface,
+            names,
+            steps,
+            seed=seed,
+            trial_id=row.get("trial_id"),
+            predicted=surface.get("predicted"),
+            objective=row.get("objective"),
+            test_mean_ppl=row.get("test_mean_ppl"),
+        )
+        p = sched.write(out / f"swarm_optimum-seed{seed}.json")
+        written.append(p)
+        obj = row.get("objective")
+        if obj is not None and (best is None or obj < best[0]):
+            best = (float(obj), seed)
+        plots = write_surface_plots(dict(surface), out / f"surface/seed{seed}")
+        written += [Path(x) for x in plots]
+        if tensorboard_dir is not None:
+            figures = surface_figures(dict(surface))
+            images += [(f"surface/seed{seed}/{n}", png) for n, png in figures]
+    if best is None:
+        ok = [seed for seed, s in sorted(surfaces.items()) if "error" not in s]
+        best = (float("nan"), ok[0]) if ok else None
+    if best is not None:
+        src = out / f"swarm_optimum-seed{best[1]}.json"
+        dst = out / "swarm_optimum.json"
+        dst.write_text(src.read_text())
+        written.append(dst)
+    if tensorboard_dir is not None and images:
+        from popmix.reporting.tensorboard import write_images
+
+        write_images(tensorboard_dir / "surface", images)
+    return written
+
+
+__all__ = [
+    "check_fit_available",
+    "draw_mixtures",
+    "fit_seed",
+    "min_size",
+    "optimum_specs",
+    "prior",
+    "run_specs",
+    "surfaces_for",
+    "write_outputs",
+]
