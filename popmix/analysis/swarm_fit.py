@@ -469,6 +469,25 @@ def _optimum(
     return w, float(fitted.objective(w[None])[0])
 
 
+def law_optimum(
+    law: MixingLaw,
+    names: Sequence[str],
+    objective: str = "mean",
+    floor: float = 1e-3,
+    seed: int = 0,
+    candidates: int = MAIN_CANDIDATES,
+    starts: int = MAIN_STARTS,
+) -> tuple[np.ndarray, float]:
+    """The optimum (weights, objective) of a given law over {w >= floor, sum w = 1}, by the
+    optimiser :func:`fit_surface` uses: uniform Dirichlet candidates, the best ``starts``
+    refined by SLSQP (a benchmark's oracle on a known law)."""
+    check_objective(objective, names)
+    dims = len(names)
+    rng = np.random.default_rng(seed)
+    cands = _floored(rng.dirichlet(np.ones(dims), size=candidates), floor)
+    return _optimum(_LawObjective(law, names, objective), cands, floor, starts)
+
+
 def log_weight_moves(w: np.ndarray, h: float) -> np.ndarray:
     """Rows 2i and 2i + 1: w with w_i multiplied by e^h and by e^-h, all renormalised to sum 1
     (so the others keep their ratios). Shape (2k, k)."""
@@ -907,6 +926,7 @@ __all__ = [
     "check_objective",
     "fit_surface",
     "full_law_runs",
+    "law_optimum",
     "min_runs",
     "objective_of",
     "objective_rows",
