@@ -38,6 +38,7 @@ from popmix.analysis.bracket import (
     gradient,
     order_effects,
 )
+from popmix.config import ConfigError
 from popmix.data.domains import DomainSet
 from popmix.data.sampler import eval_windows
 from popmix.reporting.progress import ProgressBar
@@ -428,6 +429,12 @@ def run_bracket(
     """
     from torch.utils.tensorboard import SummaryWriter
 
+    net = trainer.model
+    if not isinstance(net, TinyGPT):
+        raise ConfigError(
+            "popmix bracket takes Hessian-vector products through popmix's own model; "
+            "remove model.hf_config / model.custom for it"
+        )
     out.mkdir(parents=True, exist_ok=True)
     names = trainer.domains.names
     k = len(names)
@@ -441,7 +448,7 @@ def run_bracket(
             _train_to(trainer, step, progress_stream)
             # A float64 copy: the effects are differences of nearby losses (eta^2 small), and
             # float32 rounding would swamp them; the training model is left untouched.
-            model = copy.deepcopy(trainer.model).double()
+            model = copy.deepcopy(net).double()
             losses, target_loss, _ = domain_losses(model, trainer.domains, target, windows)
             params = [p for p in model.parameters()]
             with ProgressBar(

@@ -789,7 +789,8 @@ class Experiment:
 
     def second_scale(self) -> Experiment:
         """The experiment at ``confirm``'s second scale (its model changes and steps)."""
-        model = dataclasses.replace(self.model, **self.confirm.model)
+        changes: dict[str, Any] = dict(self.confirm.model)
+        model = dataclasses.replace(self.model, **changes)
         steps = self.confirm.steps or self.train.steps
         return self.replace(model=model, train=dataclasses.replace(self.train, steps=steps))
 

@@ -27,6 +27,7 @@ from popmix.train.checkpoint import load_state, save_state
 from popmix.train.custom import ProxySetup, ProxyTrainer, TrainBatch, build_trainer
 from popmix.train.device import CudaState, autocast, choose_device, resolve_precision
 from popmix.train.health import TrainingHealth
+from popmix.train.hf_model import HFCausalLM
 from popmix.train.measure import per_domain_mean
 from popmix.train.model import TinyGPT
 
@@ -149,7 +150,7 @@ class Trainer:
         init_seed, sampler_seed = np.random.SeedSequence(cfg.seed).generate_state(2)
         #: your trainer (``model.custom``), which owns the model and its step; None otherwise
         self.user: ProxyTrainer | None = None
-        self.model: torch.nn.Module
+        self.model: TinyGPT | HFCausalLM | _UserModel
         if model_cfg.kind == "custom":
             self.user = build_trainer(
                 model_cfg,
@@ -167,8 +168,6 @@ class Trainer:
             )
             self.model = _UserModel(self.user)
         elif model_cfg.kind == "hf":
-            from popmix.train.hf_model import HFCausalLM
-
             self.model = HFCausalLM(model_cfg, self.vocab_size, int(init_seed)).to(self.device)
         else:
             gen = torch.Generator().manual_seed(int(init_seed))
@@ -410,6 +409,7 @@ class Trainer:
         """
         asked = self.needs.gradients
         assert asked is not None
+        assert isinstance(self.model, TinyGPT)  # DoGE refuses any other model (__init__)
         # Last step's per-domain blocks are spent (its model step is done): refilled in place.
         self._grads = grads = measure.domain_gradients(
             self.model, batch.tokens, batch.ids, batch.counts, asked.clip, reuse=self._grads
