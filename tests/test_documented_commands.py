@@ -82,8 +82,9 @@ LOCAL = [(",".join(ws), c) for c, ws in _wheres.items()]
 #: the commands that train nothing, so take no --smoke: they read what others wrote
 NO_BUDGET = ("check", "report", "export", "info")
 #: the documented commands whose smoke run is long (popmix calibrate: ten trials per setting)
-#: and that no later command reads: in the slow suite, which CI runs too
-_SLOW_COMMANDS = ("popmix calibrate",)
+#: and that no later command reads: in the slow suite, which CI runs too (a search of the
+#: own-model example: its trials import transformers or the user's file, each in its worker)
+_SLOW_COMMANDS = ("popmix calibrate", "popmix search --experiment examples/")
 LOCAL_PARAMS = [
     pytest.param(w, c, id=w, marks=[pytest.mark.slow] if c.startswith(_SLOW_COMMANDS) else [])
     for w, c in LOCAL
@@ -110,7 +111,7 @@ def test_the_documents_hold_the_commands_we_expect():
 def workspace(tmp_path_factory):
     """A folder laid out like a checkout, with the data the README's placeholders stand for."""
     ws = tmp_path_factory.mktemp("docs")
-    for name in ("experiments", "search_spaces"):
+    for name in ("experiments", "search_spaces", "examples"):
         (ws / name).symlink_to(ROOT / name)
     rng = np.random.default_rng(0)
     corpus = ws / "my_corpus"

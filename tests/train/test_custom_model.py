@@ -163,3 +163,12 @@ def test_bad_custom_settings_exit_2_in_one_line(tmp_path, capsys, override, mess
     err = capsys.readouterr().err.strip()
     assert code == 2 and message in err and len(err.splitlines()) == 1, err
     assert not out.exists()
+
+
+def test_popmix_bracket_refuses_a_custom_trainer(tmp_path, capsys):
+    out = tmp_path / "bracket"
+    code = main(
+        ["bracket", "--smoke", "--tasks", "2", "--out", str(out), f"model.custom={EXAMPLE}"]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and "popmix's own model" in err[-1] and not out.exists()
