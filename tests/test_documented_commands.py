@@ -83,8 +83,14 @@ LOCAL = [(",".join(ws), c) for c, ws in _wheres.items()]
 NO_BUDGET = ("check", "report", "export", "info")
 #: the documented commands whose smoke run is long (popmix calibrate: ten trials per setting)
 #: and that no later command reads: in the slow suite, which CI runs too (a search of the
-#: own-model example: its trials import transformers or the user's file, each in its worker)
-_SLOW_COMMANDS = ("popmix calibrate", "popmix search --experiment examples/")
+#: own-model example: its trials import transformers or the user's file, each in its worker;
+#: the swarm's search, 90 s on loaded cores, and the run that trains its optimum)
+_SLOW_COMMANDS = (
+    "popmix calibrate",
+    "popmix search --experiment examples/",
+    "popmix search --searcher swarm",
+    "popmix run --weights-from 'runs/<name>/swarm_optimum.json'",
+)
 LOCAL_PARAMS = [
     pytest.param(w, c, id=w, marks=[pytest.mark.slow] if c.startswith(_SLOW_COMMANDS) else [])
     for w, c in LOCAL

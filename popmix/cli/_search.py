@@ -29,6 +29,9 @@ SMOKE_SEARCH = {
     "search.report_every": 6,
     "search.perturbation_interval": 1,
     "search.population": 2,
+    # the fit's fewest runs and a few resamples: a smoke swarm checks the path, not the surface
+    "search.swarm.size": 5,
+    "search.swarm.n_boot": 4,
 }
 
 
@@ -164,8 +167,9 @@ class SearchCommand(Command):
         )
         add_smoke_arg(
             p,
-            "12 steps reported every 6, population 2, the first seed only, a 1-layer model of "
-            "width 32, 2 windows per evaluation, at least 1 CPU per trial; GPUs are kept",
+            "12 steps reported every 6, population 2, a swarm of 5 runs, the first seed only, a "
+            "1-layer model of width 32, 2 windows per evaluation, at least 1 CPU per trial; GPUs "
+            "are kept",
         )
 
     def extra_overrides(self, args: argparse.Namespace) -> list[tuple[str, Any]]:

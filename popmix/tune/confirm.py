@@ -5,6 +5,8 @@ retrains, with the search's budget and proxy, on seeds the search never used:
 
 - ``best-schedule``: the best member's weights over steps, replayed (rescaled to the steps);
 - ``best-final``: its final weights, static from the first step;
+- ``swarm``, when the search ran the swarm: its predicted optimum (``swarm_optimum.json``),
+  static from the first step, as PBT's answer is;
 - every baseline of the search (best-of-n aside: it is the control for the search's selection,
   and a confirmation selects nothing);
 
@@ -34,6 +36,7 @@ from popmix.config import (
     BEST_OF_N,
     CONFIRM_FINAL,
     CONFIRM_SCHEDULE,
+    SWARM,
     ConfigError,
     Experiment,
     experiment_from_dict,
@@ -54,6 +57,7 @@ class FinishedSearch:
     summary: dict[str, Any]
     exp: Experiment
     best: WeightsSchedule | None  # None: the search ran no population
+    swarm: WeightsSchedule | None = None  # the swarm's predicted optimum (None: no swarm)
 
     @property
     def exp_dir(self) -> Path:
@@ -103,7 +107,19 @@ def read_search(run_dir: str | Path) -> FinishedSearch:
             best = WeightsSchedule.read(best_path, summary.get("domains"))
         except WeightsFileError as e:
             raise ConfigError(f"{best_path}: {e}") from None
-    return FinishedSearch(folder, summary, exp, best)
+    swarm = None
+    if exp.runs_swarm():
+        swarm_path = folder / "swarm_optimum.json"
+        if not swarm_path.is_file():
+            raise ConfigError(
+                f"{run_dir}: no swarm_optimum.json (the swarm's fit or its optimum's run "
+                "failed; see summary.json's swarm); rerun the search"
+            )
+        try:
+            swarm = WeightsSchedule.read(swarm_path, summary.get("domains"))
+        except WeightsFileError as e:
+            raise ConfigError(f"{swarm_path}: {e}") from None
+    return FinishedSearch(folder, summary, exp, best, swarm)
 
 
 def confirm_seeds(exp: Experiment, n: int) -> list[int]:
@@ -114,19 +130,29 @@ def confirm_seeds(exp: Experiment, n: int) -> list[int]:
 
 def confirm_methods(exp: Experiment) -> list[str]:
     """What a confirmation trains: the best member's schedule and final weights (when a
-    population ran), then the search's baselines without best-of-n."""
+    population ran), the swarm's optimum (when a swarm ran), then the search's baselines
+    without best-of-n."""
     found = [CONFIRM_SCHEDULE, CONFIRM_FINAL] if exp.runs_population() else []
+    found += [SWARM] if exp.runs_swarm() else []
     return found + [m for m in exp.baseline_methods() if m != BEST_OF_N]
 
 
 def confirm_specs(
-    exp: Experiment, best: WeightsSchedule | None, names: list[str], seeds: list[int]
+    exp: Experiment,
+    best: WeightsSchedule | None,
+    names: list[str],
+    seeds: list[int],
+    swarm: WeightsSchedule | None = None,
 ) -> list[TrialSpec]:
     """The trials of one scale: every confirmed method on every seed."""
     specs = []
     for seed in seeds:
         for method in confirm_methods(exp):
-            if method in (CONFIRM_SCHEDULE, CONFIRM_FINAL):
+            if method == SWARM:
+                assert swarm is not None
+                weights = swarm.aligned(names).final_weights
+                specs.append(TrialSpec(SWARM, seed, params={"weights": dict(zip(names, weights))}))
+            elif method in (CONFIRM_SCHEDULE, CONFIRM_FINAL):
                 assert best is not None
                 mode = "schedule" if method == CONFIRM_SCHEDULE else "final"
                 _, params = best.aligned(names).replay(mode, exp.train.steps)
@@ -176,7 +202,8 @@ def _search_means(found: FinishedSearch) -> dict[str, float]:
         mean = (entry.get("mean_test_ppl") or {}).get("mean")
         if mean is None or method == BEST_OF_N:
             continue
-        out[CONFIRM_SCHEDULE if method == population else method] = float(mean)
+        # the population's answer is confirmed as its schedule; the swarm's as itself
+        out[CONFIRM_SCHEDULE if method == population != SWARM else method] = float(mean)
     return out
 
 
@@ -199,7 +226,7 @@ def _run_scale(
     from popmix.tune.search import StepLedger, _records, resolve_cpus
     from popmix.tune.trainable import MixtureTrainable
 
-    specs = confirm_specs(exp, found.best, domains.names, seeds)
+    specs = confirm_specs(exp, found.best, domains.names, seeds, found.swarm)
     cpus = resolve_cpus(exp, len(specs))
     settings = TrialSettings.of(exp, None, cpus)
     trainable = tune.with_resources(

@@ -239,6 +239,11 @@ def test_the_swarm_optimum_is_a_weights_file_popmix_run_trains(swarm_run, tmp_pa
     optimum = json.loads((folder / "surface.json").read_text())["seeds"]["0"]["optimum"]
     sched = WeightsSchedule.read(folder / "swarm_optimum.json", summary["domains"])
     assert sched.method == SWARM and sched.final_weights == tuple(optimum)
+    from popmix.tune.explore import weights_from_file  # what --init-weights starts PBT from
+
+    assert weights_from_file(str(folder / "swarm_optimum.json"), summary["domains"]).tolist() == (
+        optimum
+    )
     tiny = "--steps 2 --eval-windows 2 --test-windows 2 --n-layer 1 --d-model 16 --n-head 2"
     args = ["run", "--weights-from", str(folder / "swarm_optimum.json"), *tiny.split()]
     assert main([*args, "--seq-len", "16", "--quiet", "--out", str(tmp_path / "run")]) == 0
@@ -254,3 +259,70 @@ def test_a_finished_swarm_search_resumes_as_finished(swarm_run, capsys):
     again, _ = resume_search(folder, SearchOptions(quiet=True))
     assert again["resumed"] is False and "finished already" in capsys.readouterr().out
     assert again["rows"] == json.loads(json.dumps(summary["rows"], default=str))
+
+
+def test_confirm_retrains_the_swarm_optimum_like_pbts_answer():
+    from popmix.tune.confirm import confirm_methods, confirm_specs
+
+    names = ["a", "b", "c"]
+    both = _swarm_experiment(("pbt", "swarm", "stratified"), "pbt")
+    assert confirm_methods(both) == ["best-schedule", "best-final", SWARM, "stratified"]
+    exp = _swarm_experiment(("pbt", "stratified"), "swarm")
+    optimum = WeightsSchedule.build(names, 24, final_weights=[0.2, 0.3, 0.5], method=SWARM)
+    specs = confirm_specs(exp, None, names, [7, 8], optimum)
+    assert [(s.method, s.seed) for s in specs] == [
+        (SWARM, 7),
+        ("stratified", 7),
+        (SWARM, 8),
+        ("stratified", 8),
+    ]
+    assert specs[0].params == {"weights": {"a": 0.2, "b": 0.3, "c": 0.5}}
+    assert specs[0].policy == "fixed" and specs[0].steps is None  # the full budget
+
+
+@pytest.mark.slow
+def test_confirm_of_a_swarm_search_retrains_its_optimum(swarm_run, ray_session):
+    from popmix.tune.confirm import run_confirm
+    from popmix.tune.search import SearchOptions
+
+    folder, _, _ = swarm_run
+    report = run_confirm(folder, SearchOptions(quiet=True), n_seeds=1)
+    assert set(report["methods"]) == {SWARM, "stratified"}
+    assert SWARM in report["rank_agreement"]["methods"]
+
+
+@pytest.mark.slow
+def test_pbt_and_the_swarm_in_one_search_and_a_resume_before_the_optimum(ray_session, tmp_path):
+    """Both paradigms on the same data and budget; a search stopped after its swarm ran but
+    before the optimum trained resumes, refits the same surface and trains that optimum."""
+    import shutil
+
+    from popmix.tune.search import SearchOptions, resume_search, run_search
+
+    pytest.importorskip("sklearn")
+    exp = _swarm_experiment(("pbt", "swarm", "stratified"), "pbt", size=5)
+    space = load_space(ROOT / "search_spaces" / "sampling.yaml")
+    summary = run_search(exp, space, SearchOptions(storage=str(tmp_path), name="b", quiet=True))
+    rows = {r["method"]: r for r in summary["rows"]}
+    assert set(rows) == {"pbt", SWARM, "stratified"}
+    assert rows["pbt"]["members"] == exp.search.population
+    against = {(c["method"], c["against"]) for c in summary["comparisons"]}
+    assert {("pbt", "stratified"), (SWARM, "pbt"), (SWARM, "stratified")} <= against
+    folder = tmp_path / "b"
+    optimum = json.loads((folder / "surface.json").read_text())["seeds"]["0"]["optimum"]
+    # as if the driver died after the first Tuner: no optimum trial, no surface, no summary
+    for name in ("seed0-swarm", "ledger-seed0-swarm.json", "swarm-seed0.json", "summary.json"):
+        path = folder / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    again, _ = resume_search(folder, SearchOptions(quiet=True))
+    assert again.get("resumed") is not False  # it ran
+    refit = json.loads((folder / "surface.json").read_text())["seeds"]["0"]["optimum"]
+    assert refit == optimum  # the fit is seeded: the same runs give the same surface
+    row = {r["method"]: r for r in again["rows"]}[SWARM]
+    assert (
+        row["status"] == "ok"
+        and row["population_train_steps"] == rows[SWARM]["population_train_steps"]
+    )
+    (trial,) = [p for p in (folder / "seed0-swarm").iterdir() if p.name.startswith("swarm_")]
+    last = sorted(trial.glob("checkpoint_*"))[-1]
+    assert WeightsSchedule.read(last / "schedule.json").final_weights == tuple(optimum)

@@ -1,0 +1,199 @@
+"""The swarm's predicted optimum against stratified and PBT at equal total optimizer steps,
+paired by seed, with the fit's held-out quality and the settle curve (issue 13's figures).
+
+It runs ``popmix search --methods swarm,stratified`` on the default experiment (brown16, the
+default proxy, 1000 steps; ``search.population`` 4, so the swarm's 32 runs of
+floor(3 * 1000 / 32) = 93 steps and its optimum's 1000-step run cost what PBT's 4 members do).
+PBT comes from ``--pbt-summary`` (a finished ``--methods pbt,stratified`` search on the same
+seeds, e.g. benchmarks/flagship_space.py's ``brown16-sampling``) or, without it, from a
+search this script runs. The stratified trial is the same run in both searches: the script
+checks that its test perplexities agree, which is what makes pairing across the two valid.
+
+Printed: per method, mean test perplexity over domains with its 95% interval over seeds and
+its optimizer steps per seed; the paired differences swarm - stratified, swarm - PBT and
+PBT - stratified (:func:`popmix.reporting.stats.paired`); per seed, the fit's held-out R^2 and
+Spearman rank correlation (5-fold cross-validation over the swarm runs, the chosen model) and
+the settle curve (:func:`popmix.analysis.swarm_fit.settle_curve`: the optimum refitted on the
+first n runs, its L1 distance to the optimum of all runs).
+
+    python benchmarks/swarm_vs_pbt.py [--seeds 3] [--keep DIR] [--pbt-summary FILE]
+        [popmix search flags and KEY=VALUE ...]
+
+With ``--keep DIR`` the searches are written there and a search whose ``summary.json`` is
+already there is not run again. About 30 minutes for 3 seeds on 2 idle CPU cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from popmix.reporting.stats import mean_ci, paired
+
+#: the optimum "stops moving" once every larger swarm's optimum is within this L1 distance of
+#: the optimum of all runs (0.1: a tenth of the simplex's largest L1 distance, 2)
+SETTLED_L1 = 0.1
+
+
+def run_search(out: Path, methods: str, seeds: int, extra: list[str]) -> dict:
+    summary = out / "summary.json"
+    if not summary.exists():
+        cmd = [
+            sys.executable,
+            "-m",
+            "popmix.cli",
+            "search",
+            "--methods",
+            methods,
+            "--seeds",
+            str(seeds),
+            "--out",
+            str(out),
+            "--storage",
+            str(out.parent / "tune"),
+            "--name",
+            out.name,
+            "--quiet",
+            *extra,
+        ]
+        print("$ popmix", " ".join(cmd[3:]), flush=True)
+        subprocess.run(cmd, check=True)
+    return json.loads(summary.read_text())
+
+
+def by_seed(summary: dict, method: str) -> dict[int, dict[str, Any]]:
+    return {r["seed"]: r for r in summary["rows"] if r["method"] == method and r["status"] == "ok"}
+
+
+def fmt(stat: dict[str, Any], spec: str = ".3f") -> str:
+    m = stat.get("mean", stat.get("diff_mean"))
+    if m is None:
+        return "n/a"
+    if stat.get("ci95") is None:
+        return f"{m:{spec}}"
+    lo, hi = stat["ci95"]
+    return f"{m:{spec}} [{lo:{spec}}, {hi:{spec}}]"
+
+
+def settled_at(curve: list[dict[str, Any]]) -> int | None:
+    """The fewest runs from which every larger swarm's optimum is within SETTLED_L1."""
+    at = None
+    for row in reversed(curve):
+        if row["moved"] > SETTLED_L1:
+            break
+        at = row["runs"]
+    return at
+
+
+def settle(summary: dict, seed: int) -> list[dict[str, Any]]:
+    from popmix.analysis.swarm_fit import settle_curve
+
+    names = summary["domains"]
+    runs = [r for r in summary["swarm"]["per_seed"][str(seed)]["runs"] if r["status"] == "ok"]
+    w = np.array([r["weights"] for r in runs])
+    y = np.array([[r["val_loss"][n] for n in names] for r in runs])
+    return settle_curve(
+        w,
+        y,
+        names,
+        objective=summary["objective"],
+        floor=summary["swarm"]["floor"],
+        seed=seed,
+    )
+
+
+def report(swarm: dict, pbt: dict) -> list[str]:
+    rows = {
+        "swarm": by_seed(swarm, "swarm"),
+        "pbt": by_seed(pbt, "pbt"),
+        "stratified": by_seed(swarm, "stratified"),
+    }
+    strat_pbt = by_seed(pbt, "stratified")
+    seeds = sorted(set.intersection(*(set(r) for r in rows.values())))
+    sw = swarm["swarm"]
+    lines = [
+        f"brown16, seeds {seeds}, {swarm['steps_per_model']} steps per full run; swarm of "
+        f"{sw['size']} runs x {sw['run_steps']} steps around {sw['prior']} (concentration "
+        f"{sw['concentration']}), PBT population {len(pbt['members']) // max(1, len(seeds))}"
+    ]
+    gaps = [
+        abs(rows["stratified"][s]["test_mean_ppl"] - strat_pbt[s]["test_mean_ppl"])
+        for s in seeds
+        if s in strat_pbt
+    ]
+    lines.append(
+        f"stratified agrees across the two searches within {max(gaps):.2e} ppl ({len(gaps)} seeds)"
+        if gaps
+        else "stratified: no common seed across the two searches (no pairing check)"
+    )
+    lines.append(f"{'method':<11}{'mean test ppl [95%]':>28}{'worst test ppl [95%]':>28}  steps")
+    for name, r in rows.items():
+        mean = mean_ci([r[s]["test_mean_ppl"] for s in seeds])
+        worst = mean_ci([r[s]["test_worst_ppl"] for s in seeds])
+        steps = sorted({r[s].get("population_train_steps") or r[s]["train_steps"] for s in seeds})
+        lines.append(f"{name:<11}{fmt(mean):>28}{fmt(worst):>28}  {steps}")
+    for a, b in (("swarm", "stratified"), ("swarm", "pbt"), ("pbt", "stratified")):
+        p = paired(
+            [rows[a][s]["test_mean_ppl"] for s in seeds],
+            [rows[b][s]["test_mean_ppl"] for s in seeds],
+        )
+        per = ", ".join(
+            f"{rows[a][s]['test_mean_ppl'] - rows[b][s]['test_mean_ppl']:+.3f}" for s in seeds
+        )
+        lines.append(f"{a} - {b} (mean test ppl, paired): {fmt(p, '+.3f')} {p['verdict']}")
+        lines.append(f"  per seed {per}")
+    for s in seeds:
+        surface = sw["per_seed"][str(s)]["surface"]
+        q = surface.get("quality") or {}
+        chosen = q.get("chosen")
+        cv = (q.get("cv") or {}).get(chosen, {})
+        others = ", ".join(
+            f"{m} R2 {v['r2']:+.3f}" for m, v in (q.get("cv") or {}).items() if m != chosen
+        )
+        nan = float("nan")
+        lines.append(
+            f"seed {s}: fit {chosen} ({q.get('law_form')}), held-out R2 {cv.get('r2', nan):+.3f}"
+            f", Spearman {cv.get('spearman', nan):+.3f} over {q.get('n_runs')} runs "
+            f"({others}); predicted objective {surface.get('predicted', nan):.4f} "
+            f"{surface.get('predicted_ci')}, trained optimum's validation objective "
+            f"{rows['swarm'][s]['objective']:.4f}"
+        )
+        curve = settle(swarm, s)
+        path = ", ".join(f"{c['runs']}: {c['moved']:.3f}" for c in curve)
+        lines.append(
+            f"  settle curve (runs: L1 to the all-runs optimum) {path}; within {SETTLED_L1} "
+            f"from {settled_at(curve)} runs"
+        )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--keep", type=Path, default=None)
+    ap.add_argument(
+        "--pbt-summary",
+        type=Path,
+        default=None,
+        help="a finished --methods pbt,stratified search's summary.json on the same seeds",
+    )
+    args, extra = ap.parse_known_args(argv)  # any other flag or KEY=VALUE: to every search
+    root = args.keep or Path(tempfile.mkdtemp(prefix="popmix-swarm-"))
+    swarm = run_search(root / "brown16-swarm", "swarm,stratified", args.seeds, extra)
+    if args.pbt_summary is not None:
+        pbt = json.loads(args.pbt_summary.read_text())
+    else:
+        pbt = run_search(root / "brown16-pbt", "pbt,stratified", args.seeds, extra)
+    print("\n".join(report(swarm, pbt)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
