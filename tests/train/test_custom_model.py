@@ -172,3 +172,35 @@ def test_popmix_bracket_refuses_a_custom_trainer(tmp_path, capsys):
     )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and "popmix's own model" in err[-1] and not out.exists()
+
+
+@pytest.mark.slow
+def test_a_search_exploits_between_custom_trainers(ray_session, tmp_path, capsys):
+    """PBT copies a member's checkpoint (the trainer's own state_dict) into another Ray worker,
+    which rebuilds the class from its file and continues."""
+    import json
+
+    rc = main(
+        [
+            "search",
+            "--experiment",
+            str(ROOT / "experiments" / "smoke.yaml"),
+            "--exploit-margin",
+            "0",
+            "--steps",
+            "36",
+            "--methods",
+            "pbt,stratified",
+            "--storage",
+            str(tmp_path),
+            "--name",
+            "own",
+            f"model.custom={EXAMPLE}",
+            "model.custom_args={width: 32}",
+        ]
+    )
+    assert rc == 0, capsys.readouterr().err
+    summary = json.loads((tmp_path / "own" / "summary.json").read_text())
+    assert {r["status"] for r in summary["rows"]} == {"ok"}
+    assert summary["exploits"]["taken"] >= 1
+    assert all(r["steps"] == 36 for r in summary["rows"])
