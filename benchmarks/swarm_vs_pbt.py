@@ -161,8 +161,13 @@ def report(swarm: dict, pbt: dict) -> list[str]:
         lines.append(
             f"seed {s}: fit {chosen} ({q.get('law_form')}), held-out R2 {cv.get('r2', nan):+.3f}"
             f", Spearman {cv.get('spearman', nan):+.3f} over {q.get('n_runs')} runs "
-            f"({others}); predicted objective {surface.get('predicted', nan):.4f} "
-            f"{surface.get('predicted_ci')}, trained optimum's validation objective "
+            f"({others})"
+        )
+        lo, hi = surface.get("predicted_ci") or (nan, nan)
+        lines.append(
+            f"  predicted objective at the swarm's {sw['run_steps']} steps "
+            f"{surface.get('predicted', nan):.4f} [{lo:.4f}, {hi:.4f}]; the optimum's run at "
+            f"{swarm['steps_per_model']} steps: validation objective "
             f"{rows['swarm'][s]['objective']:.4f}"
         )
         curve = settle(swarm, s)

@@ -61,8 +61,9 @@ class ProgressPrinter(Callback):
         obj = result.get("objective")
         obj_s = "nan" if obj is None or not math.isfinite(obj) else f"{obj:.4f}"
         extra = f"  T {result['temperature']:.2f}" if "temperature" in result else ""
+        total = TrialSpec.from_config(trial.config).steps or self.total_steps  # a swarm run's
         self._print(
-            f"{self._label(trial):<16} step {result.get('step', 0):>6}/{self.total_steps}  "
+            f"{self._label(trial):<16} step {result.get('step', 0):>6}/{total}  "
             f"objective {obj_s}{extra}"
         )
 
