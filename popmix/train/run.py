@@ -178,5 +178,7 @@ def run_training(
         ),
         "train_config": asdict(cfg),
         "model_config": asdict(trainer.model_cfg),  # with the vocabulary the data gave
+        # the ids the model embeds (256 bytes, a tokenizer's, a corpus's or an hf_config's)
+        "vocab_size": trainer.vocab_size,
         "history": history,
     }

@@ -252,3 +252,37 @@ def test_every_example_yaml_is_a_valid_experiment():
     assert found
     for path in found:
         load_experiment(path).validate()
+
+
+def test_popmix_run_trains_a_transformers_model_on_tokenized_text(tmp_path, capsys):
+    domains = _text_domains()
+    folder = _tokenizer(tmp_path, domains)
+    data = tmp_path / "corpus"
+    data.mkdir()
+    for d in domains:
+        # the corpus's own 5% held-out splits, after tokenization, must hold a window
+        (data / f"{d.name}.txt").write_bytes(d.train.tobytes() * 8)
+    out = tmp_path / "out"
+    code = main(
+        [
+            "run",
+            "--smoke",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            SEQ,
+            f"model.tokenizer={folder}",
+            "model.hf_config={model_type: gpt2, n_layer: 1, n_head: 2, n_embd: 32}",
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    result = json.loads((out / "result.json").read_text())
+    assert result["model_config"]["hf_config"]["model_type"] == "gpt2"
+    assert result["model_config"]["tokenizer"] == str(folder)
+    assert set(result["test_loss"]) == {"en", "fr", "de"}
+    from tokenizers import Tokenizer
+
+    vocab = Tokenizer.from_file(str(folder / "tokenizer.json")).get_vocab_size()
+    assert result["vocab_size"] == vocab != 256  # the tokenizer's ids, not bytes
+    assert all(np.isfinite(v) for v in result["test_loss"].values())
