@@ -416,3 +416,10 @@ def check_method_params(
                 policy.bind(list(names))
         except PolicyError as e:
             raise ConfigError(f"{where}: baselines.{m}: {e}") from None
+        if policy.needs.gradients is not None and exp.model.kind != "popmix":
+            # per-domain gradients are read off popmix's own layers (popmix.train.measure)
+            raise ConfigError(
+                f"{where}: {m} measures per-domain gradients from popmix's own model, not "
+                f"from model.{'custom' if exp.model.kind == 'custom' else 'hf_config'}; "
+                f"remove {m} from methods"
+            )

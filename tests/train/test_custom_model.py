@@ -204,3 +204,12 @@ def test_a_search_exploits_between_custom_trainers(ray_session, tmp_path, capsys
     assert {r["status"] for r in summary["rows"]} == {"ok"}
     assert summary["exploits"]["taken"] >= 1
     assert all(r["steps"] == 36 for r in summary["rows"])
+
+
+def test_a_search_with_doge_and_a_custom_trainer_fails_before_ray(tmp_path, capsys):
+    smoke = str(ROOT / "experiments" / "smoke.yaml")
+    argv = ["search", "--experiment", smoke, "--methods", "pbt,doge", "--out", str(tmp_path / "s")]
+    code = main([*argv, f"model.custom={EXAMPLE}"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "doge measures per-domain gradients" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "s").exists()
