@@ -33,7 +33,9 @@ popmix's one training loop (:class:`popmix.train.Trainer`), as popmix's own mode
             return self.model.window_losses(tokens)
 
 and in the experiment: ``model: {custom: path/to/my_trainer.py:MyTrainer, custom_args: {...}}``
-(or ``my_package.module:MyTrainer`` when every Ray worker can import it).
+(or ``my_package.module:MyTrainer`` when every Ray worker can import it). A file is imported
+once per process, under a name fixed by its absolute path, so every Ray worker on a machine
+(or on a shared filesystem) finds the same class.
 
 Checkpoints: :meth:`ProxyTrainer.state_dict` by default saves every attribute that has a
 ``state_dict`` (modules, optimizers, LR schedulers) and :meth:`load_state_dict` restores them;
