@@ -15,6 +15,7 @@ import pytest
 from popmix.export import (
     ExportError,
     check_cover,
+    find_weights_file,
     load_mixture,
     read_map,
     schedule_phases,
@@ -194,6 +195,15 @@ def test_megatron_defaults_to_the_searched_corpus_prefixes(tmp_path):
     assert to_megatron(m).splitlines()[-1] == (
         f"0.25 {corpus}/b 0.5625 {c}/part0 0.1875 {c}/part1"
     )
+
+
+def test_a_swarm_search_folder_exports_its_predicted_optimum(tmp_path):
+    # --searcher swarm writes no best_schedule.json: its answer is the fitted optimum
+    run = tmp_path / "run"
+    write_schedule(run, name="swarm_optimum.json", method="swarm")
+    assert find_weights_file(run) == run / "swarm_optimum.json"
+    write_schedule(run)  # PBT beside the swarm: PBT's schedule first, as the table leads
+    assert find_weights_file(run) == run / "best_schedule.json"
 
 
 def test_megatron_names_the_text_files_it_cannot_read(tmp_path):

@@ -26,6 +26,7 @@ class ExportError(ValueError):
 #: the weights file a folder's command writes, in the order they are looked for
 RUN_FILES = (
     ("best_schedule.json", "popmix search"),
+    ("swarm_optimum.json", "popmix search --searcher swarm"),
     ("weights.json", "popmix run --out"),
     ("bracket_schedule.json", "popmix bracket"),
 )
