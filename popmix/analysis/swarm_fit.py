@@ -585,12 +585,7 @@ class Surface:
         Raises:
             ValueError: not a ``popmix-surface/1`` document.
         """
-        if not isinstance(d, dict) or d.get("format") != FORMAT:
-            got = d.get("format") if isinstance(d, dict) else type(d).__name__
-            raise ValueError(
-                f"not a swarm surface (format {got!r}, expected {FORMAT!r}); give the "
-                "surface.json a swarm fit wrote"
-            )
+        check_format(d)
 
         def num(x: Any) -> float:
             return math.nan if x is None else float(x)
@@ -875,6 +870,20 @@ def fit_surface(
     )
 
 
+def check_format(d: Any) -> None:
+    """Refuse what is not a ``popmix-surface/1`` document, in one line.
+
+    Raises:
+        ValueError: naming the format found and the one expected.
+    """
+    if not isinstance(d, dict) or d.get("format") != FORMAT:
+        got = d.get("format") if isinstance(d, dict) else type(d).__name__
+        raise ValueError(
+            f"not a swarm surface (format {got!r}, expected {FORMAT!r}); give the "
+            "surface.json a swarm fit wrote"
+        )
+
+
 def settle_curve(
     weights: np.ndarray,
     losses: np.ndarray,
@@ -897,7 +906,7 @@ def settle_curve(
     if sizes is None:
         sizes = sorted({int(round(x)) for x in np.geomspace(MIN_RUNS, n, num=8)} | {n})
     sizes = sorted({int(s) for s in sizes})
-    if sizes[0] < MIN_RUNS or sizes[-1] > n:
+    if not sizes or sizes[0] < MIN_RUNS or sizes[-1] > n:
         raise ValueError(f"sizes {sizes}: each must be between {MIN_RUNS} and the {n} runs given")
     points = {}
     for s in sorted(set(sizes) | {n}):
@@ -920,6 +929,7 @@ def settle_curve(
 
 __all__ = [
     "FORMAT",
+    "check_format",
     "MIN_RUNS",
     "MixingLaw",
     "Surface",

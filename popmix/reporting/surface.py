@@ -24,11 +24,12 @@ from typing import Any
 
 import numpy as np
 
+from popmix.analysis.swarm_fit import check_format
+
 SENSITIVITY_FILE = "surface_sensitivity.png"
 SLICES_FILE = "surface_slices.png"
 #: the most slices one figure draws (a 4 x 4 grid)
 MAX_SLICES = 16
-FORMAT = "popmix-surface/1"
 
 
 def _plt() -> Any:
@@ -45,15 +46,6 @@ def _png(fig: Any) -> bytes:
     fig.savefig(buf, format="png", dpi=100)
     _plt().close(fig)
     return buf.getvalue()
-
-
-def _check(surface: Any) -> None:
-    if not isinstance(surface, dict) or surface.get("format") != FORMAT:
-        got = surface.get("format") if isinstance(surface, dict) else type(surface).__name__
-        raise ValueError(
-            f"not a swarm surface (format {got!r}, expected {FORMAT!r}); give the content of "
-            "the surface.json a swarm fit wrote"
-        )
 
 
 def _num(x: Any) -> float:
@@ -89,7 +81,7 @@ def _title(surface: dict[str, Any]) -> str:
 
 def sensitivity_figure(surface: dict[str, Any]) -> bytes:
     """Optimum weights, sensitivities and curvatures per domain with their intervals (PNG)."""
-    _check(surface)
+    check_format(surface)
     plt = _plt()
     names = list(surface["names"])
     panels = [
@@ -142,7 +134,7 @@ def _slice_order(surface: dict[str, Any]) -> tuple[list[str], bool]:
 
 def slices_figure(surface: dict[str, Any]) -> bytes:
     """One panel per domain: the objective along its slice through the optimum (PNG)."""
-    _check(surface)
+    check_format(surface)
     plt = _plt()
     names, cut = _slice_order(surface)
     if not names:

@@ -274,6 +274,8 @@ def test_settle_curve_stops_moving():
     np.testing.assert_allclose(rows[-1]["optimum"], full.optimum, atol=1e-12)
     with pytest.raises(ValueError, match="between 5 and the 30 runs"):
         settle_curve(w, y, NAMES3, sizes=[3, 30])
+    with pytest.raises(ValueError, match="between 5 and the 30 runs"):
+        settle_curve(w, y, NAMES3, sizes=[])
 
 
 def _bad_cases():
