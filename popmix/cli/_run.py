@@ -58,11 +58,9 @@ def load_domains_of(exp: Experiment) -> Any:
     domains = load_experiment_domains(exp)
     domains.check(exp.model.seq_len + 1)
     if exp.model.kind != "popmix":
-        from popmix.data import model_vocab
-        from popmix.data.domains import check_vocab
         from popmix.train.custom import check_model
 
-        check_model(exp.model, check_vocab(domains, model_vocab(exp.model)))
+        check_model(exp.model, domains)
     return domains
 
 

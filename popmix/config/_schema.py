@@ -638,7 +638,9 @@ class ConfirmSpec:
     Args:
         seeds: how many fresh seeds (never the search's: the search's largest seed + 1 on).
         model: the second scale's model, as changes to ``model`` (e.g. ``{d_model: 256}``);
-            empty with ``steps`` null: no second scale.
+            empty with ``steps`` null: no second scale. ``n_layer``, ``n_head`` and
+            ``d_model`` size popmix's own model only: with ``model.hf_config`` or
+            ``model.custom`` they are refused.
         steps: the second scale's ``train.steps`` (null: the search's).
     """
 
@@ -702,6 +704,15 @@ class Experiment:
             ):
                 part.validate()
             self.bracket.validate_ranges(self.train.steps)
+            sizes = [k for k in ("n_layer", "n_head", "d_model") if k in self.confirm.model]
+            if sizes and self.model.kind != "popmix":
+                # they size popmix's own model only: the second scale would be the first
+                raise ValueError(
+                    f"confirm.model.{sizes[0]} sizes popmix's own model, not model."
+                    f"{'custom' if self.model.kind == 'custom' else 'hf_config'}; give the "
+                    "second scale as confirm.steps (and confirm.model.seq_len), or a "
+                    "second experiment with a larger model"
+                )
             if self.confirm.second_scale:
                 self.second_scale().model.validate()
         except ValueError as e:

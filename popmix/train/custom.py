@@ -62,6 +62,8 @@ from typing import Any
 import torch
 
 from popmix.config import ConfigError, ModelConfig
+from popmix.data import model_vocab
+from popmix.data.domains import DomainSet, check_vocab
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,16 @@ class TrainBatch:
 
 class ProxyTrainer(abc.ABC):
     """The model and training step of your own, which popmix's loop drives.
+
+    Precision: popmix calls :meth:`train_step` and :meth:`eval_losses` inside the run's
+    autocast context, as it runs its own model's forward: a no-op at ``train.precision`` fp32
+    (and under ``auto`` on a CPU), bf16 autocast under ``auto`` on a GPU that supports it and
+    wherever ``bf16`` is asked for. That context covers your *whole* step, backward and
+    optimizer step included (autograd runs each backward op in its forward op's dtype either
+    way, and an optimizer step has no autocast-eligible op). A step that wants its backward
+    outside autocast, as PyTorch's AMP recipe advises, wraps it in
+    ``with torch.autocast(batch.tokens.device.type, enabled=False):``; a trainer that manages
+    precision itself runs with ``train.precision: fp32``.
 
     Args:
         setup: what the run fixes (vocabulary, window length, device, seed, budget, your
@@ -228,15 +240,20 @@ def build_trainer(model_cfg: ModelConfig, setup: ProxySetup) -> ProxyTrainer:
     return concrete_trainer_class(model_cfg.custom)(setup)
 
 
-def check_model(model_cfg: ModelConfig, vocab_size: int) -> None:
+def check_model(model_cfg: ModelConfig, domains: DomainSet) -> None:
     """What building the model would refuse, found before a run writes anything or a search
-    starts Ray: an ``hf_config`` that does not build a causal LM of ``vocab_size`` ids (no
-    weights are made), a ``custom`` class that does not import or is no complete
-    :class:`ProxyTrainer`. Nothing to check for popmix's own model.
+    or confirmation starts Ray: an ``hf_config`` that does not build a causal LM of the data's
+    vocabulary (no weights are made), a ``custom`` class that does not import or is no
+    complete :class:`ProxyTrainer`. Nothing to check for popmix's own model. The one check
+    ``popmix run``, ``search`` (its ``resolve``) and ``confirm`` share.
 
     Raises:
         ConfigError: what is wrong, in one line.
+        DataError: a vocabulary smaller than the data's.
     """
+    if model_cfg.kind == "popmix":
+        return
+    vocab_size = check_vocab(domains, model_vocab(model_cfg))
     if model_cfg.kind == "hf":
         from popmix.train.hf_model import check_hf_model
 

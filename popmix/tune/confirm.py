@@ -321,6 +321,10 @@ def run_confirm(
         )
     # the search's own sample of a corpus (its budget's), whatever the scale
     domains = load_experiment_domains(found.exp)
+    if exp.model.kind != "popmix":
+        from popmix.train.custom import check_model
+
+        check_model(exp.model, domains)  # a trainer file since changed or gone, before Ray
     seeds = confirm_seeds(exp, n)
     say = (lambda *a, **k: None) if opts.quiet else print
     out = found.folder / "confirm.json"

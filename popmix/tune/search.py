@@ -49,7 +49,7 @@ from popmix.config import (
     check_method_params,
     experiment_to_dict,
 )
-from popmix.data import load_experiment_domains
+from popmix.data import load_experiment_domains, model_vocab
 from popmix.data.domains import DomainSet, check_vocab, domain_groups
 from popmix.policies import learns_weights
 from popmix.tune.explore import Explorer, weights_from_file
@@ -662,8 +662,9 @@ def _write_outputs(
         sizes_estimated=bool((domains.meta.get("manifest") or {}).get("estimated", False)),
         manifest=domains.meta.get("manifest"),
         sample=domains.meta.get("sample"),
-        # the ids the proxy embeds: 256 bytes of text, or a pre-tokenized corpus's own
-        vocab_size=check_vocab(domains, exp.model.vocab_size),
+        # the ids the proxy embeds: 256 bytes of text, a tokenizer's, a pre-tokenized
+        # corpus's own, or an hf_config's
+        vocab_size=check_vocab(domains, model_vocab(exp.model)),
         # the best achievable loss per domain, when known (synthetic domains)
         entropy_rate=(
             {d.name: d.entropy_rate for d in domains}
@@ -793,6 +794,10 @@ def resolve(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> Resolve
     d = exp.data
     domains = load_experiment_domains(exp)
     domains.check(exp.model.seq_len + 1)
+    if exp.model.kind != "popmix":
+        from popmix.train.custom import check_model
+
+        check_model(exp.model, domains)  # else every trial fails in Ray, one by one
     domain_groups(domains, d.groups)  # a group naming an unknown domain fails before Ray
     space.validate(len(domains))
     if exp.search.objective.startswith("domain:"):
