@@ -133,14 +133,8 @@ def load_experiment_domains(exp: Any) -> DomainSet:
         from popmix.data.tokenize import tokenize_domains
 
         domain_set = tokenize_domains(domain_set, exp.model.tokenizer)
-    vocab = model_vocab(exp.model)
-    if exp.model.hf_config is not None and vocab is not None and vocab < domain_set.vocab_size:
-        raise DataError(
-            f"model.hf_config: vocab_size {vocab} is too small for {domain_set.name!r}, whose "
-            f"tokens need {domain_set.vocab_size}; set vocab_size: {domain_set.vocab_size} or "
-            "more in the config (or leave it out: from the data)"
-        )
-    check_vocab(domain_set, vocab)  # before any trial builds a model
+    key = "model.hf_config" if exp.model.hf_config is not None else "model.vocab_size"
+    check_vocab(domain_set, model_vocab(exp.model), key)  # before any trial builds a model
     return domain_set
 
 

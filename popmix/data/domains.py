@@ -250,9 +250,10 @@ def split_tokens(
     return tokens[:n_train], tokens[n_train : n_train + n_val], tokens[n_train + n_val :]
 
 
-def check_vocab(domains: DomainSet, vocab_size: int | None) -> int:
-    """The vocabulary a model of ``domains`` embeds: ``vocab_size`` (``model.vocab_size``),
-    or the data's own when it is ``None``.
+def check_vocab(domains: DomainSet, vocab_size: int | None, key: str = "model.vocab_size") -> int:
+    """The vocabulary a model of ``domains`` embeds: ``vocab_size`` (``model.vocab_size``,
+    or with ``key="model.hf_config"`` the transformers config's), or the data's own when it
+    is ``None``. The one vocabulary check of every model kind.
 
     Raises:
         DataError: ``vocab_size`` smaller than the data's largest id plus one.
@@ -260,6 +261,12 @@ def check_vocab(domains: DomainSet, vocab_size: int | None) -> int:
     needed = domains.vocab_size
     if vocab_size is None:
         return needed
+    if vocab_size < needed and key == "model.hf_config":
+        raise DataError(
+            f"model.hf_config: vocab_size {vocab_size} is too small for {domains.name!r}, "
+            f"whose largest token id is {needed - 1}; set vocab_size: {needed} or more in the "
+            "config (or leave it out: from the data)"
+        )
     if vocab_size < needed:
         raise DataError(
             f"model.vocab_size={vocab_size} is too small for {domains.name!r}, whose largest "

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from popmix.config._schema import tokenizer_file
 from popmix.data.domains import SPLITS, DataError, Domain, DomainSet
 
 
@@ -30,13 +31,10 @@ def load_tokenizer(path: str | Path) -> Any:
         raise DataError(
             "model.tokenizer needs the tokenizers package: pip install 'popmix[hf]'"
         ) from None
-    p = Path(path)
-    file = p / "tokenizer.json" if p.is_dir() else p
-    if not file.is_file():
-        raise DataError(
-            f"model.tokenizer: {file} not found; give a tokenizer.json or the folder "
-            "tokenizer.save_pretrained wrote"
-        )
+    try:
+        file = tokenizer_file(str(path))
+    except ValueError as e:
+        raise DataError(str(e)) from None
     try:
         return Tokenizer.from_file(str(file))
     except Exception as e:  # the Rust side raises its own exception type

@@ -5,13 +5,23 @@ nothing downloaded) and trained by popmix's own loop exactly as :class:`TinyGPT`
 AdamW groups, LR schedule, clipping and per-window loss. ``transformers`` is imported here
 only, when an ``hf_config`` is used (``pip install 'popmix[hf]'``).
 
-Two deliberate changes to the config as given, both for bit-exact resume (a restored PBT
-member must continue exactly as the uninterrupted one):
+Deliberate changes to the config as given:
 
-* every dropout probability is set to 0: dropout draws from torch's global generator, which a
-  checkpoint does not hold (popmix's own model has no dropout for the same reason);
+* every random setting of the forward pass is set to 0, for bit-exact resume (a restored PBT
+  member must continue exactly as the uninterrupted one): each dropout probability, LayerDrop
+  (``layerdrop``, ``encoder_layerdrop``, ...), an MoE router's jitter noise
+  (``router_jitter_noise``) and stochastic depth (``drop_path_rate``). They draw from torch's
+  global generator, which a checkpoint does not hold (popmix's own model has none for the same
+  reason);
+* the weights are float32 whatever the file says: a Hub ``config.json`` often names
+  ``torch_dtype: bfloat16`` (``dtype`` in transformers 5), which ``from_config`` would build
+  in; popmix's step keeps fp32 master weights and its AdamW moments in them, and
+  ``train.precision`` decides the compute precision (autocast), as for popmix's model;
 * the initial weights are drawn with torch's global generator seeded from the run's seed inside
   ``torch.random.fork_rng``, so the seed fixes the model and the caller's stream is untouched.
+
+The config's ``vocab_size`` is checked against the data where the data are loaded
+(:func:`popmix.data.domains.check_vocab`), not here.
 """
 
 from __future__ import annotations
@@ -25,9 +35,21 @@ from torch import nn
 
 from popmix.config import ConfigError, ModelConfig
 
-#: config keys holding a dropout probability in transformers' configs (GPT-2's ``*_pdrop``,
-#: Llama's ``attention_dropout``, BERT-style ``*_dropout_prob``, ...)
-_DROPOUT_SUFFIXES = ("pdrop", "dropout", "dropout_prob", "dropout_rate")
+#: config keys holding a random setting of the forward pass in transformers' configs: dropout
+#: (GPT-2's ``*_pdrop``, Llama's ``attention_dropout``, BERT-style ``*_dropout_prob``, ...),
+#: LayerDrop (OPT's ``layerdrop``, ``encoder_layerdrop``), MoE router noise (Mixtral's
+#: ``router_jitter_noise``, Switch's ``router_jitter_noise``) and stochastic depth
+_DROPOUT_SUFFIXES = (
+    "pdrop",
+    "dropout",
+    "dropout_prob",
+    "dropout_rate",
+    "layerdrop",
+    "jitter_noise",
+    "drop_path_rate",
+)
+#: config keys naming the weights' dtype (transformers 4's ``torch_dtype``, 5's ``dtype``)
+_DTYPE_KEYS = ("torch_dtype", "dtype")
 
 
 def _import_transformers() -> Any:
@@ -45,8 +67,8 @@ def _import_transformers() -> Any:
 
 
 def hf_config_object(model_cfg: ModelConfig, vocab_size: int) -> Any:
-    """The ``transformers`` config of ``model.hf_config``, its dropout set to 0 and, when it
-    names none, the data's ``vocab_size``.
+    """The ``transformers`` config of ``model.hf_config``, its random settings set to 0, its
+    dtype dropped (fp32 weights) and, when it names none, the data's ``vocab_size``.
 
     Raises:
         ConfigError: an unknown ``model_type``, or one ``transformers`` cannot build.
@@ -64,6 +86,8 @@ def hf_config_object(model_cfg: ModelConfig, vocab_size: int) -> Any:
             f"{transformers.__version__}); use a causal LM's, e.g. gpt2, llama, qwen2, mistral"
         )
     raw.setdefault("vocab_size", vocab_size)
+    for key in _DTYPE_KEYS:
+        raw.pop(key, None)
     for key in list(raw):
         if key.endswith(_DROPOUT_SUFFIXES) and isinstance(raw[key], (int, float)):
             raw[key] = 0.0
@@ -82,27 +106,18 @@ def hf_config_object(model_cfg: ModelConfig, vocab_size: int) -> Any:
 
 def check_hf_model(model_cfg: ModelConfig, vocab_size: int) -> None:
     """Everything :class:`HFCausalLM` would refuse, without building its weights: the config
-    builds, names a causal LM and embeds ``vocab_size`` ids.
+    builds and names a causal LM (its ``vocab_size`` against the data's: ``check_vocab``).
 
     Raises:
         ConfigError: what is wrong, in one line.
     """
     transformers = _import_transformers()
     config = hf_config_object(model_cfg, vocab_size)
-    _check_vocab(config, vocab_size)
     causal = transformers.models.auto.modeling_auto.MODEL_FOR_CAUSAL_LM_MAPPING
     if type(config) not in causal:
         raise ConfigError(
             f"model.hf_config: model_type {config.model_type!r} has no causal LM in "
             "transformers (AutoModelForCausalLM); use a decoder's, e.g. gpt2, llama, qwen2"
-        )
-
-
-def _check_vocab(config: Any, vocab_size: int) -> None:
-    if config.vocab_size < vocab_size:
-        raise ConfigError(
-            f"model.hf_config: vocab_size {config.vocab_size} is too small for the data, "
-            f"whose tokens need {vocab_size}; set vocab_size: {vocab_size} or more"
         )
 
 
@@ -121,11 +136,12 @@ class HFCausalLM(nn.Module):
         super().__init__()
         transformers = _import_transformers()
         config = hf_config_object(model_cfg, vocab_size)
-        _check_vocab(config, vocab_size)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             try:
-                self.hf = transformers.AutoModelForCausalLM.from_config(config)
+                # the dtype keys were dropped, so it is built in torch's default dtype;
+                # .float() covers a default that is not float32
+                self.hf = transformers.AutoModelForCausalLM.from_config(config).float()
             except ValueError as e:
                 raise ConfigError(
                     f"model.hf_config: model_type {config.model_type!r} is not a causal LM "

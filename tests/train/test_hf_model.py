@@ -92,6 +92,48 @@ def test_dropout_is_off_and_the_seed_fixes_the_model(tiny_domains):
     )
 
 
+def test_a_hub_config_in_bf16_builds_fp32_weights(tiny_domains, tmp_path):
+    """A Hub config.json names its checkpoint's dtype; popmix trains fp32 master weights."""
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**GPT2, "torch_dtype": "bfloat16", "dtype": "bfloat16"}))
+    for hf in (str(path), {**LLAMA, "torch_dtype": "float16"}):
+        t = trainer(tiny_domains, hf=hf, steps=2)
+        dtypes = {p.dtype for p in t.model.parameters()}
+        assert dtypes == {torch.float32}, (hf, dtypes)
+        t.train(1)
+        assert {p.dtype for p in t.model.parameters()} == {torch.float32}
+
+
+def test_random_settings_beyond_dropout_are_zeroed():
+    from popmix.train.hf_model import hf_config_object
+
+    def built(**cfg):
+        return hf_config_object(ModelConfig(seq_len=16, hf_config=cfg), 256)
+
+    assert built(model_type="opt", layerdrop=0.2).layerdrop == 0.0
+    mixtral = built(model_type="mixtral", router_jitter_noise=0.1, hidden_size=32)
+    assert mixtral.router_jitter_noise == 0.0
+    assert built(model_type="gpt2", resid_pdrop=0.3, n_embd=32).resid_pdrop == 0.0
+
+
+def test_summary_json_records_the_hf_configs_vocab_size(tmp_path):
+    """summary.json's vocab_size is what the model embeds: the hf_config's, not the bytes'."""
+    from popmix.config import load_experiment, with_overrides
+    from popmix.data import load_experiment_domains
+    from popmix.tune.search import _write_outputs
+
+    exp = with_overrides(
+        load_experiment(ROOT / "experiments" / "smoke.yaml"),
+        [
+            ("methods", ["stratified"]),
+            ("model.hf_config", {**GPT2, "n_positions": 33, "vocab_size": 300}),
+        ],
+    )
+    summary, _ = _write_outputs([], exp, load_experiment_domains(exp), tmp_path, tmp_path, 1.0)
+    assert summary["vocab_size"] == 300
+    assert json.loads((tmp_path / "summary.json").read_text())["vocab_size"] == 300
+
+
 def test_a_checkpoint_resumes_bit_for_bit(tiny_domains, tmp_path):
     straight = trainer(tiny_domains, steps=20)
     straight.train(8)
