@@ -319,10 +319,9 @@ class Trainer:
         if self.user is not None:
             example_loss, grad_norm = self._user_step(batch, step, lr)
         else:
-            example_loss, grad_norm = self._model_step(batch, step, lr)
-            if needs.gradients is not None:
-                # DoGE's step followed the weights its gradients updated (see _model_step)
-                weights = policy.weights(step + 1)
+            example_loss, grad_norm, followed = self._model_step(batch, step, lr)
+            if followed is not None:
+                weights = followed  # DoGE's step followed the weights its gradients updated
 
         detached = example_loss.detach().double()
         self._step_loss.append(detached.mean())
@@ -340,14 +339,18 @@ class Trainer:
         self.tokens_seen += batch.tokens.shape[0] * (batch.tokens.shape[1] - 1)
         self.last_weights, self.last_lr = weights, lr
 
-    def _model_step(self, batch: Batch, step: int, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+    def _model_step(
+        self, batch: Batch, step: int, lr: float
+    ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray | None]:
         """popmix's step of its own model or a ``transformers`` one: AdamW on the weighted
         loss (DoGE's: on its per-domain gradients), the global norm clipped. Returns the
-        batch's example losses and the gradient norm before clipping."""
+        batch's example losses, the gradient norm before clipping and, for DoGE, the updated
+        weights the step combined the gradients with (None otherwise)."""
         assert self.optimizer is not None
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
+        weights = None
         if self.needs.gradients is not None:
             # DoGE: per-domain gradients update the weights first; the step then follows
             # the *updated* weights, so those are the ones this step trained on.
@@ -367,19 +370,26 @@ class Trainer:
                 torch.stack([torch.linalg.vector_norm(p.grad) for p in params])
             )
         self.optimizer.step()
-        return example_loss, grad_norm
+        return example_loss, grad_norm, weights
 
     def _user_step(self, batch: Batch, step: int, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
         """The custom trainer's step on the batch: its example losses, and its gradient norm
-        (NaN when it gives none)."""
+        (NaN when it gives none). The whole step runs in the run's autocast, as popmix's own
+        forward does (see :class:`ProxyTrainer`)."""
         assert self.user is not None
         with autocast(self.device, self.precision):
             out = self.user.train_step(
                 TrainBatch(batch.tokens, batch.example_weight, batch.ids, lr, step)
             )
-        example_loss, grad_norm = out if isinstance(out, tuple) else (out, None)
+        example_loss, grad_norm = out if isinstance(out, tuple) and len(out) == 2 else (out, None)
+        if not isinstance(example_loss, torch.Tensor):
+            raise ConfigError(
+                f"{type(self.user).__name__}.train_step returned {type(example_loss).__name__}, "
+                "not a tensor; return each example's loss, a (B,) tensor (e.g. "
+                "losses.detach()), or the pair (losses, grad_norm)"
+            )
         if tuple(example_loss.shape) != (batch.tokens.shape[0],):
-            raise ValueError(
+            raise ConfigError(
                 f"{type(self.user).__name__}.train_step returned losses of shape "
                 f"{tuple(example_loss.shape)}; expected one per example, "
                 f"({batch.tokens.shape[0]},)"

@@ -143,8 +143,18 @@ def test_doge_compile_and_wrong_loss_shapes_are_refused(tmp_path, tiny_domains):
     )
     t = trainer(tiny_domains, spec=spec)
     assert isinstance(t.user, ProxyTrainer)
-    with pytest.raises(ValueError, match=r"returned losses of shape \(3,\); expected one per"):
+    with pytest.raises(ConfigError, match=r"returned losses of shape \(3,\); expected one per"):
         t.train(1)
+    # a float (e.g. loss.item()) instead of each example's loss: one line naming the class
+    spec = _write(
+        tmp_path,
+        "import torch\nfrom popmix.train import ProxyTrainer\n"
+        "class Mine(ProxyTrainer):\n"
+        "    def train_step(self, batch):\n        return 0.5\n"
+        "    def eval_losses(self, tokens):\n        return torch.zeros(len(tokens))\n",
+    )
+    with pytest.raises(ConfigError, match=r"^Mine.train_step returned float, not a tensor; "):
+        trainer(tiny_domains, spec=spec).train(1)
 
 
 @pytest.mark.parametrize(
