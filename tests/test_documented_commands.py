@@ -1,7 +1,8 @@
 """An executable README: every documented command runs, on a tiny budget (``--smoke``).
 
 Collected: each ``popmix ...`` (and ``tensorboard ...``) line of README.md's code blocks, and each
-launch line in the header comments of ``experiments/*.yaml`` and ``search_spaces/*.yaml``. They run
+launch line in the header comments of ``experiments/*.yaml``, ``search_spaces/*.yaml`` and
+``examples/**/*.yaml``. They run
 in document order in one scratch folder (``experiments/`` and ``search_spaces/`` linked in, as in
 a checkout), through ``popmix.cli.main`` on the test session's Ray. Placeholders name what an
 earlier command wrote: ``runs/<name>/best_schedule.json`` is the earliest run folder holding that
@@ -49,10 +50,16 @@ def readme_commands() -> list[tuple[str, str]]:
     return out
 
 
+#: the example experiments (examples/own_model/*.yaml, ...), whose launch lines are documented too
+_EXAMPLE_YAMLS = sorted(ROOT.glob("examples/**/*.yaml"))
+
+
 def yaml_commands() -> list[tuple[str, str]]:
     """(where, command) for each launch line in the header comment of a shipped YAML file."""
     out = []
-    for path in sorted([*ROOT.glob("experiments/*.yaml"), *ROOT.glob("search_spaces/*.yaml")]):
+    for path in sorted(
+        [*ROOT.glob("experiments/*.yaml"), *ROOT.glob("search_spaces/*.yaml"), *_EXAMPLE_YAMLS]
+    ):
         header = []
         for line in path.read_text().splitlines():
             if not line.startswith("#"):
@@ -109,7 +116,14 @@ def test_the_documents_hold_the_commands_we_expect():
         "README.md",
         *(f"experiments/{p.name}" for p in ROOT.glob("experiments/*.yaml")),
         *(f"search_spaces/{p.name}" for p in ROOT.glob("search_spaces/*.yaml")),
+        *(str(p.relative_to(ROOT)) for p in _EXAMPLE_YAMLS),
     }
+    # the example YAMLs' own launch lines, not only the README's two
+    assert {
+        f"popmix {verb} --experiment examples/own_model/{name}.yaml"
+        for verb in ("run", "search")
+        for name in ("custom", "hf")
+    } <= commands
     assert all(c.count("popmix ") <= 1 for _, c in COMMANDS)
 
 
