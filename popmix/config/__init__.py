@@ -48,9 +48,11 @@ from popmix.config._schema import (
     TemperatureSpec,
     TrainConfig,
     VectorSpec,
+    tokenizer_file,
 )
 
 __all__ = [
+    "tokenizer_file",
     "APPLY_MODES",
     "BEST_OF_N",
     "BEST_OF_N_POLICY",

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from popmix.config._schema import tokenizer_file
+from popmix.config import tokenizer_file
 from popmix.data.domains import SPLITS, DataError, Domain, DomainSet
 
 

@@ -286,6 +286,19 @@ def run_calibration(
             variant = with_overrides(base, setting.overrides)
         except ConfigError as e:
             raise ConfigError(f"sweep setting {setting.label!r}: {e}") from None
+        if variant.model.kind != "popmix":
+            # a transformers or custom model takes its size from its own config, not these
+            sized = [
+                k
+                for k in ("n_layer", "n_head", "d_model")
+                if getattr(variant.model, k) != getattr(base.model, k)
+            ]
+            if sized:
+                raise ConfigError(
+                    f"sweep setting {setting.label!r}: model.{sized[0]} does not change a "
+                    f"{variant.model.kind} model (its size is in its own config); sweep "
+                    "train.* or model.seq_len instead"
+                )
         domains.check(variant.model.seq_len + 1)
         methods = METHODS if i == 0 else METHODS[:1]
         variants.append(variant.replace(methods=methods))

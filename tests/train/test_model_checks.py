@@ -115,3 +115,22 @@ def test_confirm_model_sizes_are_refused_for_other_models(tmp_path, capsys, key)
             load_experiment(SMOKE),
             [("model.hf_config", {"model_type": "gpt2"}), ("confirm.model.d_model", 64)],
         ).validate()
+
+
+def test_calibrate_refuses_a_sweep_of_sizes_for_a_custom_model(tmp_path, capsys):
+    out = tmp_path / "c"
+    code = main(
+        [
+            "calibrate",
+            "--experiment",
+            SMOKE,
+            "--out",
+            str(out),
+            "--sweep-grid",
+            "model.d_model=32,64",
+            f"model.custom={EXAMPLE}",
+        ]
+    )
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "model.d_model does not change a custom model" in err, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err and not out.exists()
