@@ -1088,7 +1088,7 @@ def _tuner(
                 JsonLoggerCallback(),
                 TensorBoardLogger(plan.exp_dir / "tensorboard", exp.population_method),
                 ledger,
-                checkpoint_retention(),
+                checkpoint_retention(scheduler),
                 *mirror,
                 *([progress] if progress else []),
             ],

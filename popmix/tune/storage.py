@@ -153,7 +153,7 @@ KEEP_NEWEST = 4
 KEEP_YOUNGER_S = 60.0
 
 
-def checkpoint_retention() -> Any:
+def checkpoint_retention(scheduler: Any = None) -> Any:
     """A Tune callback that deletes a trial's old checkpoints, in place of Tune's
     ``num_to_keep``.
 
@@ -163,7 +163,14 @@ def checkpoint_retention() -> Any:
     checkpoint that is gone, and Tune cannot resume that trial. So popmix keeps, per trial,
     the :data:`KEEP_NEWEST` newest checkpoints and every one written in the last
     :data:`KEEP_YOUNGER_S` seconds (several state saves), and deletes the rest; Tune itself
-    keeps all (``num_to_keep=None``). PBT copies a donor's latest checkpoint, which is kept.
+    keeps all (``num_to_keep=None``).
+
+    It also keeps every checkpoint still in use (:func:`in_use`): each trial's latest, which
+    for a member that just copied a donor is the donor's, and, with ``scheduler`` (Ray's PBT),
+    the checkpoint PBT holds for each top member. That one was saved at the member's last
+    perturbation decision, not its latest save, so under load it can be older than both rules
+    above; deleted, the next exploit of that donor fails ("does not exist on storage anymore",
+    seen in a 3-seed search on 2 loaded cores).
     """
     from ray.tune import Callback
 
@@ -172,22 +179,42 @@ def checkpoint_retention() -> Any:
             # checkpoint path -> when this process saw it written: an object store's
             # "folders" (S3, GCS) have no modification time of their own
             self.seen: dict[str, float] = {}
+            self.scheduler = scheduler
 
         def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
             self.seen[checkpoint.path.rstrip("/")] = time.time()
             try:
-                prune(checkpoint.filesystem, checkpoint.path.rsplit("/", 1)[0], seen=self.seen)
+                prune(
+                    checkpoint.filesystem,
+                    checkpoint.path.rsplit("/", 1)[0],
+                    seen=self.seen,
+                    keep=in_use(trials, self.scheduler),
+                )
             except Exception as e:  # a checkpoint left behind costs space, never a search
                 print(f"popmix: could not prune old checkpoints: {e}", file=sys.stderr)
 
     return _Retention()
 
 
+def in_use(trials: list[Any], scheduler: Any = None) -> set[str]:
+    """Paths of the checkpoints a search may still restore: each trial's latest and the one
+    Ray's PBT keeps per member for an exploit (``_trial_state[t].last_checkpoint``; a save
+    not yet resolved is the trial's newest, kept anyway)."""
+    held = [getattr(t, "checkpoint", None) for t in trials]
+    for state in getattr(scheduler, "_trial_state", {}).values():
+        held.append(getattr(state, "last_checkpoint", None))
+    return {str(c.path).rstrip("/") for c in held if isinstance(getattr(c, "path", None), str)}
+
+
 def prune(
-    fs: Any, trial_dir: str, now: float | None = None, seen: dict[str, float] | None = None
+    fs: Any,
+    trial_dir: str,
+    now: float | None = None,
+    seen: dict[str, float] | None = None,
+    keep: set[str] | None = None,
 ) -> list[str]:
     """Delete the checkpoints of ``trial_dir`` that :func:`checkpoint_retention` does not
-    keep; returns the deleted paths.
+    keep (``keep``: paths in use, never deleted); returns the deleted paths.
 
     A checkpoint's age is its folder's modification time where the filesystem has one, else
     the time ``seen`` says this process saw it written; one that has neither was written
@@ -204,6 +231,8 @@ def prune(
     now = time.time() if now is None else now
     deleted = []
     for e in entries[:-KEEP_NEWEST]:
+        if e.path.rstrip("/") in (keep or set()):
+            continue
         if e.mtime is not None:
             mtime = e.mtime.timestamp()
         else:

@@ -16,7 +16,7 @@ import pyarrow.fs as pafs
 import pytest
 
 from popmix.config import ConfigError
-from popmix.tune.storage import KEEP_NEWEST, KEEP_YOUNGER_S, RemoteStorage, prune
+from popmix.tune.storage import KEEP_NEWEST, KEEP_YOUNGER_S, RemoteStorage, in_use, prune
 
 
 def test_retention_keeps_the_newest_and_the_young_checkpoints(tmp_path):
@@ -38,6 +38,37 @@ def test_retention_keeps_the_newest_and_the_young_checkpoints(tmp_path):
     os.utime(tmp_path / "checkpoint_000005", (now,) * 2)  # young: kept though not newest
     (tmp_path / "checkpoint_000009").mkdir()
     assert prune(pafs.LocalFileSystem(), str(tmp_path), now=now) == []
+
+
+def test_retention_keeps_the_checkpoints_pbt_and_the_trials_still_use(tmp_path):
+    # PBT's donor checkpoint is the one saved at the donor's last perturbation decision: under
+    # load it is older than the newest KEEP_NEWEST and than KEEP_YOUNGER_S, and was deleted
+    # before an exploit of it (a 3-seed search on 2 loaded cores failed its member trials)
+    from types import SimpleNamespace
+
+    from ray.tune import Checkpoint
+
+    now = time.time()
+    for i in range(9):
+        d = tmp_path / f"checkpoint_{i:06d}"
+        d.mkdir()
+        os.utime(d, (now - 1000, now - 1000))
+    donor = Checkpoint(str(tmp_path / "checkpoint_000002"))
+    exploited = Checkpoint(str(tmp_path / "checkpoint_000003") + "/")  # a member's copy of it
+    scheduler = SimpleNamespace(
+        _trial_state={
+            "a": SimpleNamespace(last_checkpoint=donor),
+            "b": SimpleNamespace(last_checkpoint=None),
+        }
+    )
+    trials = [SimpleNamespace(checkpoint=exploited), SimpleNamespace(checkpoint=None)]
+    keep = in_use(trials, scheduler)
+    assert keep == {donor.path, exploited.path.rstrip("/")}
+    assert in_use(trials) == {exploited.path.rstrip("/")}  # no PBT: the trials' own
+    deleted = prune(pafs.LocalFileSystem(), str(tmp_path), now=now, keep=keep)
+    names = [p.rsplit("/", 1)[1] for p in deleted]
+    assert names == [f"checkpoint_{i:06d}" for i in (0, 1, 4)]
+    assert (tmp_path / "checkpoint_000002").is_dir() and (tmp_path / "checkpoint_000003").is_dir()
 
 
 def test_a_uri_pyarrow_cannot_open_is_one_line():
