@@ -217,13 +217,20 @@ class TrialSettings:
 
     def train_config(self, seed: int, device: str, steps: int | None = None) -> TrainConfig:
         """The training settings of one trial (``steps``: its own budget, else the
-        experiment's)."""
+        experiment's). A trial on its own budget (a swarm run) keeps the warm-up's share: a
+        ``warmup_steps`` given in steps is scaled with the budget, so a short run still has
+        its warm-up and its cosine decay rather than ending inside the warm-up."""
+        train = self.train
+        if steps is not None and steps != train.steps and train.warmup_steps is not None:
+            train = dataclasses.replace(
+                train, warmup_steps=round(train.warmup_steps * steps / train.steps)
+            )
         return dataclasses.replace(
-            self.train,
+            train,
             seed=seed,
             threads=self.threads,
             device=device,
-            steps=self.train.steps if steps is None else steps,
+            steps=train.steps if steps is None else steps,
         )
 
 

@@ -32,6 +32,7 @@ NumPy only at import (no torch, no Ray); the fit's scikit-learn/SciPy are import
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -261,7 +262,7 @@ def write_outputs(
     surface's PNGs under ``surface/seed<S>/`` and the same figures as TensorBoard images
     (``tensorboard_dir/surface``, tags ``surface/seed<S>/<figure>``). Returns the files
     written."""
-    from popmix.reporting.surface import surface_figures, write_surface_plots
+    from popmix.reporting.surface import surface_figures
 
     written: list[Path] = []
     doc = {
@@ -294,11 +295,6 @@ def write_outputs(
         obj = row.get("objective")
         if obj is not None and (best is None or obj < best[0]):
             best = (float(obj), seed)
-        plots = write_surface_plots(dict(surface), out / f"surface/seed{seed}")
-        written += [Path(x) for x in plots]
-        if tensorboard_dir is not None:
-            figures = surface_figures(dict(surface))
-            images += [(f"surface/seed{seed}/{n}", png) for n, png in figures]
     if best is None:
         ok = [seed for seed, s in sorted(surfaces.items()) if "error" not in s]
         best = (float("nan"), ok[0]) if ok else None
@@ -307,10 +303,23 @@ def write_outputs(
         dst = out / "swarm_optimum.json"
         dst.write_text(src.read_text())
         written.append(dst)
-    if tensorboard_dir is not None and images:
-        from popmix.reporting.tensorboard import write_images
+    # The pictures last, and never at the cost of the files above (confirm reads them).
+    try:
+        for seed, surface in sorted(surfaces.items()):
+            if "error" in surface:
+                continue
+            folder = out / f"surface/seed{seed}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for name, png in surface_figures(dict(surface)):
+                (folder / name).write_bytes(png)
+                written.append(folder / name)
+                images.append((f"surface/seed{seed}/{name}", png))
+        if tensorboard_dir is not None and images:
+            from popmix.reporting.tensorboard import write_images
 
-        write_images(tensorboard_dir / "surface", images)
+            write_images(tensorboard_dir / "surface", images)
+    except Exception as e:
+        print(f"popmix: could not draw the swarm's surface: {e}", file=sys.stderr)
     return written
 
 

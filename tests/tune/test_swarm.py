@@ -80,6 +80,11 @@ def test_swarm_runs_train_their_mixture_for_the_short_budget_on_the_seed_itself(
     settings = TrialSettings.of(exp, None, 1)
     assert settings.train_config(3, "cpu", specs[0].steps).steps == 7
     assert settings.train_config(3, "cpu").steps == exp.train.steps
+    # a warm-up given in steps keeps its share of a short run (else the run ends inside it)
+    warm = exp.replace(train=dataclasses.replace(exp.train, steps=1000, warmup_steps=100))
+    short = TrialSettings.of(warm, None, 1).train_config(3, "cpu", 93)
+    assert (short.steps, short.warmup_steps, short.warmup) == (93, 9, 9)
+    assert TrialSettings.of(warm, None, 1).train_config(3, "cpu").warmup_steps == 100
 
 
 # -- the table ---------------------------------------------------------------------------------
