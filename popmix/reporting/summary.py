@@ -171,9 +171,11 @@ def _swarm_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if optimum:
             row = _row(optimum[0])
         else:
-            row = {**_row(runs[0]), "status": "failed", "test_mean_ppl": None, "objective": None}
-            row["test_worst_ppl"] = row["test_loss"] = row["test_mean_loss"] = None
-            row["test_ppl"] = None
+            # no optimum run: nothing of swarm run 0 (its trial, weights, steps) stands for it
+            row = {k: None for k in _row(runs[0])} | {"seed": seed, "params": {}}
+            stopped = any(r["status"] == "interrupted" for r in runs)
+            row["status"] = "interrupted" if stopped else "failed"
+            row["diagnostics"] = {}
         row["method"] = SWARM
         row["members"] = len(runs)
         row["members_finished"] = sum(_finished(r) for r in runs)

@@ -135,6 +135,11 @@ def test_beside_pbt_the_swarm_is_compared_with_it_and_a_failed_fit_is_a_failed_r
     (row,) = [r for r in summary["rows"] if r["method"] == SWARM]
     assert row["status"] == "failed" and row["test_mean_ppl"] is None
     assert row["population_train_steps"] == 90
+    # nothing of swarm run 0 stands for the optimum that never ran
+    assert row["trial_id"] is None and row["params"] == {} and row["train_steps"] is None
+    stopped = [r | {"status": "interrupted"} if r["draw"] == 2 else r for r in records]
+    (row,) = [r for r in summarize(stopped, "stratified")["rows"] if r["method"] == SWARM]
+    assert row["status"] == "interrupted"
     against = {(c["method"], c["against"]) for c in comparisons(summary)}
     assert {("pbt", "stratified"), (SWARM, "pbt"), (SWARM, "stratified")} <= against
 
