@@ -200,10 +200,11 @@ def in_use(trials: list[Any], scheduler: Any = None) -> set[str]:
     """Paths of the checkpoints a search may still restore: each trial's latest and the one
     Ray's PBT keeps per member for an exploit (``_trial_state[t].last_checkpoint``; a save
     not yet resolved is the trial's newest, kept anyway)."""
-    held = [getattr(t, "checkpoint", None) for t in trials]
+    held: list[Any] = [getattr(t, "checkpoint", None) for t in trials]
     for state in getattr(scheduler, "_trial_state", {}).values():
         held.append(getattr(state, "last_checkpoint", None))
-    return {str(c.path).rstrip("/") for c in held if isinstance(getattr(c, "path", None), str)}
+    paths = (getattr(c, "path", None) for c in held)
+    return {p.rstrip("/") for p in paths if isinstance(p, str)}
 
 
 def prune(
