@@ -121,7 +121,8 @@ def report(swarm: dict, pbt: dict) -> list[str]:
     lines = [
         f"brown16, seeds {seeds}, {swarm['steps_per_model']} steps per full run; swarm of "
         f"{sw['size']} runs x {sw['run_steps']} steps around {sw['prior']} (concentration "
-        f"{sw['concentration']}), PBT population {len(pbt['members']) // max(1, len(seeds))}"
+        f"{sw['concentration']}), PBT population "
+        f"{len(pbt['members']) // max(1, len({m['seed'] for m in pbt['members']}))}"
     ]
     gaps = [
         abs(rows["stratified"][s]["test_mean_ppl"] - strat_pbt[s]["test_mean_ppl"])
@@ -172,10 +173,13 @@ def report(swarm: dict, pbt: dict) -> list[str]:
         )
         curve = settle(swarm, s)
         path = ", ".join(f"{c['runs']}: {c['moved']:.3f}" for c in curve)
-        lines.append(
-            f"  settle curve (runs: L1 to the all-runs optimum) {path}; within {SETTLED_L1} "
-            f"from {settled_at(curve)} runs"
+        at = settled_at(curve)
+        verdict = (
+            f"within {SETTLED_L1} from {at} runs"
+            if at is not None and at < curve[-1]["runs"]
+            else f"not settled before all {curve[-1]['runs']} runs"
         )
+        lines.append(f"  settle curve (runs: L1 to the all-runs optimum) {path}; {verdict}")
     return lines
 
 
