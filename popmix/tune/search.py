@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import math
@@ -1104,6 +1105,24 @@ def _tuner(
     )
 
 
+def _restored_or_new(resume: bool, tuner_dir: str, fs: Any, trainable: Any, new: Any) -> Any:
+    """On a resume, the Tuner Tune saved in ``tuner_dir`` (unfinished and errored trials go
+    on); otherwise, or where none was saved, ``new()``. Tune's own copy of the callbacks, the
+    stopper and the scheduler come back from tuner.pkl; the ledger, TensorBoard and PBT's
+    per-trial state continue from what popmix saved (popmix.tune.resume)."""
+    from ray import tune
+
+    if resume and tune.Tuner.can_restore(tuner_dir, storage_filesystem=fs):
+        return tune.Tuner.restore(
+            tuner_dir,
+            trainable,
+            resume_unfinished=True,
+            resume_errored=True,
+            storage_filesystem=fs,
+        )
+    return new()
+
+
 def _swarm_optimum(
     plan: ResolvedSearch,
     seeds: list[int],
@@ -1144,16 +1163,15 @@ def _swarm_optimum(
     name = tuner_name(seeds) + TUNER_SUFFIX
     ledger = StepLedger(plan.exp_dir / f"ledger-{name}.json")
     tuner_dir, fs = plan.tune_storage(seeds, TUNER_SUFFIX)
-    if resume and tune.Tuner.can_restore(tuner_dir, storage_filesystem=fs):
-        tuner = tune.Tuner.restore(
-            tuner_dir,
-            trainable,
-            resume_unfinished=True,
-            resume_errored=True,
-            storage_filesystem=fs,
-        )
-    else:
-        tuner = _tuner(plan, seeds, trainable, ledger, progress, interrupted, optimum=specs)
+    tuner = _restored_or_new(
+        resume,
+        tuner_dir,
+        fs,
+        trainable,
+        functools.partial(
+            _tuner, plan, seeds, trainable, ledger, progress, interrupted, optimum=specs
+        ),
+    )
     grid = tuner.fit()
     ledger.load()
     return surfaces, _records(
@@ -1245,19 +1263,15 @@ def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> dict
                 )
                 ledger = StepLedger(exp_dir / f"ledger-{tuner_name(seeds)}.json")
                 tuner_dir, fs = plan.tune_storage(seeds)
-                if opts.resume and tune.Tuner.can_restore(tuner_dir, storage_filesystem=fs):
-                    # Tune's own copy of the callbacks, the stopper and the scheduler come
-                    # back from tuner.pkl; the ledger, TensorBoard and PBT's per-trial state
-                    # continue from what popmix saved (popmix.tune.resume)
-                    tuner = tune.Tuner.restore(
-                        tuner_dir,
-                        trainable,
-                        resume_unfinished=True,
-                        resume_errored=True,
-                        storage_filesystem=fs,
-                    )
-                else:
-                    tuner = _tuner(plan, seeds, trainable, ledger, progress, interrupted)
+                tuner = _restored_or_new(
+                    opts.resume,
+                    tuner_dir,
+                    fs,
+                    trainable,
+                    functools.partial(
+                        _tuner, plan, seeds, trainable, ledger, progress, interrupted
+                    ),
+                )
                 grid = tuner.fit()
                 ledger.load()  # what the Tuner's own copy of the ledger counted
                 records += _records(
