@@ -98,9 +98,20 @@ _SLOW_COMMANDS = (
     "popmix search --searcher swarm",
     "popmix run --weights-from 'runs/<name>/swarm_optimum.json'",
 )
+#: the shipped YAMLs whose launch lines all run in the fast suite; the others' searches (each a
+#: smoke search of 10 to 20 s that no README command reads) run in the slow suite
+_FAST_YAMLS = ("experiments/default.yaml", "experiments/smoke.yaml")
+
+
+def _slow(where: str, command: str) -> bool:
+    if command.startswith(_SLOW_COMMANDS):
+        return True
+    documented = any(p.startswith(("README.md", *_FAST_YAMLS)) for p in where.split(","))
+    return command.startswith("popmix search") and not documented
+
+
 LOCAL_PARAMS = [
-    pytest.param(w, c, id=w, marks=[pytest.mark.slow] if c.startswith(_SLOW_COMMANDS) else [])
-    for w, c in LOCAL
+    pytest.param(w, c, id=w, marks=[pytest.mark.slow] if _slow(w, c) else []) for w, c in LOCAL
 ]
 
 

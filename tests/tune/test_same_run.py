@@ -97,7 +97,8 @@ def run_alone(tmp_path: Path, name: str, flags: list[str]) -> dict:
     return json.loads((out / "result.json").read_text())
 
 
-@pytest.mark.parametrize("report_every", [4, 5])
+# a report grid that divides the steps (4), and one that does not (5: the slow suite's)
+@pytest.mark.parametrize("report_every", [4, pytest.param(5, marks=pytest.mark.slow)])
 def test_every_method_alone_and_in_a_search_is_the_same_run(ray_session, tmp_path, report_every):
     exp = {
         "name": "same",

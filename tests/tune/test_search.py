@@ -202,6 +202,7 @@ def test_outputs_written_and_best_schedule_replays(pbt_run, tmp_path):
     assert result["method"] == "schedule"
 
 
+@pytest.mark.slow  # 22 s of searching on quiet cores
 def test_optuna_searcher_beside_a_baseline(ray_session, tmp_path):
     exp = smoke(searcher="optuna", population=3).replace(methods=("pbt", "stratified"))
     space = SearchSpace(sample_weights=VectorSpec(), source="inline")
@@ -216,6 +217,7 @@ def test_optuna_searcher_beside_a_baseline(ray_session, tmp_path):
     assert len({m["trial_id"] for m in summary["members"]}) == 3
 
 
+@pytest.mark.slow  # 33 s of searching on quiet cores
 def test_pb2_beside_the_baselines_keeps_weights_on_the_simplex(ray_session, tmp_path):
     pytest.importorskip("sklearn")
     # Baselines' specs carry None for every searched key: PB2 must leave them alone.
@@ -280,6 +282,7 @@ def test_diverging_trials_are_stopped_and_reported(ray_session, tmp_path):
     assert np.isnan(row["objective"])
 
 
+@pytest.mark.slow  # 31 s of searching on quiet cores
 def test_doge_and_aioli_run_beside_pbt(ray_session, tmp_path):
     exp = smoke(population=2).replace(
         methods=("pbt", "doge", "aioli"),
@@ -347,6 +350,7 @@ def test_confirm_retrains_the_answer_on_fresh_seeds_at_both_scales(pbt_run, tmp_
     assert glob.glob(str(run / "tensorboard" / "confirm-second" / "seed2" / "stratified"))
 
 
+@pytest.mark.slow  # 18 s of searching on quiet cores
 def test_results_by_group_on_multilingual_and_the_oracle_only_at_its_proxy(ray_session, tmp_path):
     exp = smoke().replace(
         data=dataclasses.replace(smoke().data, benchmark="multilingual", tasks=4),
