@@ -60,7 +60,8 @@ from popmix.simplex import project_simplex
 
 FORMAT = "popmix-surface/1"
 MODELS = ("mixing_law", "boosted")
-#: the fewest runs :func:`fit_surface` accepts: the own-weight law has 3 parameters per domain
+#: the fewest runs :func:`fit_surface` accepts, whatever the number of domains: below
+#: :func:`full_law_runs` the law is fitted per domain on its own weight alone (3 parameters),
 #: and cross-validation holds one run out of each fit
 MIN_RUNS = 5
 #: weight (nats per unit of t) of the ridge on the law's exponents t
@@ -122,12 +123,6 @@ def check_objective(objective: str, names: Sequence[str]) -> None:
         ", ..." if len(names) > 4 else ""
     )
     raise ValueError(f"unknown objective {objective!r}; use mean, worst or one of {choices}")
-
-
-def min_runs(k: int) -> int:
-    """The fewest swarm runs :func:`fit_surface` accepts for ``k`` domains (the own-weight law
-    below :func:`full_law_runs`)."""
-    return MIN_RUNS
 
 
 def full_law_runs(k: int) -> int:
@@ -937,7 +932,6 @@ __all__ = [
     "fit_surface",
     "full_law_runs",
     "law_optimum",
-    "min_runs",
     "objective_of",
     "objective_rows",
     "sensitivities",

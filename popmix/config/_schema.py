@@ -405,13 +405,16 @@ class SwarmSpec:
     :mod:`popmix.tune.swarm`).
 
     Args:
-        size: swarm runs per seed (the fit needs at least :func:`popmix.tune.swarm.min_size`
-            of them for k domains).
+        size: swarm runs per seed (the fit needs at least
+            :data:`popmix.analysis.swarm_fit.MIN_RUNS` of them, and
+            :func:`popmix.tune.swarm.full_law_size` for the full mixing law on k domains).
         prior: the Dirichlet's mean: ``stratified`` (uniform), ``proportional`` (corpus sizes
             n_i) or ``temperature:<T>`` (n_i^(1/T), normalised).
         concentration: per domain: alpha_i = concentration * k * prior_i, so 1 around the
             uniform prior is the flat distribution over the simplex; larger: closer to the prior.
-        floor: the smallest weight a swarm mixture and the optimum keep (below 1/k).
+        floor: the smallest weight a swarm mixture and the optimum keep (below 1/k); the
+            swarm's own, as it searches no space: PBT's is the space's ``sample_weights.floor``
+            (both 1e-3 by default).
         steps: optimizer steps of each swarm run; null: the equal budget, so that the swarm's
             runs and the optimum's full run together cost what the PBT population does,
             floor((population - 1) * train.steps / size) (see :meth:`run_steps`).

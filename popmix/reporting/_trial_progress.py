@@ -16,15 +16,10 @@ from ray.tune import Callback
 from popmix.tune.spec import TrialSpec
 
 
-def trial_label(config: dict[str, Any], population_method: str, seed: bool = False) -> str:
+def trial_label(config: dict[str, Any], seed: bool = False) -> str:
+    """The trial's name (:attr:`TrialSpec.name`), with ``s<seed>`` where seeds share a run."""
     spec = TrialSpec.from_config(config)
-    if spec.is_member:
-        label = f"{population_method}#{spec.member}"
-    elif spec.draw:
-        label = f"{spec.method}#{spec.draw}"
-    else:
-        label = spec.method
-    return f"{label} s{spec.seed}" if seed else label
+    return f"{spec.name} s{spec.seed}" if seed else spec.name
 
 
 class ProgressPrinter(Callback):
@@ -32,12 +27,10 @@ class ProgressPrinter(Callback):
 
     def __init__(
         self,
-        population_method: str,
         total_steps: int,
         every_report: bool = True,
         seed_in_label: bool = False,
     ) -> None:
-        self.population_method = population_method
         self.total_steps = total_steps
         self.every_report = every_report  # False: only each trial's end
         self.seed_in_label = seed_in_label
@@ -50,9 +43,7 @@ class ProgressPrinter(Callback):
 
     def _label(self, trial: Any) -> str:
         if trial.trial_id not in self.labels:
-            self.labels[trial.trial_id] = trial_label(
-                trial.config, self.population_method, self.seed_in_label
-            )
+            self.labels[trial.trial_id] = trial_label(trial.config, self.seed_in_label)
         return self.labels[trial.trial_id]
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info):

@@ -206,7 +206,7 @@ def swarm_section(
         per_seed[str(seed)] = {
             "runs": [
                 {
-                    "run": r.get("draw", 0),
+                    "draw": r.get("draw", 0),
                     "trial_id": r["trial_id"],
                     "status": r["status"],
                     "weights": [float(r["params"]["weights"][n]) for n in names],

@@ -1,8 +1,9 @@
 """TensorBoard logs for every trial, written by the driver as results arrive.
 
-One run folder per trial, named for what it is (:func:`run_name`): ``<logdir>/seed<S>/<method>``
-for a baseline, ``<method>-member<M>`` for a population member, ``best-of-n-draw<D>`` for
-best-of-n's draws, ``swarm-run<I>`` for the swarm's runs, so ``tensorboard --logdir`` on the
+One run folder per trial, named for what it is (:attr:`popmix.tune.spec.TrialSpec.name`, the
+trial's name in every output): ``<logdir>/seed<S>/<method>`` for a baseline,
+``<method>-member<M>`` for a population member, ``best-of-n-draw<D>`` for best-of-n's draws,
+``swarm-run<D>`` for the swarm's runs, so ``tensorboard --logdir`` on the
 experiment folder shows every method side by side under readable names (the trial id is an
 HParams column); the swarm's surface plots are images under ``surface/``. Tags (x-axis: the
 trial's optimizer step):
@@ -46,7 +47,6 @@ from typing import Any
 
 from ray.tune import Callback
 
-from popmix.config import BEST_OF_N, SWARM_RUN
 from popmix.tune.spec import TrialSpec
 
 GROUPS = ("val_loss", "train_loss", "test_loss", "weight", "loss_weight", "diagnostics")
@@ -73,18 +73,6 @@ HPARAM_METRICS = (
     "compare/test_mean_ppl",
     "compare/test_worst_ppl",
 )
-
-
-def run_name(spec: TrialSpec) -> str:
-    """A trial's run folder under ``seed<S>/``: ``<method>``, ``<method>-member<M>`` or
-    ``<method>-draw<D>``."""
-    if spec.is_member:
-        return f"{spec.method}-member{spec.member}"
-    if spec.method == BEST_OF_N:  # every draw, draw 0 too (it runs when stratified does not)
-        return f"{spec.method}-draw{spec.draw}"
-    if spec.method == SWARM_RUN:
-        return f"{spec.method}{spec.draw}"
-    return spec.method
 
 
 def _session(w: Any, values: dict[str, Any], metrics: dict[str, float]) -> None:
@@ -135,7 +123,7 @@ class TensorBoardLogger(Callback):
             from torch.utils.tensorboard import SummaryWriter
 
             spec = TrialSpec.from_config(trial.config)
-            folder = self.logdir / f"seed{spec.seed}" / run_name(spec)
+            folder = self.logdir / f"seed{spec.seed}" / spec.name
             if any(f == folder for f, _ in self._written.values()):
                 # two trials with one name (a spec popmix does not make): keep them apart
                 folder = folder.with_name(f"{folder.name}_{trial.trial_id}")

@@ -350,7 +350,6 @@ def run_calibration(
                 if not opts.quiet:
                     callbacks.append(
                         ProgressPrinter(
-                            _NO_POPULATION,
                             variant.train.steps,
                             every_report=False,
                             seed_in_label=True,

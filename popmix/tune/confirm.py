@@ -237,7 +237,7 @@ def _run_scale(
     ledger = StepLedger()
     progress = None
     if not quiet:
-        progress = ProgressPrinter("-", exp.train.steps, every_report=False, seed_in_label=True)
+        progress = ProgressPrinter(exp.train.steps, every_report=False, seed_in_label=True)
     start = time.time()
     grid = tune.Tuner(
         trainable,

@@ -199,13 +199,26 @@ class WithFixedTrials(Searcher):
     spec: ``member`` (the population's method and seed) numbered like a population, with the
     suggested values as its parameters. The fixed trials' results are not told to ``inner``,
     so they never shape its model.
+
+    ``later`` (the swarm's runs) are fixed trials handed out after the ``members`` members
+    have been: the population starts beside the baselines, as on PBT's grid, instead of
+    waiting behind every swarm run.
     """
 
-    def __init__(self, inner: Searcher, fixed: list[TrialSpec], member: TrialSpec) -> None:
+    def __init__(
+        self,
+        inner: Searcher,
+        fixed: list[TrialSpec],
+        member: TrialSpec,
+        later: list[TrialSpec] | None = None,
+        members: int = 0,
+    ) -> None:
         super().__init__(metric=inner.metric, mode=inner.mode)
         self.inner = inner
         self.fixed = list(fixed)
+        self.later = list(later or [])
         self.member = member
+        self.members = members
         self._fixed_ids: set[str] = set()
         self._members = 0
 
@@ -215,6 +228,8 @@ class WithFixedTrials(Searcher):
         return ok
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        if not self.fixed and self.later and self._members >= self.members:
+            self.fixed.append(self.later.pop(0))
         if self.fixed:
             self._fixed_ids.add(trial_id)
             return self.fixed.pop(0).to_config()

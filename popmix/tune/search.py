@@ -296,9 +296,13 @@ def _scheduler_and_space(
     names = domains.names
     n_reports = math.ceil(exp.train.steps / s.report_every)
     baselines = [b for seed in seeds for b in baseline_specs(exp, seed, names)]
-    if exp.runs_swarm():
-        # after the baselines: they run from the start, the swarm's short runs fill the rest
-        baselines += [r for seed in seeds for r in run_specs(exp, seed, names, domains.sizes)]
+    # after the baselines and the population: they run from the start, the swarm's short
+    # runs fill the rest
+    swarm_runs = (
+        [r for seed in seeds for r in run_specs(exp, seed, names, domains.sizes)]
+        if exp.runs_swarm()
+        else []
+    )
     explorers = {
         seed: Explorer(
             space,
@@ -337,7 +341,9 @@ def _scheduler_and_space(
             seed=s.seed * 1000 + seed,
         )
         member = TrialSpec(exp.population_method, seed, member=0)
-        searcher = WithFixedTrials(optuna_search, baselines, member)
+        searcher = WithFixedTrials(
+            optuna_search, baselines, member, later=swarm_runs, members=s.population
+        )
         param_space: dict[str, Any] = {}  # the searcher holds it (see WithFixedTrials)
         asha = None
         if s.asha:
@@ -347,10 +353,10 @@ def _scheduler_and_space(
                 grace_period=max(1, n_reports // 4),
                 reduction_factor=2,
             )
-        return asha, searcher, param_space, len(baselines) + s.population
+        return asha, searcher, param_space, len(baselines) + len(swarm_runs) + s.population
 
     # One grid point per trial, each a complete spec: baselines and members in one Tuner.
-    specs = [t.to_config()[CONFIG_KEY] for t in population + baselines]
+    specs = [t.to_config()[CONFIG_KEY] for t in population + baselines + swarm_runs]
     param_space = {CONFIG_KEY: tune.grid_search(specs)}
     if not population:
         return None, None, param_space, 1
@@ -825,7 +831,8 @@ def resolve(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> Resolve
             "set --gpus-per-trial 0",
         )
     if exp.runs_swarm():
-        from popmix.tune.swarm import check_fit_available, full_law_size, min_size
+        from popmix.analysis.swarm_fit import MIN_RUNS
+        from popmix.tune.swarm import check_fit_available, full_law_size
 
         check_fit_available()
         k, size = len(domains), exp.search.swarm.size
@@ -834,10 +841,10 @@ def resolve(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> Resolve
                 f"search.swarm.floor {exp.search.swarm.floor:g} leaves no room on {k} domains; "
                 f"set it below 1/{k} = {1 / k:.4g}"
             )
-        if size < min_size(k):
+        if size < MIN_RUNS:
             raise ConfigError(
                 f"search.swarm.size {size} is too small for the fit; set "
-                f"search.swarm.size={min_size(k)} or more (the full mixing law on {k} domains "
+                f"search.swarm.size={MIN_RUNS} or more (the full mixing law on {k} domains "
                 f"needs {full_law_size(k)})"
             )
         if size < full_law_size(k):
@@ -1146,6 +1153,14 @@ def _swarm_optimum(
     for surface in surfaces.values():
         if "error" in surface:
             print(f"popmix search: swarm: {surface['error']}", file=sys.stderr, flush=True)
+        elif surface.get("refitted"):
+            print(
+                f"popmix search: swarm: seed {surface['seed']}: the saved surface was fitted "
+                "on swarm runs this search no longer holds; fitted again on its own runs, and "
+                "its optimum is trained anew",
+                file=sys.stderr,
+                flush=True,
+            )
     specs = optimum_specs(surfaces, names)
     if not specs:
         return surfaces, []
@@ -1163,8 +1178,10 @@ def _swarm_optimum(
     name = tuner_name(seeds) + TUNER_SUFFIX
     ledger = StepLedger(plan.exp_dir / f"ledger-{name}.json")
     tuner_dir, fs = plan.tune_storage(seeds, TUNER_SUFFIX)
+    # a refitted optimum is a new trial: the saved Tuner trained the stale one
+    refitted = any(s.get("refitted") for s in surfaces.values())
     tuner = _restored_or_new(
-        resume,
+        resume and not refitted,
         tuner_dir,
         fs,
         trainable,
@@ -1257,9 +1274,7 @@ def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> dict
                 progress = (
                     None
                     if opts.quiet
-                    else ProgressPrinter(
-                        exp.population_method, exp.train.steps, seed_in_label=len(seeds) > 1
-                    )
+                    else ProgressPrinter(exp.train.steps, seed_in_label=len(seeds) > 1)
                 )
                 ledger = StepLedger(exp_dir / f"ledger-{tuner_name(seeds)}.json")
                 tuner_dir, fs = plan.tune_storage(seeds)

@@ -118,6 +118,21 @@ class TrialSpec:
 
     # -- meaning ------------------------------------------------------------------------------
     @property
+    def name(self) -> str:
+        """The trial's one name within its seed, in every output (its TensorBoard run folder
+        under ``seed<S>/``, the progress lines, the report's legends): ``<method>`` for a
+        baseline, ``<method>-member<M>`` for a population member, ``best-of-n-draw<D>`` for
+        best-of-n's runs (draw 0 too: it runs where stratified does not), ``swarm-run<D>``
+        for the swarm's runs."""
+        if self.is_member:
+            return f"{self.method}-member{self.member}"
+        if self.method == BEST_OF_N:
+            return f"{self.method}-draw{self.draw}"
+        if self.method == SWARM_RUN:
+            return f"{self.method}{self.draw}"
+        return self.method
+
+    @property
     def is_member(self) -> bool:
         """A population member (searched, exploited) rather than a single trial."""
         return self.member >= 0

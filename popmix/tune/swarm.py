@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from popmix.analysis.swarm_fit import MIN_RUNS
 from popmix.config import SWARM, SWARM_RUN, ConfigError, Experiment, SwarmSpec
 from popmix.policies import temperature_weights
 from popmix.simplex import floor_project
@@ -65,14 +66,6 @@ def check_fit_available() -> None:
             "the swarm's fit needs scikit-learn and SciPy: pip install 'popmix[swarm]' "
             "(or scikit-learn scipy), or drop swarm from methods"
         ) from None
-
-
-def min_size(k: int) -> int:
-    """The fewest swarm runs the fit accepts for ``k`` domains
-    (:func:`popmix.analysis.swarm_fit.min_runs`)."""
-    from popmix.analysis.swarm_fit import min_runs
-
-    return int(min_runs(k))
 
 
 def full_law_size(k: int) -> int:
@@ -162,7 +155,7 @@ def fit_seed(
     from popmix.analysis.swarm_fit import fit_surface
 
     weights, losses, runs = swarm_data(records, seed, names)
-    need = min_size(len(names))
+    need = MIN_RUNS
     if len(runs) < need:
         raise ConfigError(
             f"seed {seed}: only {len(runs)} swarm runs finished, the fit needs {need}; raise "
@@ -197,13 +190,25 @@ def surfaces_for(
     exp_dir: Path,
 ) -> dict[int, dict[str, Any]]:
     """Each seed's surface: the one fitted before (a resumed search) or fitted now and kept
-    in the experiment folder. A seed whose fit fails gets ``{"error": line}``."""
+    in the experiment folder. A seed whose fit fails gets ``{"error": line}``.
+
+    A saved surface is used again only while every run it was fitted on is still one of the
+    seed's finished swarm runs: then a resume never moves an optimum that may already be
+    training (runs that finished after the fit, e.g. errored ones a resume retried, do not
+    refit it). One fitted on runs this search does not hold (its seed group's Tuner was
+    rebuilt, so its trials are new) is fitted again, and the surface says
+    ``"refitted": true``."""
     out: dict[int, dict[str, Any]] = {}
     for seed in seeds:
         cache = exp_dir / SURFACE_CACHE.format(seed=seed)
+        stale = False
         if cache.is_file():
-            out[seed] = json.loads(cache.read_text())
-            continue
+            saved = json.loads(cache.read_text())
+            have = {r["trial_id"] for r in swarm_data(records, seed, names)[2]}
+            if set(saved.get("run_trial_ids") or ()) <= have:
+                out[seed] = saved
+                continue
+            stale = True
         try:
             surface = fit_seed(exp, records, seed, names)
         except ConfigError as e:
@@ -212,7 +217,8 @@ def surfaces_for(
         tmp = cache.with_suffix(".tmp")
         tmp.write_text(json.dumps(surface, indent=2))
         tmp.replace(cache)
-        out[seed] = surface
+        # not in the saved file: a later resume uses that file as any other
+        out[seed] = {**surface, "refitted": True} if stale else surface
     return out
 
 
@@ -327,7 +333,6 @@ __all__ = [
     "check_fit_available",
     "draw_mixtures",
     "fit_seed",
-    "min_size",
     "optimum_specs",
     "prior",
     "run_specs",

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from popmix.analysis.swarm_fit import (
+    MIN_RUNS,
     MixingLaw,
     Surface,
     fit_surface,
     full_law_runs,
     log_weight_moves,
-    min_runs,
     objective_of,
     objective_rows,
     sensitivities,
@@ -227,7 +227,7 @@ def test_intervals_narrow_with_more_runs():
 def test_too_few_runs_for_the_full_law_fall_back_to_the_own_weight_law():
     k = 8
     assert full_law_runs(k) == 13  # 13 - ceil(13 / 5) = 10 = k + 2
-    assert full_law_runs(16) == 23 and min_runs(16) == 5
+    assert full_law_runs(16) == 23 and MIN_RUNS == 5
     rng = np.random.default_rng(0)
     t = np.diag(-rng.uniform(2, 4, k))
     c, kk = rng.uniform(1.5, 2.5, k), rng.uniform(0.5, 1.0, k)

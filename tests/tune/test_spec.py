@@ -140,6 +140,9 @@ def test_fixed_trials_first_then_complete_member_specs():
             self.n += 1
             return {CONFIG_KEY: {"sample_weights": {"a": float(self.n), "b": 1.0, "c": 1.0}}}
 
+        def on_trial_result(self, trial_id, result):
+            self.told = [*getattr(self, "told", []), trial_id]
+
     temperature = TrialSpec("temperature", 3, params={"temperature": 2.0})
     baselines = [TrialSpec("stratified", 3), temperature]
     searcher = WithFixedTrials(Inner(), baselines, TrialSpec("optuna", 3, member=0))
@@ -147,6 +150,19 @@ def test_fixed_trials_first_then_complete_member_specs():
     assert got[:2] == baselines  # complete, and without any searched key
     assert [(t.method, t.seed, t.member) for t in got[2:]] == [("optuna", 3, 0), ("optuna", 3, 1)]
     assert got[3].params == {"sample_weights": {"a": 2.0, "b": 1.0, "c": 1.0}}
+    # the swarm's runs come after the population's members, not before them
+    runs = [TrialSpec("swarm-run", 3, draw=i, steps=5) for i in range(3)]
+    searcher = WithFixedTrials(
+        Inner(), baselines, TrialSpec("optuna", 3, member=0), later=runs, members=2
+    )
+    got = [TrialSpec.from_config(searcher.suggest(f"t{i}")) for i in range(7)]
+    assert [t.method for t in got] == ["stratified", "temperature", "optuna", "optuna"] + [
+        "swarm-run"
+    ] * 3
+    assert [t.draw for t in got[4:]] == [0, 1, 2]
+    for i in (2, 5):  # a member's result reaches Optuna, a swarm run's does not
+        searcher.on_trial_result(f"t{i}", {"objective": 1.0})
+    assert searcher.inner.told == ["t2"]
 
 
 def test_best_of_n_draws_are_stratified_runs_with_their_own_seeds():

@@ -14,7 +14,7 @@ from popmix.cli import main
 from popmix.config import SWARM, SWARM_RUN, SwarmSpec, load_experiment, load_space
 from popmix.reporting.summary import comparisons, summarize, swarm_section
 from popmix.tune.spec import TrialSettings, TrialSpec
-from popmix.tune.swarm import draw_mixtures, prior, run_specs
+from popmix.tune.swarm import draw_mixtures, prior, run_specs, surfaces_for
 from popmix.weights_file import WeightsSchedule
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -153,10 +153,46 @@ def test_the_summary_keeps_every_swarm_runs_weights_and_losses():
         records, {0: {"optimum": [0.3, 0.7], "predicted": 1.5}}, ["a", "b"], exp
     )
     runs = section["per_seed"]["0"]["runs"]
-    assert [r["run"] for r in runs] == [0, 1, 2]
+    assert [r["draw"] for r in runs] == [0, 1, 2]
     assert runs[2]["weights"] == [pytest.approx(0.2), pytest.approx(0.8)]
     assert runs[1]["val_loss"] == {"a": 2.0, "b": 2.0}
     assert section["per_seed"]["0"]["surface"] == {"optimum": [0.3, 0.7], "predicted": 1.5}
+
+
+def test_a_saved_surface_is_used_again_only_for_the_runs_it_was_fitted_on(tmp_path):
+    exp = load_experiment(
+        ROOT / "experiments" / "smoke.yaml", ["search.swarm.n_boot=4", "search.objective=mean"]
+    )
+    names = ["a", "b"]
+
+    def runs(prefix, n=8):
+        out = []
+        for i in range(n):
+            wa = 0.1 + 0.8 * i / (n - 1)
+            r = _record(SWARM_RUN, 0, 20.0, 30, draw=i, weights=[wa, 1 - wa])
+            r["trial_id"] = f"{prefix}{i}"
+            r["metrics"]["val_loss"] = {"a": 3 - np.log(wa), "b": 3 - 0.5 * np.log(1 - wa)}
+            out.append(r)
+        return out
+
+    first = surfaces_for(exp, runs("x"), [0], names, tmp_path)[0]
+    assert first["run_trial_ids"] == [f"x{i}" for i in range(8)] and "refitted" not in first
+    saved = (tmp_path / "swarm-seed0.json").read_text()
+    # a resume where more runs have finished since (one retried): the saved surface stands
+    more = runs("x", 9)
+    for r in more:
+        r["metrics"]["val_loss"] = {"a": 9.0 - r["draw"], "b": 1.0}
+    assert surfaces_for(exp, more, [0], names, tmp_path)[0] == first
+    # runs the saved surface never saw (the seed group's Tuner was rebuilt): fitted again
+    other = runs("y")
+    for r in other:
+        r["metrics"]["val_loss"]["a"] += r["draw"]
+    again = surfaces_for(exp, other, [0], names, tmp_path)[0]
+    assert again["refitted"] is True and again["run_trial_ids"][0] == "y0"
+    assert again["optimum"] != first["optimum"]
+    rewritten = json.loads((tmp_path / "swarm-seed0.json").read_text())
+    assert rewritten != json.loads(saved) and "refitted" not in rewritten
+    assert surfaces_for(exp, other, [0], names, tmp_path)[0] == rewritten  # and now stands
 
 
 # -- bad input -----------------------------------------------------------------------------------
