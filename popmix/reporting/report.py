@@ -3,13 +3,15 @@
 Reads what the run left in its folder: ``summary.json`` (the table, the methods' intervals, the
 oracle), ``lineage.json`` (PBT's exploits, each member's schedule), ``best_schedule.json``, each
 trial's ``result.json`` under the experiment folder's ``seed*/`` (the reports: objective and
-weights over steps), and where present ``confirm.json`` (``popmix confirm``) and
-``bracket.json`` (``popmix bracket``; a bracket folder alone is a report too).
+weights over steps), and where present ``confirm.json`` (``popmix confirm``),
+``surface.json`` (the swarm's fitted surfaces) and ``bracket.json`` (``popmix bracket``; a
+bracket folder alone is a report too).
 
 Files written under ``out``: ``report.html``, self-contained (every figure embedded as a base64
 PNG, no script, no network), and the same figures beside it as PNGs: ``comparison.png``,
 ``domain_ppl.png``, ``weights.png``, ``lineage.png``, ``objective.png`` and, where their data is
-present, ``confirm.png``, ``oracle.png``, ``bracket.png``.
+present, ``confirm.png``, ``oracle.png``, ``surface_sensitivity-seed<S>.png`` and
+``surface_slices-seed<S>.png`` (drawn again from ``surface.json``), ``bracket.png``.
 
 Imports neither torch nor Ray; matplotlib only when a figure is drawn.
 """
@@ -43,6 +45,7 @@ class Run:
     lineage: dict[str, Any] | None = None
     best: dict[str, Any] | None = None
     confirm: dict[str, Any] | None = None
+    surface: dict[str, Any] | None = None
     bracket: dict[str, Any] | None = None
     #: trial id -> its reports in step order (each a ``result.json`` line)
     reports: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -106,6 +109,7 @@ def read_run(folder: str | Path) -> Run:
         ("lineage.json", "lineage"),
         ("best_schedule.json", "best"),
         ("confirm.json", "confirm"),
+        ("surface.json", "surface"),
     ):
         if (path / name).is_file():
             value = _read_json(path / name)
@@ -438,7 +442,7 @@ def _trial_labels(run: Run) -> dict[str, tuple[int | None, str, str]]:
         if seed is None:
             spec = (reports[-1].get("config") or {}).get("spec") or {}
             seed = spec.get("seed")
-        label = f"{method}#{members[tid][1]}" if tid in members else method
+        label = f"{method}-member{members[tid][1]}" if tid in members else method
         out[tid] = (seed, method, label)
     return out
 
@@ -722,6 +726,89 @@ def _search_sections(run: Run, figures: list[Figure]) -> list[str]:
                 _figure_html(fig) if fig is not None else "",
             )
         )
+    if run.surface:
+        out += _surface_sections(run.surface, figures)
+    return out
+
+
+def _ci(value: Any, ci: Any, spec: str = ".3f") -> str:
+    """``value [lo, hi]`` in ``spec``; ``value`` alone without an interval, "-" without it."""
+    number = (int, float)
+    if not isinstance(value, number):
+        return "-"
+    if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(isinstance(c, number) for c in ci):
+        return f"{value:{spec}} [{ci[0]:{spec}}, {ci[1]:{spec}}]"
+    return f"{value:{spec}}"
+
+
+#: the per-domain columns of a surface's table: (surface.json key, number format)
+SURFACE_COLUMNS = (("optimum", ".4f"), ("sensitivity", "+.4f"), ("curvature", "+.4f"))
+
+
+def _surface_cell(surface: dict[str, Any], key: str, i: int, spec: str) -> str:
+    """Domain ``i``'s ``key`` with its ``key_ci`` interval, or "-" where the surface has none."""
+    value, ci = (
+        (surface.get(k) or [])[i] if i < len(surface.get(k) or []) else None
+        for k in (key, f"{key}_ci")
+    )
+    return _ci(value, ci, spec)
+
+
+def _surface_sections(doc: dict[str, Any], figures: list[Figure]) -> list[str]:
+    """Per seed of ``surface.json``: the fit's quality, the predicted optimum, sensitivity and
+    curvature per domain with their intervals, and the surface's two figures."""
+    from popmix.reporting.surface import surface_figures
+
+    out = []
+    for seed, surface in sorted((doc.get("seeds") or {}).items(), key=lambda kv: str(kv[0])):
+        title = f"The swarm's fitted surface, seed {seed}"
+        if not isinstance(surface, dict) or "error" in surface:
+            error = surface.get("error") if isinstance(surface, dict) else "not a surface"
+            out.append(_section(title, _pre(f"no surface: {error}")))
+            continue
+        quality = surface.get("quality") or {}
+        model = surface.get("model", "?")
+        cv = (quality.get("cv") or {}).get(model) or {}
+        predicted = _ci(surface.get("predicted"), surface.get("predicted_ci"), ".4f")
+        facts = (
+            f"<p>Objective {html.escape(str(surface.get('objective')))}; model "
+            f"{html.escape(str(model))} (chosen by 5-fold cross-validation over "
+            f"{html.escape(str(quality.get('n_runs', surface.get('runs'))))} swarm runs: "
+            f"held-out R² {html.escape(_ci(cv.get('r2'), None))}, Spearman "
+            f"{html.escape(_ci(cv.get('spearman'), None))}); predicted objective at the "
+            f"optimum {html.escape(predicted)}"
+            " (at the swarm runs' budget). Intervals: 95% bootstrap over the swarm runs.</p>"
+        )
+        rows = [
+            [name] + [_surface_cell(surface, k, i, f) for k, f in SURFACE_COLUMNS]
+            for i, name in enumerate(surface.get("names") or [])
+        ]
+        table = _table(
+            ["domain", "optimum weight", "sensitivity (nats)", "curvature (nats)"], rows
+        )
+        parts = [facts, table]
+        try:
+            drawn = surface_figures(surface)
+        except ValueError as e:  # not a popmix-surface document: say so, report the rest
+            parts.append(_pre(f"cannot draw it: {e}"))
+            drawn = []
+        for file_name, png in drawn:
+            stem = file_name.removesuffix(".png")
+            fig = Figure(
+                name=f"{stem}-seed{seed}",
+                title=title,
+                caption=(
+                    "Per domain: the optimum weight, the sensitivity and curvature of the "
+                    "objective over a move of log-weight, with 95% bootstrap intervals"
+                    if "sensitivity" in stem
+                    else "The fitted objective along each domain's slice through the optimum, "
+                    "with its bootstrap band"
+                ),
+                png=png,
+            )
+            figures.append(fig)
+            parts.append(_figure_html(fig))
+        out.append(_section(title, *parts))
     return out
 
 

@@ -277,6 +277,34 @@ def test_report_writes_a_self_contained_page_and_its_pngs(written):
     assert "Oracle gap" in text and "Confirmation on fresh seeds" in text
 
 
+def test_a_swarm_searchs_report_shows_each_seeds_surface_and_a_failed_fit(tmp_path):
+    from popmix.analysis.swarm_fit import fit_surface
+
+    rng = np.random.default_rng(1)
+    w = rng.dirichlet(np.ones(3), size=12)
+    y = 2.0 + np.exp(-3 * w) + rng.normal(0, 0.005, (12, 3))
+    surface = fit_surface(w, y, DOMAINS, n_boot=5, seed=0).to_dict()
+    folder = tmp_path / "run"
+    make_search(folder)
+    error = "seed 1: only 3 swarm runs finished, the fit needs 5"
+    doc = {"objective": "mean", "domains": DOMAINS, "seeds": {"0": surface, "1": {"error": error}}}
+    (folder / "surface.json").write_text(json.dumps(doc))
+    page, pngs = write_report(folder)
+    names = {p.stem for p in pngs}
+    assert {"surface_sensitivity-seed0", "surface_slices-seed0"} <= names
+    assert not any("seed1" in n for n in names)
+    text = page.read_text()
+    assert "The swarm&#x27;s fitted surface, seed 0" in text
+    assert f"no surface: {error}" in text
+    # the table is surface.json's own numbers, each domain's with its interval
+    lo, hi = surface["optimum_ci"][0]
+    assert (
+        f'<td>{DOMAINS[0]}</td><td class="num">{surface["optimum"][0]:.4f} [{lo:.4f}, {hi:.4f}]'
+        in text
+    )
+    assert (folder / "report" / "surface_slices-seed0.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_report_command_with_out(tmp_path, capsys):
     make_bracket(tmp_path / "run")
     assert main(["report", str(tmp_path / "run"), "--out", str(tmp_path / "elsewhere")]) == 0
