@@ -1,13 +1,17 @@
 """The swarm's predicted optimum against stratified and PBT at equal total optimizer steps,
 paired by seed, with the fit's held-out quality and the settle curve (issue 13's figures).
 
-It runs ``popmix search --methods swarm,stratified`` on the default experiment (brown16, the
-default proxy, 1000 steps; ``search.population`` 4, so the swarm's 32 runs of
-floor(3 * 1000 / 32) = 93 steps and its optimum's 1000-step run cost what PBT's 4 members do).
-PBT comes from ``--pbt-summary`` (a finished ``--methods pbt,stratified`` search on the same
-seeds, e.g. benchmarks/flagship_space.py's ``brown16-sampling``) or, without it, from a
-search this script runs. The stratified trial is the same run in both searches: the script
-checks that its test perplexities agree, which is what makes pairing across the two valid.
+It runs ``popmix search --methods pbt,swarm,stratified`` (one experiment, so the three are
+paired by seed on the same initialisation) on the default experiment (brown16, the default
+proxy, 1000 steps; ``search.population`` 4, so the swarm's 32 runs of floor(3 * 1000 / 32) =
+93 steps and its optimum's 1000-step run cost what PBT's 4 members do), or on the experiment
+the extra flags name (``--experiment experiments/oracle16.yaml``: then the share of the
+stratified-to-oracle gap each method closes is printed too). With ``--pbt-summary`` (a
+finished ``--methods pbt,stratified`` search on the same seeds, e.g.
+benchmarks/flagship_space.py's ``brown16-sampling``) PBT comes from that file and the script
+runs ``--methods swarm,stratified`` only; the stratified trial is then the same run in both
+searches, and the script checks that its test perplexities agree, which is what makes pairing
+across the two valid.
 
 Printed: per method, mean test perplexity over domains with its 95% interval over seeds and
 its optimizer steps per seed; the paired differences swarm - stratified, swarm - PBT and
@@ -16,11 +20,12 @@ Spearman rank correlation (5-fold cross-validation over the swarm runs, the chos
 the settle curve (:func:`popmix.analysis.swarm_fit.settle_curve`: the optimum refitted on the
 first n runs, its L1 distance to the optimum of all runs).
 
-    python benchmarks/swarm_vs_pbt.py [--seeds 3] [--keep DIR] [--pbt-summary FILE]
-        [popmix search flags and KEY=VALUE ...]
+    python benchmarks/swarm_vs_pbt.py [--seeds 3] [--keep DIR] [--name NAME]
+        [--pbt-summary FILE] [popmix search flags and KEY=VALUE ...]
 
-With ``--keep DIR`` the searches are written there and a search whose ``summary.json`` is
-already there is not run again. About 30 minutes for 3 seeds on 2 idle CPU cores.
+With ``--keep DIR`` the searches are written there (``DIR/NAME``) and a search whose
+``summary.json`` is already there is not run again. About 50 minutes for 3 seeds of brown16
+on 2 idle CPU cores.
 """
 
 from __future__ import annotations
@@ -119,7 +124,8 @@ def report(swarm: dict, pbt: dict) -> list[str]:
     seeds = sorted(set.intersection(*(set(r) for r in rows.values())))
     sw = swarm["swarm"]
     lines = [
-        f"brown16, seeds {seeds}, {swarm['steps_per_model']} steps per full run; swarm of "
+        f"{swarm.get('benchmark', '?')}, seeds {seeds}, {swarm['steps_per_model']} steps per "
+        "full run; swarm of "
         f"{sw['size']} runs x {sw['run_steps']} steps around {sw['prior']} (concentration "
         f"{sw['concentration']}), PBT population "
         f"{len(pbt['members']) // max(1, len({m['seed'] for m in pbt['members']}))}"
@@ -129,11 +135,13 @@ def report(swarm: dict, pbt: dict) -> list[str]:
         for s in seeds
         if s in strat_pbt
     ]
-    lines.append(
-        f"stratified agrees across the two searches within {max(gaps):.2e} ppl ({len(gaps)} seeds)"
-        if gaps
-        else "stratified: no common seed across the two searches (no pairing check)"
-    )
+    if pbt is not swarm:
+        lines.append(
+            f"stratified agrees across the two searches within {max(gaps):.2e} ppl "
+            f"({len(gaps)} seeds)"
+            if gaps
+            else "stratified: no common seed across the two searches (no pairing check)"
+        )
     lines.append(f"{'method':<11}{'mean test ppl [95%]':>28}{'worst test ppl [95%]':>28}  steps")
     for name, r in rows.items():
         mean = mean_ci([r[s]["test_mean_ppl"] for s in seeds])
@@ -180,6 +188,29 @@ def report(swarm: dict, pbt: dict) -> list[str]:
             else f"not settled before all {curve[-1]['runs']} runs"
         )
         lines.append(f"  settle curve (runs: L1 to the all-runs optimum) {path}; {verdict}")
+    lines += oracle_lines(swarm, pbt, rows, seeds)
+    return lines
+
+
+def oracle_lines(
+    swarm: dict, pbt: dict, rows: dict[str, dict[int, dict[str, Any]]], seeds: list[int]
+) -> list[str]:
+    """Where the benchmark ships an oracle that holds for this proxy: the oracle's mean test
+    loss, each method's (paired) gap to it and the share of the stratified-to-oracle gap it
+    closes (``summary.json``'s ``oracle_gap_closed``)."""
+    oracle = swarm.get("oracle") or {}
+    if not oracle.get("applies"):
+        return [f"oracle: none here ({oracle.get('why', 'the benchmark has none')})"]
+    target = oracle["mean_test_loss"]
+    lines = [f"oracle: mean test loss {target:.4f} (seeds {oracle['seeds']})"]
+    for name, r in rows.items():
+        gap = mean_ci([r[s]["test_mean_loss"] - target for s in seeds])
+        source = pbt if name == "pbt" else swarm
+        closed = (source.get("methods") or {}).get(name, {}).get("oracle_gap_closed") or {}
+        lines.append(
+            f"  {name:<11} mean test loss - oracle's {fmt(gap, '+.4f')}; share of the "
+            f"stratified-to-oracle gap closed {fmt(closed, '+.2f')}"
+        )
     return lines
 
 
@@ -193,13 +224,14 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="a finished --methods pbt,stratified search's summary.json on the same seeds",
     )
+    ap.add_argument("--name", default="swarm-pbt", help="the search's folder under --keep")
     args, extra = ap.parse_known_args(argv)  # any other flag or KEY=VALUE: to every search
     root = args.keep or Path(tempfile.mkdtemp(prefix="popmix-swarm-"))
-    swarm = run_search(root / "brown16-swarm", "swarm,stratified", args.seeds, extra)
     if args.pbt_summary is not None:
+        swarm = run_search(root / args.name, "swarm,stratified", args.seeds, extra)
         pbt = json.loads(args.pbt_summary.read_text())
     else:
-        pbt = run_search(root / "brown16-pbt", "pbt,stratified", args.seeds, extra)
+        swarm = pbt = run_search(root / args.name, "pbt,swarm,stratified", args.seeds, extra)
     print("\n".join(report(swarm, pbt)))
     return 0
 
