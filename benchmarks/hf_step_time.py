@@ -15,13 +15,11 @@ times, measured in the same run.
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import time
 
-import numpy as np
 import torch
-import torch.nn.functional as F
+from _bare_loop import bare_steps
 
 from popmix.config import ModelConfig, TrainConfig
 from popmix.data import load_domains
@@ -50,7 +48,6 @@ def sync(device: torch.device) -> None:
 
 def bare_loop(domains, model_cfg, cfg, weights, device, seed):
     """What any trainer of this model does: draw, forward, backward, clip, AdamW, cosine LR."""
-    rng = np.random.default_rng(seed)
     model = HFCausalLM(model_cfg, 256, seed).to(device).hf
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
@@ -62,33 +59,13 @@ def bare_loop(domains, model_cfg, cfg, weights, device, seed):
         lr=cfg.lr,
         betas=(0.9, 0.95),
     )
-    trains = [d.train for d in domains]
-    window = np.arange(model_cfg.seq_len + 1)
-    step = 0
 
-    def run(n: int) -> None:
-        nonlocal step
-        for _ in range(n):
-            ids = rng.choice(len(trains), size=cfg.batch_size, p=weights)
-            x = np.stack(
-                [
-                    trains[i][rng.integers(0, trains[i].size - model_cfg.seq_len) + window]
-                    for i in ids
-                ]
-            ).astype(np.int64)
-            x = torch.from_numpy(x).to(device)
-            lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
-            for g in opt.param_groups:
-                g["lr"] = lr
-            logits = model(input_ids=x[:, :-1], use_cache=False).logits
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            step += 1
+    def logits_of(x: torch.Tensor) -> torch.Tensor:
+        return model(input_ids=x, use_cache=False).logits
 
-    return run
+    return bare_steps(
+        model, opt, logits_of, domains, model_cfg.seq_len, cfg, weights, seed, device
+    )
 
 
 def main() -> None:

@@ -10,13 +10,11 @@ the figure is the ratio of median per-step times.
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import time
 
-import numpy as np
 import torch
-import torch.nn.functional as F
+from _bare_loop import bare_steps
 
 from popmix.data import load_domains
 from popmix.policies import build_policy
@@ -26,36 +24,9 @@ from popmix.train.model import TinyGPT
 
 def bare_loop(domains, model_cfg, cfg, weights, seed=0):
     """The minimum any trainer does: draw, forward, backward, clip, AdamW, cosine LR."""
-    rng = np.random.default_rng(seed)
     model = TinyGPT(model_cfg, torch.Generator().manual_seed(seed))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.1)
-    trains = [d.train for d in domains]
-    window = np.arange(model_cfg.seq_len + 1)
-    step = 0
-
-    def run(n):
-        nonlocal step
-        for _ in range(n):
-            ids = rng.choice(len(trains), size=cfg.batch_size, p=weights)
-            x = np.stack(
-                [
-                    trains[i][rng.integers(0, trains[i].size - model_cfg.seq_len) + window]
-                    for i in ids
-                ]
-            ).astype(np.int64)
-            x = torch.from_numpy(x)
-            lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
-            for g in opt.param_groups:
-                g["lr"] = lr
-            logits = model(x[:, :-1])
-            loss = F.cross_entropy(logits.reshape(-1, 256), x[:, 1:].reshape(-1))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            step += 1
-
-    return run
+    return bare_steps(model, opt, model, domains, model_cfg.seq_len, cfg, weights, seed)
 
 
 def main() -> None:
