@@ -95,31 +95,29 @@ def read_search(run_dir: str | Path) -> FinishedSearch:
             f"{path} has no experiment_config (written by an older popmix); rerun the search"
         )
     exp = experiment_from_dict(raw, f"{path}: experiment_config")
-    best = None
+    domains = summary.get("domains")
+    best: WeightsSchedule | None = None
+    swarm: WeightsSchedule | None = None
     if exp.runs_population():
-        best_path = folder / "best_schedule.json"
-        if not best_path.is_file():
-            raise ConfigError(
-                f"{run_dir}: no best_schedule.json (no population member finished); rerun "
-                "the search"
-            )
-        try:
-            best = WeightsSchedule.read(best_path, summary.get("domains"))
-        except WeightsFileError as e:
-            raise ConfigError(f"{best_path}: {e}") from None
-    swarm = None
+        why = "no population member finished"
+        best = _read_schedule(folder, "best_schedule.json", domains, run_dir, why)
     if exp.runs_swarm():
-        swarm_path = folder / "swarm_optimum.json"
-        if not swarm_path.is_file():
-            raise ConfigError(
-                f"{run_dir}: no swarm_optimum.json (the swarm's fit or its optimum's run "
-                "failed; see summary.json's swarm); rerun the search"
-            )
-        try:
-            swarm = WeightsSchedule.read(swarm_path, summary.get("domains"))
-        except WeightsFileError as e:
-            raise ConfigError(f"{swarm_path}: {e}") from None
+        why = "the swarm's fit or its optimum's run failed; see summary.json's swarm"
+        swarm = _read_schedule(folder, "swarm_optimum.json", domains, run_dir, why)
     return FinishedSearch(folder, summary, exp, best, swarm)
+
+
+def _read_schedule(
+    folder: Path, name: str, domains: Any, run_dir: str | Path, why_missing: str
+) -> WeightsSchedule:
+    """The search's weights file ``name``, or a ConfigError saying why it is missing or bad."""
+    path = folder / name
+    if not path.is_file():
+        raise ConfigError(f"{run_dir}: no {name} ({why_missing}); rerun the search")
+    try:
+        return WeightsSchedule.read(path, domains)
+    except WeightsFileError as e:
+        raise ConfigError(f"{path}: {e}") from None
 
 
 def confirm_seeds(exp: Experiment, n: int) -> list[int]:
