@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from popmix.cli import main
-from popmix.config import ConfigError, ModelConfig, TrainConfig
+from popmix.config import ConfigError, ModelConfig
 from popmix.policies import build_policy
 from popmix.train import ProxyTrainer, Trainer, run_training
 from popmix.train.custom import load_trainer_class
@@ -24,25 +24,16 @@ def model(spec: str = EXAMPLE, **args) -> ModelConfig:
     return ModelConfig(seq_len=16, custom=spec, custom_args={"width": 32, **args})
 
 
-def train_cfg(steps: int = 30, **kw) -> TrainConfig:
-    base = dict(
-        steps=steps,
-        batch_size=8,
-        warmup_steps=3,
-        threads=1,
-        eval_windows=4,
-        test_windows=4,
-        lr=1e-2,
-    )
-    return TrainConfig(**{**base, **kw})
+@pytest.fixture
+def trainer(train_cfg):
+    def make(domains, steps=30, method="stratified", spec=EXAMPLE, **kw) -> Trainer:
+        policy = build_policy(method, domains.sizes, steps, {})
+        return Trainer(domains, policy, model(spec), train_cfg(steps, **kw))
+
+    return make
 
 
-def trainer(domains, steps=30, method="stratified", spec=EXAMPLE, **kw) -> Trainer:
-    policy = build_policy(method, domains.sizes, steps, {})
-    return Trainer(domains, policy, model(spec), train_cfg(steps, **kw))
-
-
-def test_the_example_learns_and_popmix_reports_its_own_losses(tiny_domains):
+def test_the_example_learns_and_popmix_reports_its_own_losses(tiny_domains, train_cfg):
     policy = build_policy("stratified", tiny_domains.sizes, 40, {})
     cfg = train_cfg(40, eval_interval=20)
     result = run_training(tiny_domains, policy, model(), cfg)
@@ -62,7 +53,7 @@ def test_the_example_learns_and_popmix_reports_its_own_losses(tiny_domains):
         assert result["test_loss"][name] == pytest.approx(direct, abs=1e-6)
 
 
-def test_loss_weights_reach_the_step(tiny_domains):
+def test_loss_weights_reach_the_step(tiny_domains, trainer):
     seen = []
     t = trainer(tiny_domains, steps=4, apply="loss", method="proportional")
     step = t.user.train_step  # type: ignore[union-attr]
@@ -80,7 +71,7 @@ def test_loss_weights_reach_the_step(tiny_domains):
     assert seen[1].step == 1 and seen[1].lr == pytest.approx(t.lr_at(1))
 
 
-def test_a_checkpoint_resumes_bit_for_bit(tiny_domains, tmp_path):
+def test_a_checkpoint_resumes_bit_for_bit(tiny_domains, tmp_path, trainer):
     straight = trainer(tiny_domains, steps=16)
     straight.train(6)
     straight.pop_train_losses()
@@ -111,7 +102,7 @@ def _write(tmp: Path, text: str) -> str:
     return f"{p}:Mine"
 
 
-def test_bad_classes_are_one_line(tmp_path, tiny_domains):
+def test_bad_classes_are_one_line(tmp_path, tiny_domains, trainer):
     with pytest.raises(ConfigError, match="is not a subclass of popmix.train.ProxyTrainer"):
         load_trainer_class(_write(tmp_path, "class Mine:\n    pass\n"))
     with pytest.raises(ConfigError, match="has no Mine"):
@@ -129,7 +120,7 @@ def test_bad_classes_are_one_line(tmp_path, tiny_domains):
         load_trainer_class("no_such_module:Mine")
 
 
-def test_doge_compile_and_wrong_loss_shapes_are_refused(tmp_path, tiny_domains):
+def test_doge_compile_and_wrong_loss_shapes_are_refused(tmp_path, tiny_domains, trainer):
     with pytest.raises(ConfigError, match="per-domain gradients from popmix's own model"):
         trainer(tiny_domains, method="doge")
     with pytest.raises(ConfigError, match="train.compile"):

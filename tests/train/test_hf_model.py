@@ -33,22 +33,17 @@ LLAMA = {
 }
 
 
-def trainer(domains, hf=GPT2, steps=30, method="stratified", seed=0, **model) -> Trainer:
-    cfg = TrainConfig(
-        steps=steps,
-        batch_size=8,
-        warmup_steps=3,
-        threads=1,
-        eval_windows=4,
-        test_windows=4,
-        lr=1e-2,
-        seed=seed,
-    )
-    policy = build_policy(method, domains.sizes, steps, {})
-    return Trainer(domains, policy, ModelConfig(seq_len=16, hf_config=hf, **model), cfg)
+@pytest.fixture
+def trainer(train_cfg):
+    def make(domains, hf=GPT2, steps=30, method="stratified", seed=0, **model) -> Trainer:
+        policy = build_policy(method, domains.sizes, steps, {})
+        model_cfg = ModelConfig(seq_len=16, hf_config=hf, **model)
+        return Trainer(domains, policy, model_cfg, train_cfg(steps, seed=seed))
+
+    return make
 
 
-def test_the_hf_model_learns_through_popmix(tiny_domains):
+def test_the_hf_model_learns_through_popmix(tiny_domains, trainer):
     t = trainer(tiny_domains, steps=40)
     assert type(t.model.hf).__name__ == "GPT2LMHeadModel"
     before = t.evaluate()
@@ -59,7 +54,7 @@ def test_the_hf_model_learns_through_popmix(tiny_domains):
     assert np.all(after < before - 2.0), (before, after)
 
 
-def test_window_loss_is_the_models_own_loss(tiny_domains):
+def test_window_loss_is_the_models_own_loss(tiny_domains, trainer):
     t = trainer(tiny_domains, steps=5)
     t.train(5)
     w = t._windows("test", 4)[2]  # (4, 17): a window and its next token
@@ -80,7 +75,7 @@ def test_window_loss_is_the_models_own_loss(tiny_domains):
     assert t.evaluate("test")[2] == pytest.approx(float(ours.mean()), abs=1e-6)
 
 
-def test_dropout_is_off_and_the_seed_fixes_the_model(tiny_domains):
+def test_dropout_is_off_and_the_seed_fixes_the_model(tiny_domains, trainer):
     a, b, c = (trainer(tiny_domains, steps=2, seed=s) for s in (0, 0, 1))
     cfg = a.model.config
     assert cfg.resid_pdrop == cfg.embd_pdrop == cfg.attn_pdrop == 0.0  # GPT-2's default is 0.1
@@ -92,7 +87,7 @@ def test_dropout_is_off_and_the_seed_fixes_the_model(tiny_domains):
     )
 
 
-def test_a_hub_config_in_bf16_builds_fp32_weights(tiny_domains, tmp_path):
+def test_a_hub_config_in_bf16_builds_fp32_weights(tiny_domains, tmp_path, trainer):
     """A Hub config.json names its checkpoint's dtype; popmix trains fp32 master weights."""
     path = tmp_path / "config.json"
     path.write_text(json.dumps({**GPT2, "torch_dtype": "bfloat16", "dtype": "bfloat16"}))
@@ -134,7 +129,7 @@ def test_summary_json_records_the_hf_configs_vocab_size(tmp_path):
     assert json.loads((tmp_path / "summary.json").read_text())["vocab_size"] == 300
 
 
-def test_a_checkpoint_resumes_bit_for_bit(tiny_domains, tmp_path):
+def test_a_checkpoint_resumes_bit_for_bit(tiny_domains, tmp_path, trainer):
     straight = trainer(tiny_domains, steps=20)
     straight.train(8)
     straight.pop_train_losses()
@@ -160,7 +155,7 @@ def test_a_checkpoint_resumes_bit_for_bit(tiny_domains, tmp_path):
     np.testing.assert_array_equal(straight.pop_train_losses(), resumed.pop_train_losses())
 
 
-def test_aioli_and_loss_weights_run_but_doge_is_refused(tiny_domains):
+def test_aioli_and_loss_weights_run_but_doge_is_refused(tiny_domains, trainer):
     t = trainer(tiny_domains, steps=6, method="aioli")
     t.train(6)
     assert t.extra["eval_windows"] > 0
@@ -195,7 +190,7 @@ def _tokenizer(path: Path, domains: DomainSet) -> Path:
     return folder
 
 
-def test_a_local_tokenizer_tokenizes_text_domains_and_a_llama_trains_on_them(tmp_path):
+def test_a_local_tokenizer_tokenizes_text_domains_and_a_llama_trains_on_them(tmp_path, trainer):
     from tokenizers import Tokenizer
 
     from popmix.data.tokenize import tokenize_domains
