@@ -19,9 +19,7 @@ Progress bars with the time left go to standard error; results go to ``log``.
 from __future__ import annotations
 
 import copy
-import json
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,6 +36,7 @@ from popmix.analysis.bracket import (
     gradient,
     order_effects,
 )
+from popmix.atomic import write_json
 from popmix.config import ConfigError
 from popmix.data.domains import DomainSet
 from popmix.data.sampler import eval_windows
@@ -381,10 +380,8 @@ def format_validation(table: dict[str, Any], max_listed: int = 8) -> str:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    # Through a temporary file: a run stopped while writing keeps the previous complete file.
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
+    # a run stopped while writing keeps the previous complete file
+    write_json(path, data, indent=2)
 
 
 def _train_to(trainer: Trainer, step: int, stream: TextIO | None) -> None:

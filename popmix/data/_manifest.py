@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from popmix.atomic import write_json
+
 from ._discover import Layout, Shard
 from ._formats import Fields, megatron_index, npy_tokens, records
 from .domains import DataError
@@ -388,9 +390,7 @@ def _read_cache(path: Path) -> dict[str, Any]:
 
 def _write_cache(path: Path, shards: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"version": _CACHE_VERSION, "shards": shards}))
-    os.replace(tmp, path)  # atomic: a concurrent reader sees the old file or the new one
+    write_json(path, {"version": _CACHE_VERSION, "shards": shards})
 
 
 class _Progress:

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from popmix.atomic import write_json
 from popmix.config import (
     ConfigError,
     Experiment,
@@ -73,9 +74,7 @@ def write_search_file(
         "exp_dir": str(exp_dir),
         "name": name,
     }
-    tmp = exp_dir / (SEARCH_FILE + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    tmp.replace(exp_dir / SEARCH_FILE)
+    write_json(exp_dir / SEARCH_FILE, data, indent=2)
 
 
 def read_search_file(exp_dir: str | Path) -> SavedSearch:

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from popmix.atomic import write_json
 from popmix.config import (
     BEST_OF_N,
     ConfigError,
@@ -471,9 +472,7 @@ class StepLedger:
                     return
                 data = {key: getattr(self, key) for key in self._FIELDS}
                 data["trials"] = self.trials
-                tmp = self.path.with_suffix(".tmp")
-                tmp.write_text(json.dumps(data, default=str))
-                tmp.replace(self.path)  # a kill mid-write leaves the previous file whole
+                write_json(self.path, data, default=str)  # a kill leaves the previous one
 
             def setup(self, **info):
                 self.load()

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from popmix.analysis.swarm_fit import MIN_RUNS
+from popmix.atomic import write_json
 from popmix.config import SWARM, SWARM_RUN, ConfigError, Experiment, SwarmSpec
 from popmix.policies import temperature_weights
 from popmix.simplex import floor_project
@@ -214,9 +215,7 @@ def surfaces_for(
         except ConfigError as e:
             out[seed] = {"seed": seed, "error": str(e)}
             continue
-        tmp = cache.with_suffix(".tmp")
-        tmp.write_text(json.dumps(surface, indent=2))
-        tmp.replace(cache)
+        write_json(cache, surface, indent=2)
         # not in the saved file: a later resume uses that file as any other
         out[seed] = {**surface, "refitted": True} if stale else surface
     return out
