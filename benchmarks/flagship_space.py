@@ -21,56 +21,16 @@ About 15 minutes per search on 2 idle CPU cores (15 trials of 1000 steps).
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+
+from _searches import by_seed, fmt, run_search
 
 from popmix.reporting.stats import mean_ci, paired
 from popmix.reporting.summary import group_mean_ppl
 
 SPACES = {"sampling": "sampling.yaml", "flagship": "loss_and_temperature.yaml"}
-
-
-def run_search(out: Path, benchmark: str, space: str, seeds: int, extra: list[str]) -> dict:
-    summary = out / "summary.json"
-    if not summary.exists():
-        cmd = [
-            sys.executable,
-            "-m",
-            "popmix.cli",
-            "search",
-            "--benchmark",
-            benchmark,
-            "--space",
-            space,
-            "--methods",
-            "pbt,stratified",
-            "--seeds",
-            str(seeds),
-            "--out",
-            str(out),
-            "--quiet",
-            *extra,
-        ]
-        print("$ popmix", " ".join(cmd[3:]), flush=True)
-        subprocess.run(cmd, check=True)
-    return json.loads(summary.read_text())
-
-
-def by_seed(summary: dict, method: str) -> dict[int, dict[str, Any]]:
-    return {r["seed"]: r for r in summary["rows"] if r["method"] == method and r["status"] == "ok"}
-
-
-def fmt(stat: dict[str, Any]) -> str:
-    if stat.get("ci95") is None:
-        m = stat.get("mean", stat.get("diff_mean"))
-        return "n/a" if m is None else f"{m:.3f}"
-    lo, hi = stat["ci95"]
-    m = stat.get("mean", stat.get("diff_mean"))
-    return f"{m:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
 def compare(benchmark: str, summaries: dict[str, dict]) -> list[str]:
@@ -124,7 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     lines: list[str] = []
     for benchmark in args.benchmarks.split(","):
         summaries = {
-            name: run_search(root / f"{benchmark}-{name}", benchmark, space, args.seeds, extra)
+            name: run_search(
+                root / f"{benchmark}-{name}",
+                "pbt,stratified",
+                args.seeds,
+                ["--benchmark", benchmark, "--space", space, *extra],
+            )
             for name, space in SPACES.items()
         }
         lines += compare(benchmark, summaries)

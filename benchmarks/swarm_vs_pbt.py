@@ -32,59 +32,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _searches import by_seed, fmt, run_search
 
 from popmix.reporting.stats import mean_ci, paired
 
 #: the optimum "stops moving" once every larger swarm's optimum is within this L1 distance of
 #: the optimum of all runs (0.1: a tenth of the simplex's largest L1 distance, 2)
 SETTLED_L1 = 0.1
-
-
-def run_search(out: Path, methods: str, seeds: int, extra: list[str]) -> dict:
-    summary = out / "summary.json"
-    if not summary.exists():
-        cmd = [
-            sys.executable,
-            "-m",
-            "popmix.cli",
-            "search",
-            "--methods",
-            methods,
-            "--seeds",
-            str(seeds),
-            "--out",
-            str(out),
-            "--storage",
-            str(out.parent / "tune"),
-            "--name",
-            out.name,
-            "--quiet",
-            *extra,
-        ]
-        print("$ popmix", " ".join(cmd[3:]), flush=True)
-        subprocess.run(cmd, check=True)
-    return json.loads(summary.read_text())
-
-
-def by_seed(summary: dict, method: str) -> dict[int, dict[str, Any]]:
-    return {r["seed"]: r for r in summary["rows"] if r["method"] == method and r["status"] == "ok"}
-
-
-def fmt(stat: dict[str, Any], spec: str = ".3f") -> str:
-    m = stat.get("mean", stat.get("diff_mean"))
-    if m is None:
-        return "n/a"
-    if stat.get("ci95") is None:
-        return f"{m:{spec}}"
-    lo, hi = stat["ci95"]
-    return f"{m:{spec}} [{lo:{spec}}, {hi:{spec}}]"
 
 
 def settled_at(curve: list[dict[str, Any]]) -> int | None:
@@ -227,11 +187,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--name", default="swarm-pbt", help="the search's folder under --keep")
     args, extra = ap.parse_known_args(argv)  # any other flag or KEY=VALUE: to every search
     root = args.keep or Path(tempfile.mkdtemp(prefix="popmix-swarm-"))
+    out = root / args.name
+    # Tune's trials beside the results, under DIR/tune/NAME
+    flags = ["--storage", str(root / "tune"), "--name", args.name, *extra]
     if args.pbt_summary is not None:
-        swarm = run_search(root / args.name, "swarm,stratified", args.seeds, extra)
+        swarm = run_search(out, "swarm,stratified", args.seeds, flags)
         pbt = json.loads(args.pbt_summary.read_text())
     else:
-        swarm = pbt = run_search(root / args.name, "pbt,swarm,stratified", args.seeds, extra)
+        swarm = pbt = run_search(out, "pbt,swarm,stratified", args.seeds, flags)
     print("\n".join(report(swarm, pbt)))
     return 0
 
