@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from popmix.tune.spec import TrialSpec
+
 REPORT_FILE = "report.html"
 
 
@@ -439,10 +441,14 @@ def _trial_labels(run: Run) -> dict[str, tuple[int | None, str, str]]:
     for tid, reports in run.reports.items():
         method = run.trial_methods.get(tid, "?")
         seed = members[tid][0] if tid in members else seeds.get(tid)
+        config = reports[-1].get("config") or {}
+        spec = config.get("spec") or {}
         if seed is None:
-            spec = (reports[-1].get("config") or {}).get("spec") or {}
             seed = spec.get("seed")
-        label = f"{method}-member{members[tid][1]}" if tid in members else method
+        if "method" in spec:  # the trial's own name, as TensorBoard and the progress lines give it
+            label = TrialSpec.from_config(config).name
+        else:
+            label = f"{method}-member{members[tid][1]}" if tid in members else method
         out[tid] = (seed, method, label)
     return out
 
