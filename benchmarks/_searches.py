@@ -33,7 +33,7 @@ def by_seed(summary: dict, method: str) -> dict[int, dict[str, Any]]:
 
 
 def fmt(stat: dict[str, Any], spec: str = ".3f") -> str:
-    """``mean [lo, hi]`` of a :func:`popmix.reporting.stats.mean_ci` or ``paired`` result."""
+    """``mean [lo, hi]`` of a :func:`popmix._util.stats.mean_ci` or ``paired`` result."""
     m = stat.get("mean", stat.get("diff_mean"))
     if m is None:
         return "n/a"

@@ -7,7 +7,7 @@ reference, and the same run in both searches: the script checks that its test pe
 agree, which is what makes the pairing across the two searches valid). It prints, per
 benchmark, each space's PBT answer (mean test perplexity over domains, and the worst domain)
 with 95% intervals over seeds, each against stratified, and the paired difference between the
-two spaces, with a verdict (:func:`popmix.reporting.stats.paired`). On multilingual it also
+two spaces, with a verdict (:func:`popmix._util.stats.paired`). On multilingual it also
 gives the high- and low-resource groups' mean perplexity.
 
     python benchmarks/flagship_space.py [--benchmarks brown16,multilingual] [--seeds 3]
@@ -27,7 +27,7 @@ from pathlib import Path
 
 from _searches import by_seed, fmt, run_search
 
-from popmix.reporting.stats import mean_ci, paired
+from popmix._util.stats import mean_ci, paired
 from popmix.reporting.summary import group_mean_ppl
 
 SPACES = {"sampling": "sampling.yaml", "flagship": "loss_and_temperature.yaml"}

@@ -3,7 +3,7 @@
 Trains S seeds of each method with the experiment's proxy (file, then ``KEY=VALUE`` overrides,
 exactly as ``popmix run`` reads them) one after another, and prints per method the mean, the
 standard deviation (and its share of the mean: the shipped proxies aim at 1% or less), min, max,
-the seeds that split off into a cluster of their own (popmix.reporting.stats.split_seeds) and
+the seeds that split off into a cluster of their own (popmix._util.stats.split_seeds) and
 the loss spikes. ``popmix calibrate`` measures the
 same as Tune trials, with intervals; this script runs the seeds one after another in one
 process, for a figure without Ray.
@@ -23,10 +23,10 @@ import json
 import statistics
 import time
 
+from popmix._util.stats import split_seeds
 from popmix.config import load_experiment
 from popmix.data import load_experiment_domains
 from popmix.policies import build_policy
-from popmix.reporting.stats import split_seeds
 from popmix.train import run_training
 
 

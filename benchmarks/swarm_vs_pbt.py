@@ -15,7 +15,7 @@ across the two valid.
 
 Printed: per method, mean test perplexity over domains with its 95% interval over seeds and
 its optimizer steps per seed; the paired differences swarm - stratified, swarm - PBT and
-PBT - stratified (:func:`popmix.reporting.stats.paired`); per seed, the fit's held-out R^2 and
+PBT - stratified (:func:`popmix._util.stats.paired`); per seed, the fit's held-out R^2 and
 Spearman rank correlation (5-fold cross-validation over the swarm runs, the chosen model) and
 the settle curve (:func:`popmix.analysis.swarm_fit.settle_curve`: the optimum refitted on the
 first n runs, its L1 distance to the optimum of all runs).
@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 from _searches import by_seed, fmt, run_search
 
-from popmix.reporting.stats import mean_ci, paired
+from popmix._util.stats import mean_ci, paired
 
 #: the optimum "stops moving" once every larger swarm's optimum is within this L1 distance of
 #: the optimum of all runs (0.1: a tenth of the simplex's largest L1 distance, 2)

@@ -31,11 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
+from popmix._util.stats import mean_ci, paired
 from popmix.config import load_experiment
 from popmix.data import load_experiment_domains
 from popmix.data.domains import domain_groups
 from popmix.policies import build_policy
-from popmix.reporting.stats import mean_ci, paired
 from popmix.train import run_training
 
 ROOT = Path(__file__).resolve().parents[1]

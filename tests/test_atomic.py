@@ -1,4 +1,4 @@
-"""popmix.atomic.write_json: the file is whole before and after, and no temporary is left."""
+"""popmix._util.atomic.write_json: the file is whole before and after, and no temporary is left."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from popmix.atomic import write_json
+from popmix._util.atomic import write_json
 
 
 def test_a_write_replaces_the_file_whole_and_leaves_no_temporary(tmp_path):

@@ -13,7 +13,7 @@ import pytest
     [
         ("popmix.config", ("torch", "ray", "datasets", "transformers", "tokenizers")),
         ("popmix.weights_file", ("torch", "ray", "datasets")),
-        ("popmix.atomic", ("popmix.config", "numpy", "torch", "ray")),
+        ("popmix._util.atomic", ("popmix.config", "numpy", "torch", "ray")),
         ("popmix.policies", ("torch", "ray", "datasets")),
         ("popmix.data", ("torch", "ray", "datasets", "transformers", "tokenizers")),
         # transformers only when model.hf_config asks for it (popmix.train.hf_model)

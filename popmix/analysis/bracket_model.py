@@ -29,6 +29,8 @@ from typing import Any, TextIO
 import numpy as np
 import torch
 
+from popmix._util.atomic import write_json
+from popmix._util.progress import ProgressBar
 from popmix.analysis.bracket import (
     Tick,
     domain_gradients,
@@ -36,11 +38,9 @@ from popmix.analysis.bracket import (
     gradient,
     order_effects,
 )
-from popmix.atomic import write_json
 from popmix.config import ConfigError
 from popmix.data.domains import DomainSet
 from popmix.data.sampler import eval_windows
-from popmix.reporting.progress import ProgressBar
 from popmix.train.loop import Trainer
 from popmix.train.model import TinyGPT
 from popmix.weights_file import WeightsSchedule

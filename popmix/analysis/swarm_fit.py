@@ -56,7 +56,7 @@ from typing import Any
 
 import numpy as np
 
-from popmix.simplex import project_simplex
+from popmix._util.simplex import project_simplex
 
 FORMAT = "popmix-surface/1"
 MODELS = ("mixing_law", "boosted")

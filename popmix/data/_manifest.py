@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from popmix.atomic import write_json
+from popmix._util.atomic import write_json
 
 from ._discover import Layout, Shard
 from ._formats import Fields, megatron_index, npy_tokens, records

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from popmix._util.simplex import project_simplex
 from popmix.data.domains import DomainSet
-from popmix.simplex import project_simplex
 
 COUNT_MODES = ("multinomial", "exact")
 

@@ -1,6 +1,6 @@
 """Readable progress for ``popmix search``: one short line per report, exploit and end.
 
-A Ray Tune callback, so this module imports Ray; :mod:`popmix.reporting.progress` re-exports it
+A Ray Tune callback, so this module imports Ray; :mod:`popmix._util.progress` re-exports it
 on first use, and its progress bar does not need Ray.
 """
 

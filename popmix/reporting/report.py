@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import json
 import math
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from popmix._util import plots
 from popmix.tune.spec import TrialSpec
 
 REPORT_FILE = "report.html"
@@ -144,15 +144,6 @@ def read_run(folder: str | Path) -> Run:
 # ---------------------------------------------------------------------------------- figures
 
 
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: no display on a cluster node
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 @dataclass
 class Figure:
     """One figure of the report: its file stem, heading, caption and PNG bytes."""
@@ -163,15 +154,8 @@ class Figure:
     png: bytes
 
 
-def _png(fig: Any) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    _plt().close(fig)
-    return buf.getvalue()
-
-
 def _colors(methods: list[str]) -> dict[str, Any]:
-    cmap = _plt().get_cmap("tab10")
+    cmap = plots.pyplot().get_cmap("tab10")
     return {m: cmap(i % 10) for i, m in enumerate(methods)}
 
 
@@ -189,7 +173,7 @@ def _interval_plot(methods: dict[str, Any], key: str, xlabel: str, title: str) -
     names = [m for m, e in methods.items() if (e.get(key) or {}).get("mean") is not None]
     if not names:
         return None
-    plt = _plt()
+    plt = plots.pyplot()
     colors = _colors(list(methods))
     fig, ax = plt.subplots(figsize=(8, 0.5 * len(names) + 1.4))
     for i, name in enumerate(names):
@@ -208,7 +192,7 @@ def _interval_plot(methods: dict[str, Any], key: str, xlabel: str, title: str) -
     ax.set_title(title, fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    return _png(fig)
+    return plots.png(fig)
 
 
 def comparison_figure(summary: dict[str, Any]) -> Figure | None:
@@ -241,7 +225,7 @@ def domain_figure(summary: dict[str, Any]) -> Figure | None:
                     domains.append(d)
     if not by:
         return None
-    plt = _plt()
+    plt = plots.pyplot()
     colors = _colors(list(dict.fromkeys(r["method"] for r in summary["rows"])))
     fig, ax = plt.subplots(figsize=(max(8, 0.55 * len(domains) + 2), 4.8))
     x = np.arange(len(domains))
@@ -264,7 +248,7 @@ def domain_figure(summary: dict[str, Any]) -> Figure | None:
         "Per-domain test perplexity",
         "Each domain's test perplexity, one bar per method (its mean over seeds; the "
         "population's bar is its best member on validation). The y axis does not start at 0.",
-        _png(fig),
+        plots.png(fig),
     )
 
 
@@ -316,7 +300,7 @@ def weights_figure(run: Run) -> Figure | None:
             panels.append((method, row, *series))
     if not panels:
         return None
-    plt = _plt()
+    plt = plots.pyplot()
     cmap = plt.get_cmap("tab20")
     fig, axes = plt.subplots(
         len(panels), 1, figsize=(9, 2.2 * len(panels) + 1.2), sharex=True, squeeze=False
@@ -346,7 +330,7 @@ def weights_figure(run: Run) -> Figure | None:
         "in the table's row of its first seed (the population: its best member). From the "
         "trial's reports, the weights in effect at each report; a trial without reports "
         "here shows its recorded schedule.",
-        _png(fig),
+        plots.png(fig),
     )
 
 
@@ -369,7 +353,7 @@ def lineage_figure(run: Run) -> Figure | None:
     taken = lineage.get("exploits") or []
     skipped = lineage.get("skipped_within_noise") or []
     seeds = sorted({s for s, _ in members.values()})
-    plt = _plt()
+    plt = plots.pyplot()
     n_members = max(m for _, m in members.values()) + 1
     fig, axes = plt.subplots(
         len(seeds), 1, figsize=(9, 0.45 * n_members * len(seeds) + 1.6), squeeze=False
@@ -424,7 +408,7 @@ def lineage_figure(run: Run) -> Figure | None:
         "red arrow runs from the donor at the step it was copied to the member that took its "
         "weights and (mutated) searched values; a blue x is an exploit skipped because the "
         "donor's lead was within the noise of the two validation reads.",
-        _png(fig),
+        plots.png(fig),
     )
 
 
@@ -461,7 +445,7 @@ def objective_figure(run: Run) -> Figure | None:
     seeds = sorted({s for s, _, _ in labels.values() if s is not None})
     if not seeds:
         return None
-    plt = _plt()
+    plt = plots.pyplot()
     assert run.summary is not None
     methods = list(dict.fromkeys([r["method"] for r in run.summary["rows"]]))
     methods += [m for _, m, _ in labels.values() if m not in methods]
@@ -498,7 +482,7 @@ def objective_figure(run: Run) -> Figure | None:
         "Objective over steps",
         f"The searched objective ({objective}, on validation; lower is better) at each report "
         "of every trial, one panel per seed; population members are labelled method#member.",
-        _png(fig),
+        plots.png(fig),
     )
 
 
@@ -549,7 +533,7 @@ def bracket_figure(bracket: dict[str, Any]) -> Figure | None:
         return None
     names = list(bracket.get("domains") or [])
     k = len(names)
-    plt = _plt()
+    plt = plots.pyplot()
     side = 2.2 + 0.38 * k
     fig, axes = plt.subplots(1, len(steps), figsize=(side * len(steps), side), squeeze=False)
     for ax, s in zip(axes[0], steps):
@@ -569,7 +553,7 @@ def bracket_figure(bracket: dict[str, Any]) -> Figure | None:
         "Bracket: order effects",
         "M[a, b] < 0 (blue): training on a before b lowers the target loss; one matrix per "
         "evaluated step.",
-        _png(fig),
+        plots.png(fig),
     )
 
 

@@ -261,7 +261,7 @@ def comparisons(summary: dict[str, Any]) -> list[dict[str, Any]]:
     """The population (and the swarm, when it ran) against best-of-n and stratified (where
     they ran), and the swarm against the population, paired by seed on mean test
     perplexity: the per-seed differences, their mean, 95% interval and verdict
-    (:func:`popmix.reporting.stats.paired`)."""
+    (:func:`popmix._util.stats.paired`)."""
     by = {(r["method"], r["seed"]): r.get("test_mean_ppl") for r in summary["rows"]}
     population = summary["population_method"]
     out = _paired_against(by, population, COMPARED_WITH)
@@ -273,7 +273,7 @@ def comparisons(summary: dict[str, Any]) -> list[dict[str, Any]]:
 def _paired_against(
     by: dict[tuple[str, int], Any], method: str, others: tuple[str, ...]
 ) -> list[dict[str, Any]]:
-    from popmix.reporting.stats import paired
+    from popmix._util.stats import paired
 
     seeds = sorted({s for m, s in by if m == method})
     out = []
@@ -303,7 +303,7 @@ def method_intervals(summary: dict[str, Any], reference: str) -> dict[str, Any]:
     difference of mean test perplexity against ``reference`` on the seeds both finished
     (``vs_reference``: ``{"reference", "diff_mean", "ci95", "n", "verdict"}``; None for the
     reference itself, or when it did not run)."""
-    from popmix.reporting.stats import mean_ci, paired
+    from popmix._util.stats import mean_ci, paired
 
     by = {(r["method"], r["seed"]): r for r in summary["rows"]}
     out: dict[str, Any] = {}
@@ -341,7 +341,7 @@ def group_intervals(
     group, the mean test perplexity over the group's domains with its interval over seeds
     (``mean_test_ppl``) and the paired difference against ``reference`` on the seeds both
     finished (``vs_reference``, as in :func:`method_intervals`). None without groups."""
-    from popmix.reporting.stats import mean_ci, paired
+    from popmix._util.stats import mean_ci, paired
 
     if not groups:
         return None
@@ -399,7 +399,7 @@ def oracle_gaps(
     as the oracle, 0: no better than stratified, negative: worse), and its mean and 95%
     interval over seeds. None where stratified did not run on the method's seeds, or the
     gap is not positive."""
-    from popmix.reporting.stats import mean_ci
+    from popmix._util.stats import mean_ci
 
     by = {(r["method"], r["seed"]): r for r in summary["rows"]}
     target = oracle["mean_test_loss"]
@@ -461,7 +461,7 @@ def exploits_line(exploits: dict[str, Any]) -> str:
 
 
 def interval(stat: dict[str, Any] | None, spec: str = ".3f") -> str:
-    """``mean [lo, hi]`` of a :func:`popmix.reporting.stats.mean_ci` result (``-`` if empty)."""
+    """``mean [lo, hi]`` of a :func:`popmix._util.stats.mean_ci` result (``-`` if empty)."""
     if not stat or stat.get("mean") is None:
         return "-"
     if stat.get("ci95") is None:

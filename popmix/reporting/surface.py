@@ -17,35 +17,19 @@ Imports neither torch nor Ray; matplotlib (Agg) only when a figure is drawn.
 
 from __future__ import annotations
 
-import io
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from popmix._util import plots
 from popmix.analysis.swarm_fit import check_format
 
 SENSITIVITY_FILE = "surface_sensitivity.png"
 SLICES_FILE = "surface_slices.png"
 #: the most slices one figure draws (a 4 x 4 grid)
 MAX_SLICES = 16
-
-
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: no display on a cluster node
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _png(fig: Any) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    _plt().close(fig)
-    return buf.getvalue()
 
 
 def _num(x: Any) -> float:
@@ -82,7 +66,7 @@ def _title(surface: dict[str, Any]) -> str:
 def sensitivity_figure(surface: dict[str, Any]) -> bytes:
     """Optimum weights, sensitivities and curvatures per domain with their intervals (PNG)."""
     check_format(surface)
-    plt = _plt()
+    plt = plots.pyplot()
     names = list(surface["names"])
     panels = [
         ("optimum weight", surface["optimum"], surface.get("optimum_ci", [])),
@@ -119,7 +103,7 @@ def sensitivity_figure(surface: dict[str, Any]) -> bytes:
     axes[0][0].invert_yaxis()
     fig.suptitle(f"Swarm surface at its predicted optimum ({_title(surface)})", fontsize=10)
     fig.tight_layout()
-    return _png(fig)
+    return plots.png(fig)
 
 
 def _slice_order(surface: dict[str, Any]) -> tuple[list[str], bool]:
@@ -135,7 +119,7 @@ def _slice_order(surface: dict[str, Any]) -> tuple[list[str], bool]:
 def slices_figure(surface: dict[str, Any]) -> bytes:
     """One panel per domain: the objective along its slice through the optimum (PNG)."""
     check_format(surface)
-    plt = _plt()
+    plt = plots.pyplot()
     names, cut = _slice_order(surface)
     if not names:
         raise ValueError("the surface has no slices to draw; refit it with popmix's swarm fit")
@@ -173,7 +157,7 @@ def slices_figure(surface: dict[str, Any]) -> bytes:
         head += f" (the {len(names)} of {len(surface['names'])} domains with the largest effect)"
     fig.suptitle(f"{head}\n{_title(surface)}", fontsize=10)
     fig.tight_layout()
-    return _png(fig)
+    return plots.png(fig)
 
 
 def surface_figures(surface: dict) -> list[tuple[str, bytes]]:

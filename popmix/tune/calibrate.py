@@ -12,7 +12,7 @@ room), and reports:
   against the seed spread;
 - whether the runs **split** into clusters (the largest gap between sorted seeds more than 4
   times the spread within either side and 1% of the median,
-  :func:`popmix.reporting.stats.split_seeds`) or
+  :func:`popmix._util.stats.split_seeds`) or
   **spike** (:mod:`popmix.train.health`);
 - the **smallest paired difference** that 2, 3 and 5 seeds resolve at 95%: the half-width of
   the paired interval, t(n-1) * sd / sqrt(n), with sd the spread over seeds of stratified minus
@@ -45,6 +45,7 @@ from typing import Any
 
 import yaml
 
+from popmix._util.stats import SPLIT_RATIO, mean_ci, paired, resolvable_difference, split_seeds
 from popmix.config import (
     ConfigError,
     Experiment,
@@ -56,7 +57,6 @@ from popmix.config import (
     resolve_space_path,
     with_overrides,
 )
-from popmix.reporting.stats import SPLIT_RATIO, mean_ci, paired, resolvable_difference, split_seeds
 from popmix.tune.proxy import proxy_fingerprint, record_calibration
 from popmix.tune.search import (
     RaySession,
@@ -316,7 +316,7 @@ def run_calibration(
     results: list[dict[str, Any]] = []
     start = time.time()
     with session, _catch_sigint() as interrupted:
-        from popmix.reporting.progress import ProgressPrinter
+        from popmix.reporting._trial_progress import ProgressPrinter
         from popmix.reporting.tensorboard import TensorBoardLogger
         from popmix.tune.trainable import MixtureTrainable
 

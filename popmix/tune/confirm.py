@@ -218,7 +218,7 @@ def _run_scale(
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     from popmix.data.domains import domain_groups
-    from popmix.reporting.progress import ProgressPrinter
+    from popmix.reporting._trial_progress import ProgressPrinter
     from popmix.reporting.summary import group_intervals, method_intervals, summarize
     from popmix.reporting.tensorboard import TensorBoardLogger
     from popmix.tune.search import StepLedger, _records, resolve_cpus

@@ -4,9 +4,9 @@ Ray's built-in mutation multiplies a value by 0.8 or 1.2 or resamples it; on a w
 that leaves the simplex (and on a list it raises). popmix keeps vectors out of
 ``hyperparam_mutations`` and perturbs them here instead, in log space, renormalising every time,
 so every member's weights stay a probability vector with at least ``floor`` per domain. The floor
-is a projection (:func:`popmix.simplex.floor_project`): a vector that meets it is left alone, so
-an exploit without perturbation copies the donor's weights exactly and repeated exploits do not
-drift toward uniform. Scalars
+is a projection (:func:`popmix._util.simplex.floor_project`): a vector that meets it is left
+alone, so an exploit without perturbation copies the donor's weights exactly and repeated
+exploits do not drift toward uniform. Scalars
 (temperature-schedule parameters) use Ray's mutation and are clipped back into their bounds here.
 
 All randomness comes from the explorer's own ``np.random.Generator``.
@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from popmix._util.simplex import floor_project
 from popmix.config import SearchSpace, VectorSpec
 from popmix.policies import temperature_weights
-from popmix.simplex import floor_project
 from popmix.weights_file import WeightsFileError, WeightsSchedule
 
 

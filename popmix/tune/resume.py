@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from popmix.atomic import write_json
+from popmix._util.atomic import write_json
 from popmix.config import (
     ConfigError,
     Experiment,

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from popmix.atomic import write_json
+from popmix._util.atomic import write_json
 from popmix.config import (
     BEST_OF_N,
     ConfigError,
@@ -1229,7 +1229,7 @@ def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> dict
 
         from ray import tune
 
-        from popmix.reporting.progress import ProgressPrinter
+        from popmix.reporting._trial_progress import ProgressPrinter
         from popmix.tune.trainable import MixtureTrainable
 
         settings = TrialSettings.of(exp, space, cpus)

@@ -17,7 +17,7 @@ finds each fitted surface in ``swarm-seed<S>.json`` of the experiment folder (so
 never changes on a resume) and restores or starts the second Tuner.
 
 Mixtures: alpha_i = concentration * k * prior_i (so concentration 1 around the uniform prior
-is the flat distribution on the simplex), floored by :func:`popmix.simplex.floor_project`,
+is the flat distribution on the simplex), floored by :func:`popmix._util.simplex.floor_project`,
 drawn from a generator seeded by (``search.seed``, the run seed): a search repeats its swarm.
 Every swarm run trains with the seed itself (one model initialisation across the swarm, as its
 optimum is trained: the fit compares mixtures, not initialisations).
@@ -39,11 +39,11 @@ from typing import Any
 
 import numpy as np
 
+from popmix._util.atomic import write_json
+from popmix._util.simplex import floor_project
 from popmix.analysis.swarm_fit import MIN_RUNS
-from popmix.atomic import write_json
 from popmix.config import SWARM, SWARM_RUN, ConfigError, Experiment, SwarmSpec
 from popmix.policies import temperature_weights
-from popmix.simplex import floor_project
 from popmix.tune.spec import TrialSpec
 from popmix.weights_file import WeightsSchedule
 

@@ -7,8 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
+from popmix._util.simplex import floor_project
 from popmix.config import SearchSpace, TemperatureSpec, VectorSpec
-from popmix.simplex import floor_project
 from popmix.tune.explore import Explorer, as_vector
 
 NAMES = [f"d{i}" for i in range(16)]

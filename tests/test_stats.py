@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from popmix.reporting.stats import (
+from popmix._util.stats import (
     mean_ci,
     paired,
     resolvable_difference,

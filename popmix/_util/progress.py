@@ -1,8 +1,8 @@
-"""Progress for long work: a bar with the time left (:class:`ProgressBar`), and the printer of
-``popmix search`` (:class:`ProgressPrinter`, a Ray Tune callback).
+"""Progress for long work: a bar with the time left (:class:`ProgressBar`).
 
-``ProgressPrinter`` and ``trial_label`` load on first use: the bar serves commands without Ray
-(``popmix bracket``), which should not pay Ray's import for it.
+Imports nothing of popmix's and no Ray: the bar serves ``popmix bracket`` as well as the
+search's callbacks (the search's own progress printer is a Tune callback,
+:class:`popmix.tune.callbacks.ProgressPrinter`).
 """
 
 from __future__ import annotations
@@ -11,10 +11,7 @@ import sys
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TextIO
-
-if TYPE_CHECKING:
-    from popmix.reporting._trial_progress import ProgressPrinter, trial_label
+from typing import TextIO
 
 
 def format_duration(seconds: float) -> str:
@@ -152,12 +149,4 @@ class ProgressBar:
         self.close(stopped=exc_type is not None)
 
 
-def __getattr__(name: str) -> Any:
-    if name in ("ProgressPrinter", "trial_label"):
-        from popmix.reporting import _trial_progress
-
-        return getattr(_trial_progress, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-__all__ = ["ProgressBar", "ProgressPrinter", "format_duration", "trial_label"]
+__all__ = ["ProgressBar", "format_duration"]

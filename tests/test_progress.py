@@ -7,7 +7,7 @@ import io
 import subprocess
 import sys
 
-from popmix.reporting.progress import ProgressBar, format_duration
+from popmix._util.progress import ProgressBar, format_duration
 
 
 class Clock:
@@ -66,6 +66,6 @@ def test_durations():
 
 
 def test_the_bar_imports_without_ray():
-    code = "import sys, popmix.reporting.progress; print('ray' in sys.modules)"
+    code = "import sys, popmix._util.progress; print('ray' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
