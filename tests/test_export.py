@@ -24,7 +24,7 @@ from popmix.export import (
     to_json,
     to_megatron,
 )
-from popmix.weights_file import WeightsSchedule
+from popmix.records.weights import WeightsSchedule
 
 POINTS = [
     {"step": 0, "weights": [0.5, 0.25, 0.25]},

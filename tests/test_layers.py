@@ -12,7 +12,7 @@ import pytest
     "module,forbidden",
     [
         ("popmix.config", ("torch", "ray", "datasets", "transformers", "tokenizers")),
-        ("popmix.weights_file", ("torch", "ray", "datasets")),
+        ("popmix.records.weights", ("torch", "ray", "datasets")),
         ("popmix._util.atomic", ("popmix.config", "numpy", "torch", "ray")),
         ("popmix.policies", ("torch", "ray", "datasets")),
         ("popmix.data", ("torch", "ray", "datasets", "transformers", "tokenizers")),

@@ -41,9 +41,9 @@ from popmix.analysis.bracket import (
 from popmix.config import ConfigError
 from popmix.data.domains import DomainSet
 from popmix.data.sampler import eval_windows
+from popmix.records.weights import WeightsSchedule
 from popmix.train.loop import Trainer
 from popmix.train.model import TinyGPT
-from popmix.weights_file import WeightsSchedule
 
 NOTE = (
     "The prediction assumes plain SGD steps of size eta from the current parameters; with Adam "

@@ -51,14 +51,14 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from popmix._util.simplex import project_simplex
+from popmix.records.surface import Surface
 
-FORMAT = "popmix-surface/1"
 MODELS = ("mixing_law", "boosted")
 #: the fewest runs :func:`fit_surface` accepts, whatever the number of domains: below
 #: :func:`full_law_runs` the law is fitted per domain on its own weight alone (3 parameters),
@@ -523,105 +523,6 @@ def slice_points(w: np.ndarray, floor: float) -> np.ndarray:
     return out
 
 
-# ----------------------------------------------------------------------------- the surface
-
-
-@dataclass(frozen=True)
-class Surface:
-    """A fitted swarm surface; :meth:`to_dict` is ``surface.json``'s content.
-
-    Every per-domain tuple is in ``names``' order; intervals are percentile 95% intervals over
-    the bootstrap resamples of the runs. ``curvature`` (an addition to the first API) is the
-    second difference of the objective in each log-weight over the sensitivity's move.
-    ``settings`` records how the fit ran (floor, n_boot, seed, step, law form, time).
-    """
-
-    names: tuple[str, ...]
-    objective: str
-    model: str
-    optimum: tuple[float, ...]
-    optimum_ci: tuple[tuple[float, float], ...]
-    predicted: float
-    predicted_ci: tuple[float, float]
-    sensitivity: tuple[float, ...]
-    sensitivity_ci: tuple[tuple[float, float], ...]
-    quality: dict
-    slices: dict
-    curvature: tuple[float, ...] = ()
-    curvature_ci: tuple[tuple[float, float], ...] = ()
-    settings: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        """JSON-ready (floats, lists; a NaN is written as null)."""
-        return _clean(
-            {
-                "format": FORMAT,
-                "names": list(self.names),
-                "objective": self.objective,
-                "model": self.model,
-                "optimum": list(self.optimum),
-                "optimum_ci": [list(x) for x in self.optimum_ci],
-                "predicted": self.predicted,
-                "predicted_ci": list(self.predicted_ci),
-                "sensitivity": list(self.sensitivity),
-                "sensitivity_ci": [list(x) for x in self.sensitivity_ci],
-                "curvature": list(self.curvature),
-                "curvature_ci": [list(x) for x in self.curvature_ci],
-                "quality": self.quality,
-                "slices": self.slices,
-                "settings": self.settings,
-            }
-        )
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Surface:
-        """The surface :meth:`to_dict` wrote (extra keys, e.g. a seed, are ignored).
-
-        Raises:
-            ValueError: not a ``popmix-surface/1`` document.
-        """
-        check_format(d)
-
-        def num(x: Any) -> float:
-            return math.nan if x is None else float(x)
-
-        def pairs(key: str) -> tuple[tuple[float, float], ...]:
-            return tuple((num(a), num(b)) for a, b in d.get(key, []))
-
-        return cls(
-            names=tuple(d["names"]),
-            objective=str(d["objective"]),
-            model=str(d["model"]),
-            optimum=tuple(num(x) for x in d["optimum"]),
-            optimum_ci=pairs("optimum_ci"),
-            predicted=num(d["predicted"]),
-            predicted_ci=(num(d["predicted_ci"][0]), num(d["predicted_ci"][1])),
-            sensitivity=tuple(num(x) for x in d["sensitivity"]),
-            sensitivity_ci=pairs("sensitivity_ci"),
-            quality=dict(d.get("quality", {})),
-            slices=dict(d.get("slices", {})),
-            curvature=tuple(num(x) for x in d.get("curvature", [])),
-            curvature_ci=pairs("curvature_ci"),
-            settings=dict(d.get("settings", {})),
-        )
-
-
-def _clean(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_clean(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _clean(x.tolist())
-    if isinstance(x, bool | np.bool_):
-        return bool(x)
-    if isinstance(x, int | np.integer):
-        return int(x)
-    if isinstance(x, float | np.floating):
-        return float(x) if math.isfinite(x) else None
-    return x
-
-
 def _validate(
     weights: Any,
     losses: Any,
@@ -865,20 +766,6 @@ def fit_surface(
     )
 
 
-def check_format(d: Any) -> None:
-    """Refuse what is not a ``popmix-surface/1`` document, in one line.
-
-    Raises:
-        ValueError: naming the format found and the one expected.
-    """
-    if not isinstance(d, dict) or d.get("format") != FORMAT:
-        got = d.get("format") if isinstance(d, dict) else type(d).__name__
-        raise ValueError(
-            f"not a swarm surface (format {got!r}, expected {FORMAT!r}); give the "
-            "surface.json a swarm fit wrote"
-        )
-
-
 def settle_curve(
     weights: np.ndarray,
     losses: np.ndarray,
@@ -923,8 +810,6 @@ def settle_curve(
 
 
 __all__ = [
-    "FORMAT",
-    "check_format",
     "MIN_RUNS",
     "MixingLaw",
     "Surface",

@@ -47,7 +47,7 @@ class CheckCommand(Command):
                 raise UsageError(f"unexpected argument {text!r}: overrides are KEY=VALUE")
         path = resolve_experiment_path(args.file)
         if path.suffix == ".json":  # a weights file: best_schedule.json, weights.json, ...
-            from popmix.weights_file import WeightsFileError, WeightsSchedule
+            from popmix.records.weights import WeightsFileError, WeightsSchedule
 
             try:
                 schedule = WeightsSchedule.read(path)

@@ -281,7 +281,7 @@ def _yaml_value(text: str, key: str) -> Any:
 
 def schedule_params(path: str, names: list[str], steps: int, replay: str) -> tuple[str, dict]:
     """Policy (method, params) replaying a popmix weights file on a run of ``steps`` steps."""
-    from popmix.weights_file import WeightsFileError, WeightsSchedule
+    from popmix.records.weights import WeightsFileError, WeightsSchedule
 
     try:
         schedule = WeightsSchedule.read(path, names)
@@ -315,7 +315,7 @@ def experiment_for_weights(exp: Experiment, path: str, in_use: list[str]) -> Exp
     """
     from popmix.config import with_overrides
     from popmix.data import BENCHMARKS, DataError, load_domains, load_experiment_domains
-    from popmix.weights_file import WeightsFileError, WeightsSchedule
+    from popmix.records.weights import WeightsFileError, WeightsSchedule
 
     try:
         schedule = WeightsSchedule.read(path)

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
+import numpy as np
 import yaml
 
 from popmix.config._schema import (
@@ -24,6 +25,7 @@ from popmix.config._schema import (
     Experiment,
     SearchSpace,
 )
+from popmix.policies import PolicyError, build_policy
 
 #: keys of an experiment file's ``train`` section that the file may not set (the seed comes
 #: from ``seeds``, so that a search's seeds and a run's seed are one setting).
@@ -399,10 +401,6 @@ def check_method_params(
 ) -> None:
     """Build each method's policy once with its parameters (default: the methods a search
     runs as trials), so a value out of range fails before any training or Ray starts."""
-    import numpy as np
-
-    from popmix.policies import PolicyError, build_policy
-
     where = exp.source or "experiment"
     for m in exp.baseline_methods() if methods is None else methods:
         try:

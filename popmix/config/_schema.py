@@ -2,7 +2,9 @@
 
 The annotations are the schema: :mod:`popmix.config._load` checks every value of a file or an
 override against its field's annotation, so a field added here is validated with no more code.
-``validate`` methods check what a type cannot say (ranges, relations between fields).
+``validate`` methods check what a type cannot say (ranges, relations between fields). Method
+names and their parameters are checked against the policy registry
+(:data:`popmix.policies.POLICIES`), which imports nothing of popmix's and so sits below config.
 Importing this module pulls in neither torch nor Ray: ``popmix check`` runs in a second.
 """
 
@@ -13,6 +15,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
+
+from popmix.policies import POLICIES
 
 SEARCHERS = ("pbt", "pb2", "optuna")
 POPULATION = "pbt"  # the name of the searched population in ``methods``, whatever the searcher
@@ -729,7 +733,7 @@ class Experiment:
                     f"{where}: unknown method {m!r} in methods; choose from "
                     f"{', '.join(dict.fromkeys(known))}"
                 )
-        registry = _policies()
+        registry = POLICIES
         for m, params in self.baselines.items():
             if m == BEST_OF_N:
                 n = params.get("n")
@@ -777,7 +781,7 @@ class Experiment:
             *SEARCHERS,
             SWARM,
             BEST_OF_N,
-            *(m for m in _policies() if m not in NOT_TRIALS),
+            *(m for m in POLICIES if m not in NOT_TRIALS),
         )
 
     @property
@@ -827,12 +831,6 @@ class Experiment:
         if method == BEST_OF_N:
             return dict(self.baselines.get(BEST_OF_N_POLICY, {}))
         return dict(self.baselines.get(method, {}))
-
-
-def _policies() -> dict[str, Any]:
-    from popmix.policies import POLICIES  # NumPy only
-
-    return POLICIES
 
 
 # ------------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from popmix.weights_file import WeightsFileError, WeightsSchedule
+from popmix.records.weights import WeightsFileError, WeightsSchedule
 
 
 class ExportError(ValueError):

@@ -13,7 +13,7 @@ from typing import Any
 
 from ray.tune import Callback
 
-from popmix.tune.spec import TrialSpec
+from popmix.records.trial import TrialSpec
 
 
 def trial_label(config: dict[str, Any], seed: bool = False) -> str:

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from popmix._util import plots
-from popmix.tune.spec import TrialSpec
+from popmix.records.trial import TrialSpec
 
 REPORT_FILE = "report.html"
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from popmix.config import BEST_OF_N, BEST_OF_N_POLICY, SWARM, SWARM_RUN
-from popmix.weights_file import WeightsSchedule
+from popmix.records.weights import WeightsSchedule
 
 ROW_KEYS = (
     "method",

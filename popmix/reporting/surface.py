@@ -1,6 +1,6 @@
 """The swarm's fitted surface as figures: ``surface_sensitivity.png`` and ``surface_slices.png``.
 
-Both read ``surface.json``'s content (:meth:`popmix.analysis.swarm_fit.Surface.to_dict`, extra
+Both read ``surface.json``'s content (:meth:`popmix.records.surface.Surface.to_dict`, extra
 keys such as a seed ignored), so a finished search's surface can be drawn again without
 refitting:
 
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from popmix._util import plots
-from popmix.analysis.swarm_fit import check_format
+from popmix.records.surface import check_format
 
 SENSITIVITY_FILE = "surface_sensitivity.png"
 SLICES_FILE = "surface_slices.png"

@@ -47,7 +47,7 @@ from typing import Any
 
 from ray.tune import Callback
 
-from popmix.tune.spec import TrialSpec
+from popmix.records.trial import TrialSpec
 
 GROUPS = ("val_loss", "train_loss", "test_loss", "weight", "loss_weight", "diagnostics")
 SCALARS = {

@@ -16,9 +16,9 @@ import numpy as np
 
 from popmix.data.domains import DomainSet
 from popmix.policies import MixingPolicy, effective_domains
+from popmix.records.weights import WeightsSchedule
 from popmix.train.loop import TrainConfig, Trainer, mean_ppl_standard_error, perplexity_summary
 from popmix.train.model import ModelConfig
-from popmix.weights_file import WeightsSchedule
 
 
 def per_domain(names: list[str], values: np.ndarray) -> dict[str, float]:

@@ -57,6 +57,7 @@ from popmix.config import (
     resolve_space_path,
     with_overrides,
 )
+from popmix.records.trial import CONFIG_KEY, TrialSpec
 from popmix.tune.proxy import proxy_fingerprint, record_calibration
 from popmix.tune.search import (
     RaySession,
@@ -68,7 +69,7 @@ from popmix.tune.search import (
     resolve,
     resolve_cpus,
 )
-from popmix.tune.spec import CONFIG_KEY, TrialSettings, TrialSpec
+from popmix.tune.spec import TrialSettings
 
 #: the target of a proxy that measures: the seed std of stratified's mean test perplexity at
 #: most this share of its mean

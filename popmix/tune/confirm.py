@@ -42,8 +42,9 @@ from popmix.config import (
     experiment_from_dict,
     with_overrides,
 )
-from popmix.tune.spec import CONFIG_KEY, TrialSettings, TrialSpec
-from popmix.weights_file import WeightsFileError, WeightsSchedule
+from popmix.records.trial import CONFIG_KEY, TrialSpec
+from popmix.records.weights import WeightsFileError, WeightsSchedule
+from popmix.tune.spec import TrialSettings
 
 #: which scales ``--scale`` picks from
 SCALES = ("search", "second", "both")

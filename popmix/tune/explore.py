@@ -21,7 +21,7 @@ import numpy as np
 from popmix._util.simplex import floor_project
 from popmix.config import SearchSpace, VectorSpec
 from popmix.policies import temperature_weights
-from popmix.weights_file import WeightsFileError, WeightsSchedule
+from popmix.records.weights import WeightsFileError, WeightsSchedule
 
 
 def as_dict(names: list[str], w: np.ndarray) -> dict[str, float]:

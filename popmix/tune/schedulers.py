@@ -27,7 +27,7 @@ from ray.tune.schedulers import ASHAScheduler, PopulationBasedTraining, TrialSch
 from ray.tune.search import Searcher
 
 from popmix.config import EXPLOIT_Z
-from popmix.tune.spec import CONFIG_KEY, TrialSpec
+from popmix.records.trial import CONFIG_KEY, TrialSpec
 
 
 def is_member(trial: Any) -> bool:

@@ -13,7 +13,7 @@ Files written under ``<storage>/<name>/`` (the experiment folder, also TensorBoa
 
 and under ``--out`` (default: the experiment folder): ``summary.json``, ``best_schedule.json``,
 ``lineage.json`` and, for each baseline that learns its weights (DoGE, Aioli),
-``<method>_weights-seed<S>.json``; every weights file in :mod:`popmix.weights_file`'s format.
+``<method>_weights-seed<S>.json``; every weights file in :mod:`popmix.records.weights`'s format.
 
 :func:`run_search` runs in three parts: :func:`resolve` (everything checked and loaded, no
 Ray), a :class:`RaySession` (what the search changes in this process, restored afterwards) and
@@ -54,6 +54,8 @@ from popmix.config import (
 from popmix.data import load_experiment_domains, model_vocab
 from popmix.data.domains import DomainSet, check_vocab, domain_groups
 from popmix.policies import learns_weights
+from popmix.records.trial import CONFIG_KEY, TrialSpec
+from popmix.records.weights import SchedulePoint, WeightsSchedule
 from popmix.tune.explore import Explorer, weights_from_file
 from popmix.tune.resume import (
     finished,
@@ -62,9 +64,8 @@ from popmix.tune.resume import (
     rebased,
     write_search_file,
 )
-from popmix.tune.spec import CONFIG_KEY, TrialSettings, TrialSpec
+from popmix.tune.spec import TrialSettings
 from popmix.tune.storage import RemoteStorage, checkpoint_retention, is_uri, mirror_callback
-from popmix.weights_file import SchedulePoint, WeightsSchedule
 
 
 @dataclass

@@ -44,8 +44,8 @@ from popmix._util.simplex import floor_project
 from popmix.analysis.swarm_fit import MIN_RUNS
 from popmix.config import SWARM, SWARM_RUN, ConfigError, Experiment, SwarmSpec
 from popmix.policies import temperature_weights
-from popmix.tune.spec import TrialSpec
-from popmix.weights_file import WeightsSchedule
+from popmix.records.trial import TrialSpec
+from popmix.records.weights import WeightsSchedule
 
 #: a seed's fitted surface in the experiment folder, kept for a resume
 SURFACE_CACHE = "swarm-seed{seed}.json"

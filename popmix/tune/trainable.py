@@ -24,12 +24,13 @@ from ray import tune
 
 from popmix.data.domains import DomainSet
 from popmix.policies import normalize
+from popmix.records.trial import TrialSpec
+from popmix.records.weights import WeightsSchedule
 from popmix.train.checkpoint import load_state, save_state
 from popmix.train.device import CudaState, choose_device
 from popmix.train.loop import Diverged, Trainer
 from popmix.train.run import eval_record, per_domain, test_metrics
-from popmix.tune.spec import TrialSettings, TrialSpec
-from popmix.weights_file import WeightsSchedule
+from popmix.tune.spec import TrialSettings
 
 
 def objective_of(val_loss: np.ndarray, names: list[str], objective: str) -> float:

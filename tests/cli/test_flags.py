@@ -179,7 +179,7 @@ def test_check_imports_neither_torch_nor_ray():
 
 
 def test_check_reads_a_weights_file(tmp_path, capsys):
-    from popmix.weights_file import SchedulePoint, WeightsSchedule
+    from popmix.records.weights import SchedulePoint, WeightsSchedule
 
     path = tmp_path / "weights.json"
     WeightsSchedule(

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from popmix.cli import main
-from popmix.weights_file import WeightsSchedule
+from popmix.records.weights import WeightsSchedule
 
 TINY = [
     "--steps",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from popmix.records.weights import WeightsSchedule
 from popmix.reporting.summary import best_schedule, format_table, summarize
-from popmix.weights_file import WeightsSchedule
 
 
 def rec(method, member, objective, test_ppl, status="ok", seed=0, steps=100):

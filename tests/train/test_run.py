@@ -7,9 +7,9 @@ import json
 import numpy as np
 
 from popmix.policies import build_policy
+from popmix.records.weights import FORMAT, WeightsSchedule
 from popmix.train import ModelConfig, TrainConfig, run_training
 from popmix.train.run import run_schedule, split_metrics, weight_schedule
-from popmix.weights_file import FORMAT, WeightsSchedule
 
 TINY = ModelConfig(n_layer=1, n_head=2, d_model=32, seq_len=16)
 

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from popmix.config import ConfigError, load_experiment
+from popmix.records.weights import WeightsSchedule
 from popmix.tune.confirm import (
     confirm_methods,
     confirm_seeds,
@@ -14,7 +15,6 @@ from popmix.tune.confirm import (
     rank_agreement,
     read_search,
 )
-from popmix.weights_file import WeightsSchedule
 
 
 def test_rank_agreement_by_hand():

@@ -86,7 +86,8 @@ import ray
 from ray import tune
 from popmix.config import Resources, load_experiment, load_space
 from popmix.data import load_domains
-from popmix.tune.spec import TrialSettings, TrialSpec
+from popmix.records.trial import TrialSpec
+from popmix.tune.spec import TrialSettings
 from popmix.tune.trainable import MixtureTrainable
 
 storage = sys.argv[1]

@@ -18,11 +18,11 @@ import pytest
 
 from popmix.cli import main
 from popmix.config import load_experiment, load_space, resolve_space_path
+from popmix.records.trial import TrialSpec
 from popmix.reporting.tensorboard import TensorBoardLogger
 from popmix.tune.resume import SEARCH_FILE, read_search_file, write_search_file
 from popmix.tune.schedulers import PopulationPBT
 from popmix.tune.search import StepLedger
-from popmix.tune.spec import TrialSpec
 
 
 def test_search_file_gives_back_the_experiment_and_space(tmp_path):

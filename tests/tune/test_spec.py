@@ -10,8 +10,9 @@ import pytest
 
 from popmix.config import Experiment, SearchSpace, TemperatureSpec, VectorSpec
 from popmix.policies import POLICIES, build_policy, learns_weights, vector_parameters
+from popmix.records.trial import CONFIG_KEY, TrialSpec
 from popmix.tune.explore import Explorer
-from popmix.tune.spec import CONFIG_KEY, TrialSettings, TrialSpec
+from popmix.tune.spec import TrialSettings
 
 NAMES = ["a", "b", "c"]
 SIZES = np.array([300.0, 200.0, 100.0])

@@ -12,10 +12,11 @@ import pytest
 
 from popmix.cli import main
 from popmix.config import SWARM, SWARM_RUN, SwarmSpec, load_experiment, load_space
+from popmix.records.trial import TrialSpec
+from popmix.records.weights import WeightsSchedule
 from popmix.reporting.summary import comparisons, summarize, swarm_section
-from popmix.tune.spec import TrialSettings, TrialSpec
+from popmix.tune.spec import TrialSettings
 from popmix.tune.swarm import draw_mixtures, prior, run_specs, surfaces_for
-from popmix.weights_file import WeightsSchedule
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZES = np.array([1000.0, 2000.0, 5000.0])
@@ -259,7 +260,7 @@ def test_a_swarm_search_fits_its_surface_and_trains_the_predicted_optimum(swarm_
     assert [r["train_steps"] for r in runs] == [steps] * 6
     doc = json.loads((folder / "surface.json").read_text())
     surface = doc["seeds"]["0"]
-    from popmix.analysis.swarm_fit import Surface
+    from popmix.records.surface import Surface
 
     Surface.from_dict(surface)  # a valid surface
     assert surface["runs"] == 6 and np.isclose(sum(surface["optimum"]), 1.0)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from popmix.weights_file import FORMAT, SchedulePoint, WeightsFileError, WeightsSchedule
+from popmix.records.weights import FORMAT, SchedulePoint, WeightsFileError, WeightsSchedule
 
 NAMES = ["a", "b", "c"]
 
