@@ -28,7 +28,7 @@ from pathlib import Path
 from _searches import by_seed, fmt, run_search
 
 from popmix._util.stats import mean_ci, paired
-from popmix.reporting.summary import group_mean_ppl
+from popmix.tune.summarize import group_mean_ppl
 
 SPACES = {"sampling": "sampling.yaml", "flagship": "loss_and_temperature.yaml"}
 

@@ -23,7 +23,7 @@ import pytest
         ("popmix.tune.swarm", ("torch", "ray", "datasets", "sklearn", "scipy")),
         ("popmix.cli", ("torch", "ray", "datasets", "transformers")),
         ("popmix.analysis.swarm_fit", ("torch", "ray", "datasets")),
-        ("popmix.reporting.surface", ("torch", "ray", "datasets")),
+        ("popmix.analysis.surface_figures", ("torch", "ray", "datasets")),
     ],
 )
 def test_import_does_not_pull_higher_layers(module, forbidden):

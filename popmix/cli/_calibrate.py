@@ -91,7 +91,7 @@ class CalibrateCommand(Command):
         import time
 
         from popmix.tune.calibrate import default_sweep, parse_grid, run_calibration
-        from popmix.tune.search import SearchOptions
+        from popmix.tune.cluster import SearchOptions
 
         exp = self.experiment(args)
         seeds = 2 if args.smoke else args.seeds

@@ -41,6 +41,7 @@ class CheckCommand(Command):
             resolve_experiment_path,
             resolve_space_path,
         )
+        from popmix.tune.searchers import searcher_for
 
         for text in args.overrides:
             if "=" not in text:
@@ -67,6 +68,7 @@ class CheckCommand(Command):
             print(f"{path}: a valid search space (searches {searched})")
             return 0
         exp = load_experiment(path, args.overrides)
+        searcher_for(exp)  # config holds no copy of the searchers' names: the registry checks
         space_path = resolve_space_path(exp.search.space, exp.source)
         space = load_space(space_path)
         d = exp.data

@@ -58,8 +58,8 @@ class ConfirmCommand(Command):
         add_smoke_arg(p, "one fresh seed, 12 steps of a 1-layer model of width 32")
 
     def run(self, args: argparse.Namespace) -> int:
+        from popmix.tune.cluster import SearchOptions
         from popmix.tune.confirm import run_confirm
-        from popmix.tune.search import SearchOptions
 
         opts = SearchOptions(address=args.address, cpus=args.cpus, quiet=args.quiet)
         given: list[str | tuple[str, Any]] = []

@@ -26,7 +26,7 @@ def _cluster_lines(address: str) -> list[str]:
 
     import ray
 
-    from popmix.tune.search import check_address
+    from popmix.tune.cluster import check_address
 
     started = not ray.is_initialized()
     if started:

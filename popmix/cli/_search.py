@@ -22,6 +22,7 @@ from popmix.cli._base import (
     seeds,
 )
 from popmix.config import Experiment
+from popmix.tune.searchers import SEARCHERS
 
 #: ``--smoke`` on a search: a few reports of a tiny model, two members, the first seed.
 SMOKE_SEARCH = {
@@ -55,7 +56,7 @@ class SearchCommand(Command):
             "search.searcher",
             "how the population searches; swarm: short static-mixture runs, a fitted "
             "surface and its predicted optimum in the population's place",
-            choices=("pbt", "pb2", "optuna", "swarm"),
+            choices=tuple(SEARCHERS),
         ),
         Flag(
             "--population", "search.population", "population size (Optuna: trials)", positive_int

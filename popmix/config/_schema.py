@@ -18,8 +18,9 @@ from typing import Any, ClassVar, Literal
 
 from popmix.policies import POLICIES
 
-SEARCHERS = ("pbt", "pb2", "optuna")
-POPULATION = "pbt"  # the name of the searched population in ``methods``, whatever the searcher
+#: the searched population's name in ``methods``, whatever the searcher (the searcher's own
+#: name stands for it too)
+POPULATION = "pbt"
 #: policies a search cannot run as a trial of their own: the population's member policy and a
 #: schedule replay (whose points come from a file, not from the experiment).
 NOT_TRIALS = ("mixture", "schedule")
@@ -483,8 +484,11 @@ class SearchSpec:
     """How the population searches.
 
     Args:
-        searcher: ``pbt``, ``pb2``, ``optuna`` or ``swarm`` (the swarm in the population's
-            place: ``pbt`` in ``methods`` runs as ``swarm``).
+        searcher: how the population searches: a name registered in
+            :data:`popmix.tune.searchers.SEARCHERS` (``pbt``, ``pb2``, ``optuna``, ...;
+            ``swarm``: the swarm in the population's place, ``pbt`` in ``methods`` runs as
+            ``swarm``). Checked by the registry before a search starts: config sits below the
+            tune layer, so it holds no copy of the names.
         space: search-space YAML file (relative paths: to the working directory, then to the
             experiment file, then to the shipped ``search_spaces/``).
         population: members of the PBT/PB2 population, or Optuna trials.
@@ -505,7 +509,7 @@ class SearchSpec:
         swarm: the swarm's settings (:class:`SwarmSpec`).
     """
 
-    searcher: Literal["pbt", "pb2", "optuna", "swarm"] = "pbt"
+    searcher: str = "pbt"
     space: str = "sampling.yaml"
     population: int = 4
     report_every: int = 50
@@ -774,14 +778,21 @@ class Experiment:
                 f"({', '.join(self.methods)}); add it to methods or pick one of them"
             )
 
-    @staticmethod
-    def known_methods() -> tuple[str, ...]:
-        return (
-            POPULATION,
-            *SEARCHERS,
-            SWARM,
-            BEST_OF_N,
-            *(m for m in POLICIES if m not in NOT_TRIALS),
+    def population_entries(self) -> tuple[str, ...]:
+        """The names that stand for the searched population in ``methods``: ``pbt``, or the
+        searcher's own name."""
+        return tuple(dict.fromkeys((POPULATION, self.search.searcher)))
+
+    def known_methods(self) -> tuple[str, ...]:
+        return tuple(
+            dict.fromkeys(
+                (
+                    *self.population_entries(),
+                    SWARM,
+                    BEST_OF_N,
+                    *(m for m in POLICIES if m not in NOT_TRIALS),
+                )
+            )
         )
 
     @property
@@ -791,7 +802,7 @@ class Experiment:
 
     def baseline_methods(self) -> list[str]:
         """Methods that run as single trials beside the population (and the swarm)."""
-        return [m for m in self.methods if m not in (POPULATION, *SEARCHERS, SWARM)]
+        return [m for m in self.methods if m not in (*self.population_entries(), SWARM)]
 
     def best_of_n(self) -> int:
         """How many runs ``best-of-n`` picks from (the population's size unless given)."""
@@ -815,14 +826,14 @@ class Experiment:
     def runs_population(self) -> bool:
         if self.search.searcher == SWARM:
             return False  # its population entry is the swarm
-        return any(m in (POPULATION, *SEARCHERS) for m in self.methods)
+        return any(m in self.population_entries() for m in self.methods)
 
     def runs_swarm(self) -> bool:
         """``swarm`` in ``methods``, or the population's entry under ``searcher: swarm``."""
         if SWARM in self.methods:
             return True
         return self.search.searcher == SWARM and any(
-            m in (POPULATION, *SEARCHERS) for m in self.methods
+            m in self.population_entries() for m in self.methods
         )
 
     def method_params(self, method: str) -> dict[str, Any]:

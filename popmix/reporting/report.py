@@ -29,7 +29,10 @@ from typing import Any
 import numpy as np
 
 from popmix._util import plots
+from popmix.analysis.surface_figures import surface_figures
+from popmix.records.table import format_oracle, format_table, interval, versus
 from popmix.records.trial import TrialSpec
+from popmix.tune.summarize import method_intervals
 
 REPORT_FILE = "report.html"
 
@@ -163,8 +166,6 @@ def _methods(summary: dict[str, Any]) -> dict[str, Any]:
     """summary.json's ``methods`` (computed from its rows for a summary written without it)."""
     if summary.get("methods"):
         return dict(summary["methods"])
-    from popmix.reporting.summary import method_intervals
-
     return method_intervals(summary, summary.get("reference", ""))
 
 
@@ -593,15 +594,13 @@ def _table(header: list[str], rows: list[list[str]], numeric_from: int = 1) -> s
 def methods_table(methods: dict[str, Any], reference: str) -> str:
     """Each method's intervals over seeds and its paired difference against the reference:
     the printed table's per-method block, cell for cell."""
-    from popmix.reporting.summary import _versus, interval
-
     rows = [
         [
             name,
             str(m["mean_test_ppl"].get("n") or 0),
             interval(m["mean_test_ppl"]),
             interval(m["worst_test_ppl"]),
-            _versus(name, reference, m.get("vs_reference")),
+            versus(name, reference, m.get("vs_reference")),
         ]
         for name, m in methods.items()
     ]
@@ -628,8 +627,6 @@ def _pre(text: str) -> str:
 
 
 def _search_sections(run: Run, figures: list[Figure]) -> list[str]:
-    from popmix.reporting.summary import format_oracle, format_table
-
     assert run.summary is not None
     summary = run.summary
     ref = summary.get("reference", "")
@@ -747,8 +744,6 @@ def _surface_cell(surface: dict[str, Any], key: str, i: int, spec: str) -> str:
 def _surface_sections(doc: dict[str, Any], figures: list[Figure]) -> list[str]:
     """Per seed of ``surface.json``: the fit's quality, the predicted optimum, sensitivity and
     curvature per domain with their intervals, and the surface's two figures."""
-    from popmix.reporting.surface import surface_figures
-
     out = []
     for seed, surface in sorted((doc.get("seeds") or {}).items(), key=lambda kv: str(kv[0])):
         title = f"The swarm's fitted surface, seed {seed}"

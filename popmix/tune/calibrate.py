@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from ray import tune
 
 from popmix._util.stats import SPLIT_RATIO, mean_ci, paired, resolvable_difference, split_seeds
 from popmix.config import (
@@ -57,19 +58,15 @@ from popmix.config import (
     resolve_space_path,
     with_overrides,
 )
-from popmix.records.trial import CONFIG_KEY, TrialSpec
+from popmix.records.trial import TrialSpec
+from popmix.tune.callbacks import ProgressPrinter, catch_sigint
+from popmix.tune.cluster import RaySession, SearchOptions, resolve_cpus, tune_environment
 from popmix.tune.proxy import proxy_fingerprint, record_calibration
-from popmix.tune.search import (
-    RaySession,
-    SearchOptions,
-    StepLedger,
-    _catch_sigint,
-    _records,
-    _StopOnInterrupt,
-    resolve,
-    resolve_cpus,
-)
+from popmix.tune.runner import TunerRun, run_tuner
+from popmix.tune.search import resolve
+from popmix.tune.searchers import TunerParts
 from popmix.tune.spec import TrialSettings
+from popmix.tune.trainable import MixtureTrainable
 
 #: the target of a proxy that measures: the seed std of stratified's mean test perplexity at
 #: most this share of its mean
@@ -80,8 +77,6 @@ MIN_SEEDS = 5
 METHODS = ("stratified", "proportional")
 #: seed counts the resolvable difference is given for
 RESOLVE_SEEDS = (2, 3, 5)
-#: what the population label of Tune's callbacks reads in a calibration (it has none)
-_NO_POPULATION = "pbt"
 
 
 @dataclass(frozen=True)
@@ -264,9 +259,6 @@ def run_calibration(
         ConfigError, DataError: bad experiment, data, sweep or cluster address.
         KeyboardInterrupt: Ctrl-C; what finished is written first.
     """
-    from ray import tune
-    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
-
     if seeds < 2:
         raise ConfigError(f"--seeds {seeds}: a spread needs at least 2 seeds (5 recommended)")
     if "://" in opts.storage:
@@ -312,15 +304,11 @@ def run_calibration(
         f"setting{'s' if len(settings) > 1 else ''} ({n_runs} runs)"
     )
     say(f"  experiment folder: {exp_dir}")
-    env, env_defaults = plan.environment(opts)
+    env, env_defaults = tune_environment(opts)
     session = RaySession(opts, env, env_defaults, plan.logger_levels(), base.search.seed)
     results: list[dict[str, Any]] = []
     start = time.time()
-    with session, _catch_sigint() as interrupted:
-        from popmix.reporting._trial_progress import ProgressPrinter
-        from popmix.reporting.tensorboard import TensorBoardLogger
-        from popmix.tune.trainable import MixtureTrainable
-
+    with session, catch_sigint("popmix calibrate") as interrupted:
         exp_dir.mkdir(parents=True, exist_ok=True)
         out.mkdir(parents=True, exist_ok=True)
         try:
@@ -328,7 +316,7 @@ def run_calibration(
                 if interrupted.is_set():
                     break
                 specs = [
-                    TrialSpec.single(variant, m, s, names).to_config()[CONFIG_KEY]
+                    TrialSpec.single(variant, m, s, names)
                     for m in variant.methods
                     for s in variant.seeds
                 ]
@@ -341,38 +329,18 @@ def run_calibration(
                     {"cpu": cpus, "gpu": variant.resources.gpus_per_trial},
                 )
                 say(f"  setting {i + 1} of {len(settings)}: {setting.label}", flush=True)
-                ledger = StepLedger()
-                callbacks: list[Any] = [
-                    CSVLoggerCallback(),
-                    JsonLoggerCallback(),
-                    TensorBoardLogger(exp_dir / "tensorboard" / f"setting{i}", _NO_POPULATION),
-                    ledger,
-                ]
-                if not opts.quiet:
-                    callbacks.append(
-                        ProgressPrinter(
-                            variant.train.steps,
-                            every_report=False,
-                            seed_in_label=True,
-                        )
-                    )
-                grid = tune.Tuner(
-                    trainable,
-                    param_space={CONFIG_KEY: tune.grid_search(specs)},
-                    tune_config=tune.TuneConfig(metric="objective", mode="min", reuse_actors=True),
-                    run_config=tune.RunConfig(
-                        name=f"setting{i}",
-                        storage_path=str(exp_dir),
-                        verbose=0,
-                        stop=_StopOnInterrupt(interrupted),
-                        callbacks=callbacks,
-                        checkpoint_config=tune.CheckpointConfig(
-                            num_to_keep=1, checkpoint_at_end=True
-                        ),
-                        failure_config=tune.FailureConfig(max_failures=exp.resources.max_failures),
-                    ),
-                ).fit()
-                records = _records(grid, _NO_POPULATION, ledger, interrupted.is_set())
+                progress = ProgressPrinter(
+                    variant.train.steps, every_report=False, seed_in_label=True
+                )
+                run = TunerRun(
+                    name=f"setting{i}",
+                    storage=str(exp_dir),
+                    tensorboard=exp_dir / "tensorboard" / f"setting{i}",
+                    parts=TunerParts.grid(specs),
+                    max_failures=exp.resources.max_failures,
+                    callbacks=() if opts.quiet else (progress,),
+                )
+                records = run_tuner(trainable, run, interrupted)
                 results.append(_setting_result(setting, variant, records, names))
         finally:
             report = _report(user_exp, base, results, domains.name, names, seeds, start)

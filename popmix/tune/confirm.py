@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ray import tune
 
 from popmix.config import (
     BEST_OF_N,
@@ -42,9 +43,18 @@ from popmix.config import (
     experiment_from_dict,
     with_overrides,
 )
-from popmix.records.trial import CONFIG_KEY, TrialSpec
+from popmix.data import load_experiment_domains
+from popmix.data.domains import domain_groups
+from popmix.records.table import format_groups, format_methods
+from popmix.records.trial import TrialSpec
 from popmix.records.weights import WeightsFileError, WeightsSchedule
+from popmix.tune.callbacks import Interrupted, ProgressPrinter, catch_sigint
+from popmix.tune.cluster import RaySession, SearchOptions, resolve_cpus, tune_environment
+from popmix.tune.runner import TunerRun, run_tuner
+from popmix.tune.searchers import TunerParts
 from popmix.tune.spec import TrialSettings
+from popmix.tune.summarize import group_intervals, method_intervals, summarize
+from popmix.tune.trainable import MixtureTrainable
 
 #: which scales ``--scale`` picks from
 SCALES = ("search", "second", "both")
@@ -213,18 +223,9 @@ def _run_scale(
     seeds: list[int],
     domains: Any,
     quiet: bool,
+    interrupted: Interrupted,
 ) -> dict[str, Any]:
     """Train one scale's trials in one Tuner; its section of ``confirm.json``."""
-    from ray import tune
-    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
-
-    from popmix.data.domains import domain_groups
-    from popmix.reporting._trial_progress import ProgressPrinter
-    from popmix.reporting.summary import group_intervals, method_intervals, summarize
-    from popmix.reporting.tensorboard import TensorBoardLogger
-    from popmix.tune.search import StepLedger, _records, resolve_cpus
-    from popmix.tune.trainable import MixtureTrainable
-
     specs = confirm_specs(exp, found.best, domains.names, seeds, found.swarm)
     cpus = resolve_cpus(exp, len(specs))
     settings = TrialSettings.of(exp, None, cpus)
@@ -233,32 +234,19 @@ def _run_scale(
         {"cpu": cpus, "gpu": exp.resources.gpus_per_trial},
     )
     folder = "confirm" if label == "search" else "confirm-second"
-    ledger = StepLedger()
-    progress = None
-    if not quiet:
-        progress = ProgressPrinter(exp.train.steps, every_report=False, seed_in_label=True)
+    progress = ProgressPrinter(exp.train.steps, every_report=False, seed_in_label=True)
     start = time.time()
-    grid = tune.Tuner(
-        trainable,
-        param_space={CONFIG_KEY: tune.grid_search([s.to_config()[CONFIG_KEY] for s in specs])},
-        tune_config=tune.TuneConfig(metric="objective", mode="min", reuse_actors=True),
-        run_config=tune.RunConfig(
-            name=folder,
-            storage_path=str(found.exp_dir),
-            verbose=0,
-            callbacks=[
-                CSVLoggerCallback(),
-                JsonLoggerCallback(),
-                TensorBoardLogger(found.exp_dir / "tensorboard" / folder, "-"),
-                ledger,
-                *([progress] if progress else []),
-            ],
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_at_end=True),
-            failure_config=tune.FailureConfig(max_failures=exp.resources.max_failures),
-        ),
-    ).fit()
-    records = _records(grid, "-", ledger)
-    summary = summarize(records, "-")
+    run = TunerRun(
+        name=folder,
+        storage=str(found.exp_dir),
+        tensorboard=found.exp_dir / "tensorboard" / folder,
+        parts=TunerParts.grid(specs),
+        max_failures=exp.resources.max_failures,
+        callbacks=() if quiet else (progress,),
+    )
+    records = run_tuner(trainable, run, interrupted)
+    # the population's label: none runs here
+    summary = summarize(records, population_method="")
     reference = exp.search.reference
     methods = method_intervals(summary, reference)
     confirmed = {
@@ -282,7 +270,7 @@ def _run_scale(
 
 def run_confirm(
     run_dir: str | Path,
-    opts: Any,
+    opts: SearchOptions,
     n_seeds: int | None = None,
     scale: str | None = None,
     overrides: list[str | tuple[str, Any]] | None = None,
@@ -290,7 +278,7 @@ def run_confirm(
     """Confirm the search in ``run_dir``; returns what ``confirm.json`` holds (also written).
 
     Args:
-        opts: a :class:`popmix.tune.search.SearchOptions` (where Ray runs; quiet).
+        opts: where Ray runs, and whether to print progress.
         n_seeds: fresh seeds (default: the experiment's ``confirm.seeds``).
         scale: ``search``, ``second`` or ``both`` (default: both when the experiment names a
             second scale, else search).
@@ -301,9 +289,6 @@ def run_confirm(
         ConfigError, DataError: a missing or incomplete search, a second scale the experiment
             does not name, data that cannot be loaded.
     """
-    from popmix.data import load_experiment_domains
-    from popmix.tune.search import RaySession, tune_environment
-
     found = read_search(run_dir)
     exp = with_overrides(found.exp, overrides or [])
     n = n_seeds or exp.confirm.seeds
@@ -334,8 +319,10 @@ def run_confirm(
     if scale in ("second", "both"):
         scales.append(("second", exp.second_scale()))
     env, env_defaults = tune_environment(opts)
-    with RaySession(opts, env, env_defaults):
+    with RaySession(opts, env, env_defaults), catch_sigint("popmix confirm") as interrupted:
         for label, variant in scales:
+            if interrupted.is_set():
+                break
             m = variant.model
             say(
                 f"popmix confirm: {', '.join(confirm_methods(variant))} on {domains.name}, "
@@ -343,7 +330,7 @@ def run_confirm(
                 f"x width {m.d_model} ({label} scale)",
                 flush=True,
             )
-            section = _run_scale(found, variant, label, seeds, domains, opts.quiet)
+            section = _run_scale(found, variant, label, seeds, domains, opts.quiet, interrupted)
             if label == "search":
                 report.update(section)
             else:
@@ -351,6 +338,8 @@ def run_confirm(
             say(format_confirm(section))
     out.write_text(json.dumps(report, indent=2, default=str))
     say(f"\nwrote {out}")
+    if interrupted.is_set():
+        raise KeyboardInterrupt(f"wrote what finished to {out}")
     return report
 
 
@@ -365,8 +354,6 @@ def _previous(path: Path) -> dict[str, Any]:
 
 def format_confirm(section: dict[str, Any]) -> str:
     """One scale's methods block and its rank agreement with the search."""
-    from popmix.reporting.summary import format_groups, format_methods
-
     lines = ["", *format_methods(section["methods"], section["reference"], always=True)]
     by_group = format_groups(section.get("groups"), section["reference"])
     if by_group:

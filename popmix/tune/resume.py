@@ -5,9 +5,9 @@ experiment and the search space as resolved (every flag, override and ``--smoke`
 the data folder and any weights file made absolute) and where its summary goes. A resume
 reads it back, so it runs exactly the search that was started, whatever the flags of the
 resuming command. What Ray Tune does not restore, popmix keeps itself beside it: the step
-ledger (``ledger-<tuner>.json``, :class:`popmix.tune.search.StepLedger`), the lineage rows
+ledger (``ledger-<tuner>.json``, :class:`popmix.tune.callbacks.StepLedger`), the lineage rows
 (``lineage-seed<S>.jsonl``), the last TensorBoard step of each run
-(:data:`popmix.reporting.tensorboard.LAST_STEP_FILE`), and the PBT state of each trial, from
+(:data:`popmix.tune.tensorboard.LAST_STEP_FILE`), and the PBT state of each trial, from
 its last saved result (:class:`popmix.tune.schedulers._RestoredState`).
 """
 

@@ -12,12 +12,14 @@ those files back (not the trials' checkpoints, which Tune reads where they are).
 An S3-compatible server other than AWS is named in the URI, as pyarrow reads it:
 ``s3://bucket/runs?endpoint_override=http://127.0.0.1:9000``; credentials come from the usual
 ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` (every Ray worker needs them too).
+
+The Tune callbacks that use it (the mirror, checkpoint retention) are in
+:mod:`popmix.tune.callbacks`; this module does not import Ray.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,80 +122,10 @@ class RemoteStorage:
                 pafs.copy_files(entry.path, str(local / base), source_filesystem=self.fs)
 
 
-def mirror_callback(storage: RemoteStorage, local: Path, name: str) -> Any:
-    """A Tune callback mirroring the driver's files at most every :data:`MIRROR_EVERY_S` s
-    and when its experiment ends, so a killed driver leaves them at the storage."""
-    from ray.tune import Callback
-
-    class _Mirror(Callback):
-        def __init__(self) -> None:
-            self.storage, self.local, self.name = storage, local, name
-            self.last = time.monotonic()
-
-        def __setstate__(self, state: dict[str, Any]) -> None:
-            from popmix.tune.resume import rebase
-
-            self.__dict__.update(state)
-            self.local = rebase(self.local)  # resumed on another machine
-            self.last = time.monotonic()
-
-        def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
-            if time.monotonic() - self.last >= MIRROR_EVERY_S:
-                self.last = time.monotonic()
-                self.storage.upload(self.local, self.name)
-
-        def on_experiment_end(self, trials: list, **info: Any) -> None:
-            self.storage.upload(self.local, self.name)
-
-    return _Mirror()
-
-
-#: checkpoints a trial keeps: its newest ones, and all of those younger than KEEP_YOUNGER_S
+#: checkpoints a trial keeps (:class:`popmix.tune.callbacks.CheckpointRetention`): its newest
+#: ones, and all of those younger than KEEP_YOUNGER_S
 KEEP_NEWEST = 4
 KEEP_YOUNGER_S = 60.0
-
-
-def checkpoint_retention(scheduler: Any = None) -> Any:
-    """A Tune callback that deletes a trial's old checkpoints, in place of Tune's
-    ``num_to_keep``.
-
-    Tune deletes a checkpoint as soon as ``num_to_keep`` newer ones exist, but saves its
-    experiment state (which names each trial's latest checkpoint) only every few seconds
-    (``TUNE_GLOBAL_CHECKPOINT_S``). A driver killed in between leaves a state naming a
-    checkpoint that is gone, and Tune cannot resume that trial. So popmix keeps, per trial,
-    the :data:`KEEP_NEWEST` newest checkpoints and every one written in the last
-    :data:`KEEP_YOUNGER_S` seconds (several state saves), and deletes the rest; Tune itself
-    keeps all (``num_to_keep=None``).
-
-    It also keeps every checkpoint still in use (:func:`in_use`): each trial's latest, which
-    for a member that just copied a donor is the donor's, and, with ``scheduler`` (Ray's PBT),
-    the checkpoint PBT holds for each top member. That one was saved at the member's last
-    perturbation decision, not its latest save, so under load it can be older than both rules
-    above; deleted, the next exploit of that donor fails ("does not exist on storage anymore",
-    seen in a 3-seed search on 2 loaded cores).
-    """
-    from ray.tune import Callback
-
-    class _Retention(Callback):
-        def __init__(self) -> None:
-            # checkpoint path -> when this process saw it written: an object store's
-            # "folders" (S3, GCS) have no modification time of their own
-            self.seen: dict[str, float] = {}
-            self.scheduler = scheduler
-
-        def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
-            self.seen[checkpoint.path.rstrip("/")] = time.time()
-            try:
-                prune(
-                    checkpoint.filesystem,
-                    checkpoint.path.rsplit("/", 1)[0],
-                    seen=self.seen,
-                    keep=in_use(trials, self.scheduler),
-                )
-            except Exception as e:  # a checkpoint left behind costs space, never a search
-                print(f"popmix: could not prune old checkpoints: {e}", file=sys.stderr)
-
-    return _Retention()
 
 
 def in_use(trials: list[Any], scheduler: Any = None) -> set[str]:
@@ -214,8 +146,9 @@ def prune(
     seen: dict[str, float] | None = None,
     keep: set[str] | None = None,
 ) -> list[str]:
-    """Delete the checkpoints of ``trial_dir`` that :func:`checkpoint_retention` does not
-    keep (``keep``: paths in use, never deleted); returns the deleted paths.
+    """Delete the checkpoints of ``trial_dir`` that
+    :class:`popmix.tune.callbacks.CheckpointRetention` does not keep (``keep``: paths in use,
+    never deleted); returns the deleted paths.
 
     A checkpoint's age is its folder's modification time where the filesystem has one, else
     the time ``seen`` says this process saw it written; one that has neither was written

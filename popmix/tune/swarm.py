@@ -27,6 +27,8 @@ floor((population - 1) * train.steps / size) steps, so size runs plus the optimu
 cost what a PBT population of ``search.population`` does (population * train.steps).
 
 NumPy only at import (no torch, no Ray); the fit's scikit-learn/SciPy are imported when used.
+Its files (``surface.json``, the optima, the figures) are written by
+:func:`popmix.tune.outputs.write_swarm`.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ import numpy as np
 
 from popmix._util.atomic import write_json
 from popmix._util.simplex import floor_project
-from popmix.analysis.swarm_fit import MIN_RUNS
+from popmix.analysis.swarm_fit import MIN_RUNS, fit_surface, full_law_runs
 from popmix.config import SWARM, SWARM_RUN, ConfigError, Experiment, SwarmSpec
 from popmix.policies import temperature_weights
 from popmix.records.trial import TrialSpec
@@ -69,12 +71,39 @@ def check_fit_available() -> None:
         ) from None
 
 
+def check_swarm(exp: Experiment, k: int) -> None:
+    """Fail in one line, before Ray starts, on a swarm that cannot run on ``k`` domains (its
+    fit's libraries missing, a floor that leaves no room, too few runs to fit); say on
+    standard error when the runs are too few for the full mixing law.
+
+    Raises:
+        ConfigError: what is wrong, and the fix.
+    """
+    check_fit_available()
+    size = exp.search.swarm.size
+    if exp.search.swarm.floor * k >= 1:
+        raise ConfigError(
+            f"search.swarm.floor {exp.search.swarm.floor:g} leaves no room on {k} domains; "
+            f"set it below 1/{k} = {1 / k:.4g}"
+        )
+    if size < MIN_RUNS:
+        raise ConfigError(
+            f"search.swarm.size {size} is too small for the fit; set "
+            f"search.swarm.size={MIN_RUNS} or more (the full mixing law on {k} domains "
+            f"needs {full_law_size(k)})"
+        )
+    if size < full_law_size(k):
+        print(
+            f"popmix search: search.swarm.size {size} is below the {full_law_size(k)} runs "
+            f"the full mixing law needs on {k} domains; the fit uses its one-domain form",
+            file=sys.stderr,
+        )
+
+
 def full_law_size(k: int) -> int:
     """The fewest swarm runs for which the full mixing law (k + 2 parameters per domain) is
     fitted rather than its one-domain form (:func:`popmix.analysis.swarm_fit.full_law_runs`:
     23 for 16 domains)."""
-    from popmix.analysis.swarm_fit import full_law_runs
-
     return int(full_law_runs(k))
 
 
@@ -153,8 +182,6 @@ def fit_seed(
     Raises:
         ConfigError: fewer finished swarm runs than the fit needs, or losses it cannot fit.
     """
-    from popmix.analysis.swarm_fit import fit_surface
-
     weights, losses, runs = swarm_data(records, seed, names)
     need = MIN_RUNS
     if len(runs) < need:
@@ -221,6 +248,22 @@ def surfaces_for(
     return out
 
 
+def fit_notes(surfaces: Mapping[int, Mapping[str, Any]]) -> list[str]:
+    """What to tell the user about the seeds' fits: a failed fit's line, and a saved surface
+    that was fitted again (:func:`surfaces_for`)."""
+    notes = []
+    for surface in surfaces.values():
+        if "error" in surface:
+            notes.append(str(surface["error"]))
+        elif surface.get("refitted"):
+            notes.append(
+                f"seed {surface['seed']}: the saved surface was fitted on swarm runs this "
+                "search no longer holds; fitted again on its own runs, and its optimum is "
+                "trained anew"
+            )
+    return notes
+
+
 def optimum_weights(surface: Mapping[str, Any], names: Sequence[str]) -> list[float]:
     """The surface's predicted optimum in ``names``' order."""
     opt = surface["optimum"]
@@ -254,87 +297,14 @@ def optimum_schedule(
     )
 
 
-def write_outputs(
-    summary: dict[str, Any],
-    surfaces: Mapping[int, Mapping[str, Any]],
-    names: Sequence[str],
-    steps: int,
-    out: Path,
-    tensorboard_dir: Path | None = None,
-) -> list[Path]:
-    """``surface.json`` (every seed's surface), ``swarm_optimum-seed<S>.json`` and
-    ``swarm_optimum.json`` (the seed whose optimum trial scored best on validation), the
-    surface's PNGs under ``surface/seed<S>/`` and the same figures as TensorBoard images
-    (``tensorboard_dir/surface``, tags ``surface/seed<S>/<figure>``). Returns the files
-    written."""
-    from popmix.reporting.surface import surface_figures
-
-    written: list[Path] = []
-    doc = {
-        "objective": summary.get("objective"),
-        "domains": list(names),
-        "seeds": {str(seed): dict(s) for seed, s in sorted(surfaces.items())},
-    }
-    path = out / "surface.json"
-    path.write_text(json.dumps(doc, indent=2, default=float))
-    written.append(path)
-    rows = {r["seed"]: r for r in summary["rows"] if r["method"] == SWARM}
-    best: tuple[float, int] | None = None
-    images: list[tuple[str, bytes]] = []
-    for seed, surface in sorted(surfaces.items()):
-        if "error" in surface:
-            continue
-        row = rows.get(seed) or {}
-        sched = optimum_schedule(
-            surface,
-            names,
-            steps,
-            seed=seed,
-            trial_id=row.get("trial_id"),
-            predicted=surface.get("predicted"),
-            objective=row.get("objective"),
-            test_mean_ppl=row.get("test_mean_ppl"),
-        )
-        p = sched.write(out / f"swarm_optimum-seed{seed}.json")
-        written.append(p)
-        obj = row.get("objective")
-        if obj is not None and (best is None or obj < best[0]):
-            best = (float(obj), seed)
-    if best is None:
-        ok = [seed for seed, s in sorted(surfaces.items()) if "error" not in s]
-        best = (float("nan"), ok[0]) if ok else None
-    if best is not None:
-        src = out / f"swarm_optimum-seed{best[1]}.json"
-        dst = out / "swarm_optimum.json"
-        dst.write_text(src.read_text())
-        written.append(dst)
-    # The pictures last, and never at the cost of the files above (confirm reads them).
-    try:
-        for seed, surface in sorted(surfaces.items()):
-            if "error" in surface:
-                continue
-            folder = out / f"surface/seed{seed}"
-            folder.mkdir(parents=True, exist_ok=True)
-            for name, png in surface_figures(dict(surface)):
-                (folder / name).write_bytes(png)
-                written.append(folder / name)
-                images.append((f"surface/seed{seed}/{name}", png))
-        if tensorboard_dir is not None and images:
-            from popmix.reporting.tensorboard import write_images
-
-            write_images(tensorboard_dir / "surface", images)
-    except Exception as e:
-        print(f"popmix: could not draw the swarm's surface: {e}", file=sys.stderr)
-    return written
-
-
 __all__ = [
     "check_fit_available",
+    "check_swarm",
     "draw_mixtures",
+    "fit_notes",
     "fit_seed",
     "optimum_specs",
     "prior",
     "run_specs",
     "surfaces_for",
-    "write_outputs",
 ]

@@ -68,7 +68,6 @@ def test_default_yaml_is_the_built_in_defaults():
         ("name: x\nbogus: 1\n", "unknown key 'bogus'"),
         ("search: {population: four}\n", "search.population: expected a whole number, got 'four'"),
         ("methods: [pbt, magic]\n", "unknown method 'magic'"),
-        ("search: {searcher: grid}\n", "'grid' is not one of pbt, pb2, optuna"),
         ("train: {steps: 0}\n", "train.steps must be a positive integer"),
         ("search: {objective: median}\n", "unknown search.objective 'median'"),
         ("resources: {cpus_per_trial: lots}\n", "expected a number or one of auto"),

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from popmix.cli import main
+from popmix.records.table import interval
 from popmix.reporting.report import read_run, weights_series, write_report
-from popmix.reporting.summary import interval
 
 DOMAINS = ["web", "code", "books"]
 STEPS = 20
@@ -41,7 +41,7 @@ def _reports(rng: np.random.Generator, trial_id: str, weights: list[float]) -> l
 def make_search(folder: Path, trial_folders: bool = True) -> dict[str, Any]:
     """Writes summary.json, lineage.json, best_schedule.json, confirm.json and each trial's
     seed<S>/<method>_<trial id>/result.json into ``folder``; returns the summary."""
-    from popmix.reporting.summary import method_intervals, oracle_gaps, summarize
+    from popmix.tune.summarize import method_intervals, oracle_gaps, summarize
 
     rng = np.random.default_rng(0)
     folder.mkdir(parents=True, exist_ok=True)

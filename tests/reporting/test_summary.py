@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from popmix.records.table import format_table
 from popmix.records.weights import WeightsSchedule
-from popmix.reporting.summary import best_schedule, format_table, summarize
+from popmix.tune.summarize import best_schedule, summarize
 
 
 def rec(method, member, objective, test_ppl, status="ok", seed=0, steps=100):
@@ -91,7 +92,7 @@ def test_comparisons_pair_the_population_with_best_of_n_and_stratified_by_seed()
             rec("stratified", -1, 1.0, s, seed=seed),
         ]
     summary = summarize(records, "pbt")
-    from popmix.reporting.summary import comparisons
+    from popmix.tune.summarize import comparisons
 
     summary["comparisons"] = out = comparisons(summary)
     by = {c["against"]: c for c in out}
@@ -103,7 +104,7 @@ def test_comparisons_pair_the_population_with_best_of_n_and_stratified_by_seed()
 
 
 def test_methods_section_gives_intervals_and_the_paired_verdict_against_the_reference():
-    from popmix.reporting.summary import method_intervals
+    from popmix.tune.summarize import method_intervals
 
     records = []
     # cooldown is 0.2 / 0.3 / 0.1 above stratified on the same seeds; pbt below by 0.5 +- 0.1
@@ -138,7 +139,8 @@ def test_methods_section_gives_intervals_and_the_paired_verdict_against_the_refe
 
 
 def test_methods_section_without_the_reference_and_on_one_seed():
-    from popmix.reporting.summary import format_methods, method_intervals
+    from popmix.records.table import format_methods
+    from popmix.tune.summarize import method_intervals
 
     summary = summarize([rec("pbt", 0, 1.0, 9.0), rec("cooldown", -1, 1.0, 9.5)], "pbt")
     methods = method_intervals(summary, "stratified")
@@ -149,7 +151,7 @@ def test_methods_section_without_the_reference_and_on_one_seed():
 
 
 def test_exploit_counts_taken_and_skipped_per_seed():
-    from popmix.reporting.summary import exploit_counts
+    from popmix.tune.summarize import exploit_counts
 
     lineage = {
         "exploits": [{"seed": 0}, {"seed": 1}, {"seed": 1}],
@@ -164,7 +166,7 @@ def test_exploit_counts_taken_and_skipped_per_seed():
 
 
 def test_groups_give_each_method_the_mean_over_a_groups_domains_paired_by_seed():
-    from popmix.reporting.summary import group_intervals
+    from popmix.tune.summarize import group_intervals
 
     records = []
     # per-domain test ppl (hi1, hi2, lo): temperature is worse on high by 1.0 +- 0.5 per seed
@@ -217,7 +219,8 @@ def test_domain_groups_come_from_the_experiment_or_the_benchmark(tiny_domains):
 
 
 def test_oracle_gap_closed_is_each_seeds_share_of_the_stratified_to_oracle_gap():
-    from popmix.reporting.summary import format_oracle, method_intervals, oracle_gaps
+    from popmix.records.table import format_oracle
+    from popmix.tune.summarize import method_intervals, oracle_gaps
 
     records = []
     # stratified 2.70 / 2.72, oracle 2.60: gaps 0.10 / 0.12; pbt closes 0.05 / 0.09 of them

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from popmix.reporting.summary import group_intervals, method_intervals, oracle_gaps, summarize
-from popmix.reporting.tensorboard import write_method_summary
+from popmix.tune.summarize import group_intervals, method_intervals, oracle_gaps, summarize
+from popmix.tune.tensorboard import write_method_summary
 
 
 def rec(method, member, seed, loss, ppl):

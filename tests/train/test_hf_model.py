@@ -115,7 +115,7 @@ def test_summary_json_records_the_hf_configs_vocab_size(tmp_path):
     """summary.json's vocab_size is what the model embeds: the hf_config's, not the bytes'."""
     from popmix.config import load_experiment, with_overrides
     from popmix.data import load_experiment_domains
-    from popmix.tune.search import _write_outputs
+    from popmix.tune.outputs import write_outputs
 
     exp = with_overrides(
         load_experiment(ROOT / "experiments" / "smoke.yaml"),
@@ -124,7 +124,7 @@ def test_summary_json_records_the_hf_configs_vocab_size(tmp_path):
             ("model.hf_config", {**GPT2, "n_positions": 33, "vocab_size": 300}),
         ],
     )
-    summary, _ = _write_outputs([], exp, load_experiment_domains(exp), tmp_path, tmp_path, 1.0)
+    summary, _ = write_outputs([], exp, load_experiment_domains(exp), tmp_path, tmp_path, 1.0)
     assert summary["vocab_size"] == 300
     assert json.loads((tmp_path / "summary.json").read_text())["vocab_size"] == 300
 

@@ -99,7 +99,7 @@ GPU_NODE = {"CPU": 1.0, "GPU": 4.0, "memory": 8 * GIB}
 
 def test_a_trial_must_fit_on_one_node_not_only_in_the_cluster_total():
     from popmix.config import ConfigError
-    from popmix.tune.search import check_trial_fits
+    from popmix.tune.cluster import check_trial_fits
 
     assert check_trial_fits({"CPU": 1.0, "GPU": 1.0}, [CPU_NODE, GPU_NODE], None) is None
     # 9 CPUs and 4 GPUs in all, but no node has 2 CPUs and a GPU
@@ -117,7 +117,7 @@ def test_a_trial_must_fit_on_one_node_not_only_in_the_cluster_total():
 
 def test_an_autoscaling_cluster_waits_for_a_node_that_can_hold_a_trial():
     from popmix.config import ConfigError
-    from popmix.tune.search import check_trial_fits
+    from popmix.tune.cluster import check_trial_fits
 
     request = {"CPU": 2.0, "GPU": 0.25}
     note = check_trial_fits(
@@ -138,9 +138,9 @@ def test_autoscaler_node_types_are_read_from_the_cluster(ray_session):
     from ray.core.generated import autoscaler_pb2
     from ray.experimental.internal_kv import _internal_kv_del, _internal_kv_put
 
-    from popmix.tune.search import _autoscaler_node_types
+    from popmix.tune.cluster import autoscaler_node_types
 
-    assert _autoscaler_node_types() is None  # a local Ray does not autoscale
+    assert autoscaler_node_types() is None  # a local Ray does not autoscale
     config = autoscaler_pb2.ClusterConfig()
     gpu = config.node_group_configs.add(name="gpu-worker", min_count=0, max_count=4)
     gpu.resources.update({"CPU": 8, "GPU": 1})
@@ -149,7 +149,7 @@ def test_autoscaler_node_types_are_read_from_the_cluster(ray_session):
     key, ns = GCS_AUTOSCALER_CLUSTER_CONFIG_KEY, GCS_AUTOSCALER_STATE_NAMESPACE
     _internal_kv_put(key, config.SerializeToString(), namespace=ns)
     try:
-        assert _autoscaler_node_types() == {"gpu-worker": {"CPU": 8.0, "GPU": 1.0}}
+        assert autoscaler_node_types() == {"gpu-worker": {"CPU": 8.0, "GPU": 1.0}}
     finally:
         _internal_kv_del(key, namespace=ns)
 

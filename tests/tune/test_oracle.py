@@ -6,7 +6,7 @@ from pathlib import Path
 
 from popmix.config import load_experiment
 from popmix.data import load_domains
-from popmix.tune.search import oracle_for
+from popmix.tune.outputs import oracle_for
 
 EXPERIMENT = Path(__file__).resolve().parents[2] / "experiments" / "oracle16.yaml"
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from popmix.reporting.summary import format_table, summarize
-from popmix.tune.search import StepLedger, _records
+from popmix.records.table import format_table
+from popmix.tune.callbacks import StepLedger
+from popmix.tune.runner import trial_records
+from popmix.tune.summarize import summarize
 
 
 class Clock:
@@ -66,7 +68,7 @@ def test_records_and_table_use_the_ledgers_wall_time():
             path=t.path, config={"spec": spec}, metrics=metrics, checkpoint=None, error=None
         )
     ]
-    (rec,) = _records(grid, "pbt", ledger)
+    (rec,) = trial_records(grid, ledger)
     assert rec["wall_time_s"] == 185.0 and rec["status"] == "ok" and rec["train_steps"] == 50
     table = format_table(summarize([rec], "pbt"))
     row = table.splitlines()[2]

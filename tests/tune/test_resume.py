@@ -19,10 +19,10 @@ import pytest
 from popmix.cli import main
 from popmix.config import load_experiment, load_space, resolve_space_path
 from popmix.records.trial import TrialSpec
-from popmix.reporting.tensorboard import TensorBoardLogger
+from popmix.tune.callbacks import StepLedger
 from popmix.tune.resume import SEARCH_FILE, read_search_file, write_search_file
 from popmix.tune.schedulers import PopulationPBT
-from popmix.tune.search import StepLedger
+from popmix.tune.tensorboard import TensorBoardLogger
 
 
 def test_search_file_gives_back_the_experiment_and_space(tmp_path):
@@ -104,11 +104,11 @@ def test_tensorboard_adds_no_point_twice_across_processes(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     t = fake_trial("abc_00000")
-    before = TensorBoardLogger(tmp_path, "pbt")
+    before = TensorBoardLogger(tmp_path)
     for step in (20, 40, 60):
         before.on_trial_result(0, [], t, {"step": step, "objective": 1.0 / step})
     before._writers.pop(t.trial_id).close()  # the driver is killed: no on_trial_complete
-    after = TensorBoardLogger(tmp_path, "pbt")  # the resumed search replays from step 20
+    after = TensorBoardLogger(tmp_path)  # the resumed search replays from step 20
     # ... and, within one process, writes every point, also one that goes back (an
     # asynchronous exploit copies a donor at an earlier step: 60 after 80)
     for step in (40, 60, 80, 60):

@@ -466,6 +466,6 @@ def test_a_search_on_a_sharded_corpus_uses_its_sizes_and_says_their_unit(ray_ses
     for name in ("code", "web"):
         assert summary["sizes"][name] == manifest["domains"][name]["bytes"]["value"]
     assert summary["sizes"]["web"] > 2.5 * summary["sizes"]["code"]  # 3 shards against 1
-    from popmix.reporting.summary import format_table
+    from popmix.records.table import format_table
 
     assert "domain sizes (the priors' n_i): bytes in the corpus, exact" in format_table(summary)

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from popmix.config import ConfigError, Resources, SearchSpace, VectorSpec, load_experiment
-from popmix.tune.search import RaySession, SearchOptions, resolve, run_search
+from popmix.tune.cluster import RaySession, SearchOptions
+from popmix.tune.search import resolve, run_search
 
 ROOT = Path(__file__).resolve().parents[2]
 LOGGERS = ("ray", "ray.tune.logger", "ray.tune.analysis.experiment_analysis", "optuna")

@@ -179,7 +179,7 @@ def test_best_of_n_draws_are_stratified_runs_with_their_own_seeds():
 
 
 def test_best_of_n_trains_only_the_draws_the_stratified_trial_does_not_cover():
-    from popmix.tune.search import baseline_specs, trials_per_seed
+    from popmix.tune.trials import baseline_specs, trials_per_seed
 
     exp = Experiment(methods=("pbt", "best-of-n", "stratified"))
     specs = baseline_specs(exp, 0, NAMES)

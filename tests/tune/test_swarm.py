@@ -14,8 +14,8 @@ from popmix.cli import main
 from popmix.config import SWARM, SWARM_RUN, SwarmSpec, load_experiment, load_space
 from popmix.records.trial import TrialSpec
 from popmix.records.weights import WeightsSchedule
-from popmix.reporting.summary import comparisons, summarize, swarm_section
 from popmix.tune.spec import TrialSettings
+from popmix.tune.summarize import comparisons, summarize, swarm_section
 from popmix.tune.swarm import draw_mixtures, prior, run_specs, surfaces_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -329,8 +329,8 @@ def test_confirm_retrains_the_swarm_optimum_like_pbts_answer():
 
 @pytest.mark.slow
 def test_confirm_of_a_swarm_search_retrains_its_optimum(swarm_run, ray_session):
+    from popmix.tune.cluster import SearchOptions
     from popmix.tune.confirm import run_confirm
-    from popmix.tune.search import SearchOptions
 
     folder, _, _ = swarm_run
     report = run_confirm(folder, SearchOptions(quiet=True), n_seeds=1)

@@ -1,6 +1,8 @@
-"""TensorBoard logs for every trial, written by the driver as results arrive.
+"""Everything popmix writes to TensorBoard: every trial's logs, written by the driver as results
+arrive (:class:`TensorBoardLogger`, a Tune callback), the comparison across seeds
+(:func:`write_method_summary`) and figures as images (:func:`write_images`).
 
-One run folder per trial, named for what it is (:attr:`popmix.tune.spec.TrialSpec.name`, the
+One run folder per trial, named for what it is (:attr:`popmix.records.trial.TrialSpec.name`, the
 trial's name in every output): ``<logdir>/seed<S>/<method>`` for a baseline,
 ``<method>-member<M>`` for a population member, ``best-of-n-draw<D>`` for best-of-n's draws,
 ``swarm-run<D>`` for the swarm's runs, so ``tensorboard --logdir`` on the
@@ -47,7 +49,9 @@ from typing import Any
 
 from ray.tune import Callback
 
+from popmix.records.table import exploits_line, format_groups, format_oracle, interval
 from popmix.records.trial import TrialSpec
+from popmix.tune.resume import rebase
 
 GROUPS = ("val_loss", "train_loss", "test_loss", "weight", "loss_weight", "diagnostics")
 SCALARS = {
@@ -103,9 +107,8 @@ def _hparams(spec: dict[str, Any]) -> dict[str, Any]:
 class TensorBoardLogger(Callback):
     """Tune callback: per-trial SummaryWriters under ``logdir/seed<S>``."""
 
-    def __init__(self, logdir: str | Path, population_method: str) -> None:
+    def __init__(self, logdir: str | Path) -> None:
         self.logdir = Path(logdir)
-        self.population_method = population_method
         self._writers: dict[str, Any] = {}
         # trial id -> (run folder, the last step an earlier process wrote there: points up to
         # it are skipped until this process writes one beyond it, then -1)
@@ -113,8 +116,6 @@ class TensorBoardLogger(Callback):
         self._max_step: dict[str, int] = {}  # the largest step written, kept in LAST_STEP_FILE
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        from popmix.tune.resume import rebase
-
         self.__dict__.update(state)
         self.logdir = rebase(self.logdir)  # a search resumed in another folder
 
@@ -209,8 +210,6 @@ class TensorBoardLogger(Callback):
 
 def _markdown(summary: dict[str, Any]) -> str:
     """The methods' intervals and verdicts as a Markdown table (TensorBoard's Text tab)."""
-    from popmix.reporting.summary import exploits_line, format_groups, format_oracle, interval
-
     ref = summary.get("reference", "")
     lines = [
         f"| method | seeds | mean test ppl [95%] | worst test ppl [95%] | vs {ref} [95%] "

@@ -9,8 +9,8 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
+from popmix.analysis.surface_figures import MAX_SLICES, surface_figures, write_surface_plots
 from popmix.analysis.swarm_fit import fit_surface
-from popmix.reporting.surface import MAX_SLICES, surface_figures, write_surface_plots
 
 
 @pytest.fixture(scope="module")

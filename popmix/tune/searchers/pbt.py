@@ -1,0 +1,54 @@
+"""``searcher: pbt``: population-based training, Ray's PBT over the population only.
+
+Every member starts from the space's initial population (:class:`popmix.tune.explore.Explorer`)
+and trains; every ``search.perturbation_interval`` reports the bottom ``quantile_fraction`` of
+a seed's members copy a member of its top (when it leads by more than the exploit margin),
+then explore: vectors are perturbed in log space by the explorer, the temperature schedule's
+scalars by Ray's own mutation (then clipped by the explorer).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from popmix.config import Experiment
+from popmix.records.trial import CONFIG_KEY
+from popmix.tune.searchers.base import (
+    Searcher,
+    SeedGroup,
+    TunerParts,
+    exploiting,
+    exploits,
+    initial_population,
+    seed_explorers,
+    with_lineage,
+)
+
+
+class PBT(Searcher):
+    """Ray's PBT (:class:`popmix.tune.schedulers.PopulationPBT`) on a grid of the members,
+    the baselines and the swarm's runs."""
+
+    name = "pbt"
+
+    def population_parts(self, group: SeedGroup) -> TunerParts:
+        from ray import tune
+
+        from popmix.tune.schedulers import PopulationPBT
+
+        explorers = seed_explorers(group, perturb=True)
+        members = initial_population(group, explorers)
+        # Vectors are explored by the Explorer only; scalars by Ray, then clipped by it.
+        mutations: dict[str, Any] = {}
+        if group.space.temperature is not None:
+            scalars = group.space.temperature.bounds().items()
+            mutations = {CONFIG_KEY: {k: tune.uniform(lo, hi) for k, (lo, hi) in scalars}}
+        scheduler = PopulationPBT(
+            hyperparam_mutations=mutations,
+            resample_probability=group.exp.search.resample_probability,
+            **exploiting(group, explorers),
+        )
+        return TunerParts.grid(members + group.fixed + group.later, with_lineage(scheduler, group))
+
+    def record(self, exp: Experiment, lineage: dict[str, Any]) -> dict[str, Any]:
+        return exploits(exp, lineage)

@@ -1,0 +1,139 @@
+"""Each searcher's wiring, without Ray running: what its Tuner is given, and the one registry
+from which ``search.searcher`` and ``--searcher`` take their names."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import numpy as np
+import pytest
+
+from popmix.cli import main
+from popmix.config import (
+    ConfigError,
+    Experiment,
+    SearchSpace,
+    SearchSpec,
+    TemperatureSpec,
+    VectorSpec,
+    load_experiment,
+    packaged_dir,
+)
+from popmix.records.trial import CONFIG_KEY, TrialSpec
+from popmix.tune.explore import Explorer
+from popmix.tune.searchers import SEARCHERS, searcher_for
+from popmix.tune.trials import seed_group
+
+NAMES = ["a", "b", "c"]
+
+
+class _Domains:
+    names = NAMES
+    sizes = np.array([3000.0, 2000.0, 1000.0])
+
+
+def group_of(searcher: str, space: SearchSpace, seeds=(0, 1), **search):
+    exp = Experiment(
+        methods=("pbt", "stratified"),
+        seeds=tuple(seeds),
+        search=SearchSpec(searcher=searcher, population=3, **search),
+    )
+    return seed_group(exp, space, _Domains(), list(seeds), lineage_dir=None)
+
+
+def grid(parts) -> list[TrialSpec]:
+    specs = parts.param_space[CONFIG_KEY]["grid_search"]
+    return [TrialSpec.from_config({CONFIG_KEY: s}) for s in specs]
+
+
+def test_config_and_the_cli_take_the_searchers_from_the_registry():
+    from popmix.cli._search import SearchCommand
+
+    (flag,) = [f for f in SearchCommand.flags if f.flag == "--searcher"]
+    assert tuple(flag.choices or ()) == tuple(SEARCHERS)
+    exp = load_experiment(None, ["search.searcher=pb2", "methods=[pb2,stratified]"])
+    assert exp.runs_population() and exp.baseline_methods() == ["stratified"]
+    with pytest.raises(ConfigError) as info:
+        searcher_for(load_experiment(None, ["search.searcher=grid"]))
+    assert "unknown search.searcher 'grid'; choose one of pbt, pb2" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["check", str(packaged_dir("experiments") / "smoke.yaml"), "search.searcher=grid"],
+        ["search", "--smoke", "--tasks", "3", "search.searcher=grid"],
+    ],
+    ids=["check", "search"],
+)
+def test_an_unknown_searcher_is_one_line_and_exit_2_before_ray(argv, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "unknown search.searcher 'grid'" in err and "\n" not in err
+
+
+def test_pbt_runs_its_members_first_under_rays_pbt_with_its_lineage_and_margin():
+    from popmix.tune.schedulers import PopulationPBT
+
+    space = SearchSpace(loss_weights=VectorSpec(), temperature=TemperatureSpec())
+    group = group_of("pbt", space, exploit_margin=0.05, perturbation_interval=2)
+    parts = SEARCHERS["pbt"].tuner_parts(group)
+    trials = grid(parts)
+    assert [(t.seed, t.member) for t in trials[:6]] == [(s, m) for s in (0, 1) for m in range(3)]
+    assert trials[6:] == group.fixed
+    # each seed's members are its own explorer's first draws, whatever Tuner they are in
+    for seed in (0, 1):
+        explorer = Explorer(space, NAMES, _Domains.sizes, seed=seed)  # search.seed 0
+        expected = [explorer.initial_config(m) for m in range(3)]
+        assert [t.params for t in trials if t.is_member and t.seed == seed] == expected
+    pbt = parts.scheduler
+    assert isinstance(pbt, PopulationPBT) and parts.search_alg is None
+    assert pbt.margin_setting == 0.05 and pbt._perturbation_interval == 2
+    assert set(pbt._hyperparam_mutations[CONFIG_KEY]) == {"t_start", "t_end", "switch_frac"}
+    assert pbt._custom_explore_fn.by_seed[1].perturb  # PBT perturbs the vectors itself
+    recorded = SEARCHERS["pbt"].record(group.exp, {"exploits": [{"seed": 0}]})
+    assert recorded["exploits"]["taken"] == 1
+
+
+def test_pb2_bounds_every_weight_and_lets_its_model_choose():
+    space = SearchSpace(sample_weights=VectorSpec(floor=0.01))
+    parts = SEARCHERS["pb2"].tuner_parts(group_of("pb2", space))
+    pb2 = parts.scheduler
+    assert type(pb2).__name__ == "PopulationPB2"
+    assert pb2._hyperparam_bounds[CONFIG_KEY]["sample_weights"] == {n: [0.01, 1.0] for n in NAMES}
+    assert not pb2._custom_explore_fn.by_seed[0].perturb  # PB2's values, put back on the simplex
+
+
+def test_pb2_without_scikit_learn_is_refused_in_one_line(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    with pytest.raises(ConfigError, match="searcher pb2 needs scikit-learn"):
+        SEARCHERS["pb2"].check(Experiment())
+
+
+def test_optuna_runs_one_seed_per_tuner_baselines_first_and_quietens_optuna():
+    from popmix.tune.schedulers import PopulationASHA, WithFixedTrials
+
+    optuna = SEARCHERS["optuna"]
+    assert optuna.seeds_per_tuner(4) == 1
+    assert optuna.logger_levels() == {"optuna": logging.WARNING}
+    space = SearchSpace(sample_weights=VectorSpec())
+    group = group_of("optuna", space, seeds=(2,), asha=True)
+    parts = optuna.tuner_parts(group)
+    assert isinstance(parts.search_alg, WithFixedTrials) and parts.param_space == {}
+    assert isinstance(parts.scheduler, PopulationASHA)
+    assert parts.num_samples == len(group.fixed) + 3
+    assert parts.search_alg.fixed == group.fixed
+    with pytest.raises(ValueError, match="one seed per Tuner"):
+        optuna.tuner_parts(group_of("optuna", space, seeds=(0, 1)))
+    assert optuna.record(group.exp, {}) == {}
+
+
+def test_the_swarm_in_the_populations_place_runs_no_members():
+    exp = Experiment(methods=("pbt", "stratified"), search=SearchSpec(searcher="swarm"))
+    assert exp.runs_swarm() and not exp.runs_population()
+    group = seed_group(exp, SearchSpace(sample_weights=VectorSpec()), _Domains(), [0])
+    parts = SEARCHERS["swarm"].tuner_parts(group)
+    assert parts.scheduler is None and grid(parts) == group.fixed + group.later
+    assert [t.method for t in group.later] == ["swarm-run"] * exp.search.swarm.size
