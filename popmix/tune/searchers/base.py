@@ -167,26 +167,26 @@ class SeedExplorers:
         return self.by_seed[int(config[CONFIG_KEY]["seed"])](config)
 
 
-def exploiting(group: SeedGroup, explorers: dict[int, Explorer]) -> dict[str, Any]:
-    """The settings PBT and PB2 share: when members are compared, who copies whom, and how a
-    copy is explored."""
+def exploiting_parts(group: SeedGroup, perturb: bool, scheduler: Callable[..., Any]) -> TunerParts:
+    """PBT's and PB2's parts: each seed's initial population first on the grid, then the
+    group's other trials, under ``scheduler(**settings)`` (Ray's PBT or PB2 given the settings
+    they share: when members are compared, who copies whom, how a copy is explored by each
+    seed's explorer, ``perturb``: whether it perturbs vectors itself); its exploit decisions
+    logged (``lineage-seed<S>.jsonl``), made only beyond ``search.exploit_margin``, and told to
+    ``group.on_exploit``."""
+    explorers = seed_explorers(group, perturb)
+    members = initial_population(group, explorers)
     s = group.exp.search
-    return dict(
+    made = scheduler(
         time_attr="training_iteration",
         perturbation_interval=s.perturbation_interval,
         quantile_fraction=s.quantile_fraction,
         custom_explore_fn=SeedExplorers(explorers),
     )
-
-
-def with_lineage(scheduler: Any, group: SeedGroup) -> Any:
-    """A PBT or PB2 scheduler that logs each exploit decision (``lineage-seed<S>.jsonl``),
-    copies only a donor ahead by more than ``search.exploit_margin``, and tells
-    ``group.on_exploit``."""
-    scheduler.lineage_dir = group.lineage_dir
-    scheduler.margin_setting = group.exp.search.exploit_margin
-    scheduler.on_exploit = group.on_exploit
-    return scheduler
+    made.lineage_dir = group.lineage_dir
+    made.margin_setting = s.exploit_margin
+    made.on_exploit = group.on_exploit
+    return TunerParts.grid(members + group.fixed + group.later, made)
 
 
 def exploits(exp: Experiment, lineage: dict[str, Any]) -> dict[str, Any]:
@@ -200,9 +200,8 @@ __all__ = [
     "SeedGroup",
     "Searcher",
     "TunerParts",
-    "exploiting",
+    "exploiting_parts",
     "exploits",
     "initial_population",
     "seed_explorers",
-    "with_lineage",
 ]

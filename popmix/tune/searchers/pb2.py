@@ -7,23 +7,15 @@ simplex (above their floor) and clips the temperature schedule's scalars.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from popmix.config import ConfigError, Experiment
 from popmix.records.trial import CONFIG_KEY
-from popmix.tune.searchers.base import (
-    Searcher,
-    SeedGroup,
-    TunerParts,
-    exploiting,
-    exploits,
-    initial_population,
-    seed_explorers,
-    with_lineage,
-)
+from popmix.tune.searchers import base
 
 
-class PB2(Searcher):
+class PB2(base.Searcher):
     """Ray's PB2 (:func:`popmix.tune.schedulers.make_pb2`) on a grid of the members, the
     baselines and the swarm's runs, each weight bounded by [floor, 1]."""
 
@@ -37,20 +29,17 @@ class PB2(Searcher):
                 "searcher pb2 needs scikit-learn: pip install scikit-learn, or use pbt"
             ) from None
 
-    def population_parts(self, group: SeedGroup) -> TunerParts:
+    def population_parts(self, group: base.SeedGroup) -> base.TunerParts:
         from popmix.tune.schedulers import make_pb2
 
-        explorers = seed_explorers(group, perturb=False)
-        members = initial_population(group, explorers)
         space = group.space
         bounds: dict[str, Any] = {}
         for key, spec in space.vectors().items():
             bounds[key] = {n: [spec.floor, 1.0] for n in group.names}
         if space.temperature is not None:
             bounds.update({k: list(b) for k, b in space.temperature.bounds().items()})
-        settings = exploiting(group, explorers)
-        scheduler = make_pb2(hyperparam_bounds={CONFIG_KEY: bounds}, **settings)
-        return TunerParts.grid(members + group.fixed + group.later, with_lineage(scheduler, group))
+        pb2 = functools.partial(make_pb2, hyperparam_bounds={CONFIG_KEY: bounds})
+        return base.exploiting_parts(group, perturb=False, scheduler=pb2)
 
     def record(self, exp: Experiment, lineage: dict[str, Any]) -> dict[str, Any]:
-        return exploits(exp, lineage)
+        return base.exploits(exp, lineage)

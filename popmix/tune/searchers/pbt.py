@@ -9,46 +9,36 @@ scalars by Ray's own mutation (then clipped by the explorer).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from popmix.config import Experiment
 from popmix.records.trial import CONFIG_KEY
-from popmix.tune.searchers.base import (
-    Searcher,
-    SeedGroup,
-    TunerParts,
-    exploiting,
-    exploits,
-    initial_population,
-    seed_explorers,
-    with_lineage,
-)
+from popmix.tune.searchers import base
 
 
-class PBT(Searcher):
+class PBT(base.Searcher):
     """Ray's PBT (:class:`popmix.tune.schedulers.PopulationPBT`) on a grid of the members,
     the baselines and the swarm's runs."""
 
     name = "pbt"
 
-    def population_parts(self, group: SeedGroup) -> TunerParts:
+    def population_parts(self, group: base.SeedGroup) -> base.TunerParts:
         from ray import tune
 
         from popmix.tune.schedulers import PopulationPBT
 
-        explorers = seed_explorers(group, perturb=True)
-        members = initial_population(group, explorers)
         # Vectors are explored by the Explorer only; scalars by Ray, then clipped by it.
         mutations: dict[str, Any] = {}
         if group.space.temperature is not None:
             scalars = group.space.temperature.bounds().items()
             mutations = {CONFIG_KEY: {k: tune.uniform(lo, hi) for k, (lo, hi) in scalars}}
-        scheduler = PopulationPBT(
+        pbt = functools.partial(
+            PopulationPBT,
             hyperparam_mutations=mutations,
             resample_probability=group.exp.search.resample_probability,
-            **exploiting(group, explorers),
         )
-        return TunerParts.grid(members + group.fixed + group.later, with_lineage(scheduler, group))
+        return base.exploiting_parts(group, perturb=True, scheduler=pbt)
 
     def record(self, exp: Experiment, lineage: dict[str, Any]) -> dict[str, Any]:
-        return exploits(exp, lineage)
+        return base.exploits(exp, lineage)
