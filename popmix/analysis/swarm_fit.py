@@ -42,6 +42,11 @@ and says nothing about which domains matter there; the finite move keeps the sur
 asymmetry, and :attr:`Surface.curvature` (the second difference over the same move) says how
 sharply the objective rises when that domain's weight moves: ~0 for a domain the objective
 ignores, and large for one whose weight must be right.
+
+Why one module of some 830 lines: it is one procedure (validate, fit both models, choose by
+cross-validation, optimise, bootstrap, measure sensitivity), whose steps share private helpers
+and constants and are read in that order; the document it produces is
+:class:`popmix.records.surface.Surface`.
 """
 
 from __future__ import annotations

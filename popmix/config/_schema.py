@@ -6,6 +6,12 @@ override against its field's annotation, so a field added here is validated with
 names and their parameters are checked against the policy registry
 (:data:`popmix.policies.POLICIES`), which imports nothing of popmix's and so sits below config.
 Importing this module pulls in neither torch nor Ray: ``popmix check`` runs in a second.
+
+Why one module of some 950 lines: it is the whole schema, one section after another in the
+order of an experiment file, and most of its length is the docstrings that document each key
+(what ``popmix`` prints for a bad value, and what a generated reference shows); split by
+section, the relations the ``validate`` methods check across sections would be read in
+several files.
 """
 
 from __future__ import annotations

