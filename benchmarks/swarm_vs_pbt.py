@@ -161,7 +161,8 @@ def oracle_lines(
     oracle = swarm.get("oracle") or {}
     if not oracle.get("applies"):
         return [f"oracle: none here ({oracle.get('why', 'the benchmark has none')})"]
-    target = oracle["mean_test_loss"]
+    # summaries written before popmix-summary/1 called it mean_test_loss
+    target = oracle.get("test_mean_loss", oracle.get("mean_test_loss"))
     lines = [f"oracle: mean test loss {target:.4f} (seeds {oracle['seeds']})"]
     for name, r in rows.items():
         gap = mean_ci([r[s]["test_mean_loss"] - target for s in seeds])

@@ -57,7 +57,8 @@ def write_summary(folder: Path, batch_size: int = 4, seq_len: int = 8, data_path
         "train": {"batch_size": batch_size, "apply": "sample"},
         "model": {"seq_len": seq_len},
     }
-    (folder / "summary.json").write_text(json.dumps({"experiment_config": config}))
+    summary = {"format": "popmix-summary/1", "rows": [], "experiment_config": config}
+    (folder / "summary.json").write_text(json.dumps(summary))
 
 
 def write_map(path: Path, entries: dict) -> Path:

@@ -29,6 +29,7 @@ from typing import Any, TextIO
 import numpy as np
 import torch
 
+from popmix._util import plots
 from popmix._util.atomic import write_json
 from popmix._util.progress import ProgressBar
 from popmix.analysis.bracket import (
@@ -143,20 +144,9 @@ def suggest_schedule(
 
 
 def heatmap(matrix: np.ndarray, names: list[str], title: str) -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     k = len(names)
-    fig, ax = plt.subplots(figsize=(2 + 0.45 * k, 1.5 + 0.45 * k))
-    lim = float(np.abs(matrix).max()) or 1.0
-    im = ax.imshow(matrix, cmap="RdBu_r", vmin=-lim, vmax=lim)
-    ax.set_xticks(range(k), names, rotation=90, fontsize=7)
-    ax.set_yticks(range(k), names, fontsize=7)
-    ax.set_xlabel("b (second)")
-    ax.set_ylabel("a (first)")
-    ax.set_title(title, fontsize=9)
+    fig, ax = plots.pyplot().subplots(figsize=(2 + 0.45 * k, 1.5 + 0.45 * k))
+    im = plots.signed_matrix(ax, matrix, names, title, ("b (second)", "a (first)"))
     fig.colorbar(im, ax=ax, label="<grad L_T, H_b g_a - H_a g_b>  (< 0: a first is better)")
     fig.tight_layout()
     return fig

@@ -64,8 +64,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from popmix.config import ConfigError
     from popmix.data.domains import DataError
     from popmix.policies import PolicyError
+    from popmix.records.summary import SummaryError
 
-    errors: tuple[type[Exception], ...] = (UsageError, DataError, PolicyError, ConfigError)
+    errors: tuple[type[Exception], ...] = (
+        UsageError,
+        DataError,
+        PolicyError,
+        ConfigError,
+        SummaryError,
+    )
     try:
         return args.command_object.run(args)
     except errors as e:

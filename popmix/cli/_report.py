@@ -31,7 +31,8 @@ class ReportCommand(Command):
         )
 
     def run(self, args: argparse.Namespace) -> int:
-        from popmix.reporting.report import ReportError, write_report
+        from popmix.reporting.report import write_report
+        from popmix.reporting.run import ReportError
 
         try:
             page, pngs = write_report(args.run_dir, args.out)

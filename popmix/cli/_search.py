@@ -208,8 +208,8 @@ class SearchCommand(Command):
                 f"{', '.join(given)} (only --address, --cpus, --quiet and --confirm apply)"
             )
         opts = SearchOptions(address=args.address, cpus=args.cpus, quiet=args.quiet)
-        summary, out = resume_search(args.resume, opts)
-        if not summary["rows"]:
+        summary, out, _ = resume_search(args.resume, opts)
+        if not summary.rows:
             return 1
         if args.confirm:
             from popmix.tune.confirm import run_confirm
@@ -245,12 +245,12 @@ class SearchCommand(Command):
             quiet=args.quiet,
         )
         summary = run_search(exp, space, opts)
-        if not summary["rows"]:
+        if not summary.rows:
             return 1
         if args.confirm:
             from popmix.tune.confirm import run_confirm
 
             # --smoke: one fresh seed, like popmix confirm --smoke (the budget is the search's)
             seeds = 1 if args.smoke else None
-            run_confirm(args.out or summary["experiment_dir"], opts, n_seeds=seeds)
+            run_confirm(args.out or str(summary.experiment_dir), opts, n_seeds=seeds)
         return 0

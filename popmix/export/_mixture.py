@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from popmix.records.summary import SUMMARY_FILE, SummaryError, read_summary
 from popmix.records.weights import WeightsFileError, WeightsSchedule
 
 
@@ -136,16 +137,18 @@ def read_run_record(weights: Path) -> RunRecord:
     (a search's folder) or ``result.json`` (``popmix run --out``) beside it; empty when
     neither is there (a file copied out of its folder, a bracket's schedule)."""
     folder = weights.parent
-    summary = _load_json(folder / "summary.json")
-    if isinstance(summary, Mapping) and isinstance(summary.get("experiment_config"), Mapping):
-        cfg = summary["experiment_config"]
+    try:
+        cfg = read_summary(folder / SUMMARY_FILE).experiment_config
+    except SummaryError:
+        cfg = None  # a record that cannot be read only costs the defaults it would give
+    if isinstance(cfg, Mapping):
         train, model = cfg.get("train") or {}, cfg.get("model") or {}
         return RunRecord(
             batch_size=train.get("batch_size"),
             seq_len=model.get("seq_len"),
             data=cfg.get("data") or None,
             apply=train.get("apply"),
-            found_in=str(folder / "summary.json"),
+            found_in=str(folder / SUMMARY_FILE),
         )
     result = _load_json(folder / "result.json")
     if isinstance(result, Mapping) and isinstance(result.get("train_config"), Mapping):

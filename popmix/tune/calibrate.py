@@ -150,9 +150,9 @@ def analyse_method(records: list[dict[str, Any]]) -> dict[str, Any]:
     losses = [m["test_mean_loss"] for m in metric if m.get("test_mean_loss") is not None]
     return {
         "seeds": [r["seed"] for r in records],
-        "mean_test_ppl": _fit(mean_ppl),
-        "worst_test_ppl": _fit([m.get("test_worst_ppl") for m in metric]),
-        "mean_test_loss": sum(losses) / len(losses) if losses else None,
+        "test_mean_ppl": _fit(mean_ppl),
+        "test_worst_ppl": _fit([m.get("test_worst_ppl") for m in metric]),
+        "test_mean_loss": sum(losses) / len(losses) if losses else None,
         "eval_noise": sum(noise) / len(noise) if noise else None,
         "split_seeds": outliers,
         "loss_spikes": sum(spikes),
@@ -172,7 +172,7 @@ def verdict(methods: dict[str, dict[str, Any]]) -> tuple[bool, list[str]]:
         if a["split_seeds"]:
             reasons.append(f"{m}: seeds {a['split_seeds']} split off from the others")
     stratified = methods.get(METHODS[0])
-    fit = None if stratified is None else stratified["mean_test_ppl"]
+    fit = None if stratified is None else stratified["test_mean_ppl"]
     finished = 0 if fit is None else fit["n"]
     if finished < MIN_SEEDS:
         reasons.append(
@@ -197,7 +197,7 @@ def notes(methods: dict[str, dict[str, Any]]) -> list[str]:
                 f"{m}: {a['runs_with_spikes']} of {len(a['seeds'])} runs had loss spikes "
                 f"({a['loss_spikes']} in all)"
             )
-        std, noise = a["mean_test_ppl"]["std"], a["eval_noise"]
+        std, noise = a["test_mean_ppl"]["std"], a["eval_noise"]
         if std and noise and noise > std / 2:
             out.append(
                 f"{m}: the evaluation noise ({noise:.3f}) is not far below the seed spread "
@@ -398,7 +398,7 @@ def _report(
     meeting = [r for r in results if r["stable"]]
     best = min(
         meeting,
-        key=lambda r: r["methods"][METHODS[0]]["mean_test_loss"] or math.inf,
+        key=lambda r: r["methods"][METHODS[0]]["test_mean_loss"] or math.inf,
         default=None,
     )
     return {
@@ -468,12 +468,12 @@ def format_calibration(report: dict[str, Any]) -> str:
     lines = [header, "-" * len(header)]
     for s in report["settings"]:
         for m, a in s["methods"].items():
-            fit = a["mean_test_ppl"]
+            fit = a["test_mean_ppl"]
             share = None if fit["std_share"] is None else 100 * fit["std_share"]
             lines.append(
                 f"{s['label'][:21]:<22}{m:<14}{_f(fit['mean'], '.3f'):>14}"
                 f"{_f(fit['std'], '.3f'):>8}{_f(share, '.2f'):>8}%{_f(fit['min'], '.3f'):>9}"
-                f"{_f(fit['max'], '.3f'):>9}{_f(a['worst_test_ppl']['mean'], '.3f'):>10}"
+                f"{_f(fit['max'], '.3f'):>9}{_f(a['test_worst_ppl']['mean'], '.3f'):>10}"
                 f"{_f(a['eval_noise'], '.4f'):>11}{a['loss_spikes']:>7}  "
                 f"{','.join(map(str, a['split_seeds'])) or 'no'}"
             )

@@ -45,6 +45,7 @@ from popmix.config import (
 )
 from popmix.data import load_experiment_domains
 from popmix.data.domains import domain_groups
+from popmix.records.summary import Groups, Summary, SummaryError, read_methods, read_summary
 from popmix.records.table import format_groups, format_methods
 from popmix.records.trial import TrialSpec
 from popmix.records.weights import WeightsFileError, WeightsSchedule
@@ -65,14 +66,14 @@ class FinishedSearch:
     """What ``popmix confirm`` reads from a search's output folder."""
 
     folder: Path  # where summary.json is (the search's --out)
-    summary: dict[str, Any]
+    summary: Summary
     exp: Experiment
     best: WeightsSchedule | None  # None: the search ran no population
     swarm: WeightsSchedule | None = None  # the swarm's predicted optimum (None: no swarm)
 
     @property
     def exp_dir(self) -> Path:
-        return Path(self.summary.get("experiment_dir") or self.folder)
+        return Path(self.summary.experiment_dir or self.folder)
 
 
 def read_search(run_dir: str | Path) -> FinishedSearch:
@@ -91,22 +92,20 @@ def read_search(run_dir: str | Path) -> FinishedSearch:
     if not path.is_file():
         raise ConfigError(f"{run_dir}: not a popmix search folder (no summary.json); {fix}")
     try:
-        summary = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"{path}: cannot read it ({e}); rerun the search") from None
-    if not isinstance(summary, dict) or "rows" not in summary:
-        raise ConfigError(f"{path}: not a popmix search summary; {fix}")
-    if summary.get("interrupted"):
+        summary = read_summary(path)
+    except SummaryError as e:
+        raise ConfigError(str(e)) from None
+    if summary.interrupted:
         raise ConfigError(
             f"{run_dir}: the search was interrupted before it finished; rerun it, then confirm"
         )
-    raw = summary.get("experiment_config")
+    raw = summary.experiment_config
     if not isinstance(raw, dict):
         raise ConfigError(
             f"{path} has no experiment_config (written by an older popmix); rerun the search"
         )
     exp = experiment_from_dict(raw, f"{path}: experiment_config")
-    domains = summary.get("domains")
+    domains = list(summary.domains) or None
     best: WeightsSchedule | None = None
     swarm: WeightsSchedule | None = None
     if exp.runs_population():
@@ -205,10 +204,10 @@ def rank_agreement(search: dict[str, float], confirmed: dict[str, float]) -> dic
 
 
 def _search_means(found: FinishedSearch) -> dict[str, float]:
-    population = found.summary.get("population_method")
+    population = found.summary.population_method
     out = {}
-    for method, entry in (found.summary.get("methods") or {}).items():
-        mean = (entry.get("mean_test_ppl") or {}).get("mean")
+    for method, entry in found.summary.methods.items():
+        mean = entry.test_mean_ppl.mean
         if mean is None or method == BEST_OF_N:
             continue
         # the population's answer is confirmed as its schedule; the swarm's as itself
@@ -250,9 +249,9 @@ def _run_scale(
     reference = exp.search.reference
     methods = method_intervals(summary, reference)
     confirmed = {
-        m: e["mean_test_ppl"]["mean"]
-        for m, e in methods.items()
-        if e["mean_test_ppl"].get("mean") is not None
+        m: e.test_mean_ppl.mean
+        for m, e in read_methods(methods).items()
+        if e.test_mean_ppl.mean is not None
     }
     return {
         "scale": label,
@@ -354,8 +353,9 @@ def _previous(path: Path) -> dict[str, Any]:
 
 def format_confirm(section: dict[str, Any]) -> str:
     """One scale's methods block and its rank agreement with the search."""
-    lines = ["", *format_methods(section["methods"], section["reference"], always=True)]
-    by_group = format_groups(section.get("groups"), section["reference"])
+    methods = read_methods(section["methods"])
+    lines = ["", *format_methods(methods, section["reference"], always=True)]
+    by_group = format_groups(Groups.from_dict(section.get("groups")), section["reference"])
     if by_group:
         lines += ["", *by_group]
     ra = section["rank_agreement"]

@@ -22,6 +22,7 @@ from popmix.config import SWARM, Experiment, experiment_to_dict
 from popmix.data import model_vocab
 from popmix.data.domains import DomainSet, check_vocab, domain_groups
 from popmix.policies import learns_weights
+from popmix.records.summary import FORMAT, SUMMARY_FILE, Row, Summary
 from popmix.records.weights import SchedulePoint, WeightsSchedule
 from popmix.tune.searchers import Searcher, searcher_for
 from popmix.tune.summarize import (
@@ -39,7 +40,7 @@ from popmix.tune.tensorboard import write_images, write_method_summary
 
 def oracle_for(exp: Experiment, domains: DomainSet) -> dict[str, Any] | None:
     """``summary.json``'s ``oracle``: the benchmark's shipped oracle mixture (``weights``,
-    ``mean_test_loss`` over its ``seeds``, ``std``), and whether it ``applies`` to this
+    ``test_mean_loss`` over its ``seeds``, ``std``), and whether it ``applies`` to this
     search: an oracle is the best static mixture for one proxy, so another model, other
     training settings or other domains make it no oracle (``why``). None when the benchmark
     has no oracle."""
@@ -61,7 +62,8 @@ def oracle_for(exp: Experiment, domains: DomainSet) -> dict[str, Any] | None:
             why = f"{', '.join(diff)} {verb} from the oracle's proxy"
     return {
         "weights": found["weights"],
-        "mean_test_loss": found["mean_test_loss"],
+        # the shipped oracle file's own name for it
+        "test_mean_loss": found["mean_test_loss"],
         "seeds": found["seeds"],
         "std": found["std"],
         "proxy": proxy,
@@ -80,7 +82,7 @@ def write_outputs(
     interrupted: bool = False,
     surfaces: dict[int, dict[str, Any]] | None = None,
     searcher: Searcher | None = None,
-) -> tuple[dict[str, Any], WeightsSchedule | None]:
+) -> tuple[Summary, WeightsSchedule | None]:
     """summary.json, best_schedule.json, lineage.json and <method>_weights-seed<S>.json;
     with a swarm, surface.json, swarm_optimum[-seed<S>].json and the surface's plots.
 
@@ -90,10 +92,11 @@ def write_outputs(
             experiment's).
 
     Returns:
-        The summary as written, and the best member's schedule (None without one).
+        The summary as written (read back as every reader of the file reads it), and the
+        best member's schedule (None without one).
     """
     names = domains.names
-    summary = summarize(records, exp.population_method)
+    summary: dict[str, Any] = {"format": FORMAT, **summarize(records, exp.population_method)}
     if exp.runs_swarm():
         summary["swarm"] = swarm_section(records, surfaces or {}, names, exp)
     summary["comparisons"] = comparisons(summary)
@@ -159,16 +162,19 @@ def write_outputs(
     (out / "lineage.json").write_text(json.dumps(lineage, indent=2))
     if exp.runs_population():
         summary.update((searcher or searcher_for(exp)).record(exp, lineage))
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    text = json.dumps(summary, indent=2, default=str)
+    (out / SUMMARY_FILE).write_text(text)
+    # what every reader of the file sees, the TensorBoard text and the printed table included
+    written = Summary.from_dict(json.loads(text), str(out / SUMMARY_FILE))
     best = best_schedule(records, names)
     if best is not None:
         best.write(out / "best_schedule.json")
     try:
-        write_method_summary(exp_dir / "tensorboard" / "methods", summary)
+        write_method_summary(exp_dir / "tensorboard" / "methods", written)
     except Exception as e:  # logging must never lose a search's outputs
         print(f"popmix: could not write the TensorBoard method summary: {e}", file=sys.stderr)
     if surfaces:
-        write_swarm(summary, surfaces, names, exp.train.steps, out, exp_dir / "tensorboard")
+        write_swarm(written, surfaces, names, exp.train.steps, out, exp_dir / "tensorboard")
     for r in records:
         if r["member"] < 0 and learns_weights(r["policy"]) and r["schedule"]:
             # DoGE's two-stage use: train a final model on these (time-averaged) weights with
@@ -180,11 +186,11 @@ def write_outputs(
                 lineage=(),
                 info={"seed": r["seed"], "trial_id": r["trial_id"]},
             ).write(out / f"{r['method']}_weights-seed{r['seed']}.json")
-    return summary, best
+    return written, best
 
 
 def write_swarm(
-    summary: dict[str, Any],
+    summary: Summary,
     surfaces: Mapping[int, Mapping[str, Any]],
     names: Sequence[str],
     steps: int,
@@ -198,33 +204,33 @@ def write_swarm(
     written."""
     written: list[Path] = []
     doc = {
-        "objective": summary.get("objective"),
+        "objective": summary.objective,
         "domains": list(names),
         "seeds": {str(seed): dict(s) for seed, s in sorted(surfaces.items())},
     }
     path = out / "surface.json"
     path.write_text(json.dumps(doc, indent=2, default=float))
     written.append(path)
-    rows = {r["seed"]: r for r in summary["rows"] if r["method"] == SWARM}
+    rows = {r.seed: r for r in summary.rows_of(SWARM)}
     best: tuple[float, int] | None = None
     images: list[tuple[str, bytes]] = []
     for seed, surface in sorted(surfaces.items()):
         if "error" in surface:
             continue
-        row = rows.get(seed) or {}
+        row = rows.get(seed) or Row(SWARM, seed, trial_id=None)  # no optimum run: nothing known
         sched = optimum_schedule(
             surface,
             names,
             steps,
             seed=seed,
-            trial_id=row.get("trial_id"),
+            trial_id=row.trial_id,
             predicted=surface.get("predicted"),
-            objective=row.get("objective"),
-            test_mean_ppl=row.get("test_mean_ppl"),
+            objective=row.objective,
+            test_mean_ppl=row.test_mean_ppl,
         )
         p = sched.write(out / f"swarm_optimum-seed{seed}.json")
         written.append(p)
-        obj = row.get("objective")
+        obj = row.objective
         if obj is not None and (best is None or obj < best[0]):
             best = (float(obj), seed)
     if best is None:

@@ -29,6 +29,7 @@ from popmix.config import (
     experiment_to_dict,
 )
 from popmix.config._load import space_from_dict
+from popmix.records.summary import SUMMARY_FILE, SummaryError, read_summary
 
 #: the file, and its format version
 SEARCH_FILE = "search.json"
@@ -155,11 +156,8 @@ def rebase(path: Any) -> Any:
 
 def finished(out: Path) -> bool:
     """Whether the search whose summary goes to ``out`` wrote it without being interrupted."""
-    summary = out / "summary.json"
-    if not summary.is_file():
-        return False
     try:
-        data: Any = json.loads(summary.read_text())
-    except ValueError:
+        summary = read_summary(out / SUMMARY_FILE)
+    except SummaryError:
         return False
-    return isinstance(data, dict) and not data.get("interrupted") and bool(data.get("rows"))
+    return not summary.interrupted and bool(summary.rows)

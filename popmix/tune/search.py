@@ -25,7 +25,6 @@ baselines and the swarm's runs.
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 import time
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from ray import tune
 from popmix.config import ConfigError, Experiment, SearchSpace, check_method_params
 from popmix.data import load_experiment_domains
 from popmix.data.domains import DomainSet, domain_groups
+from popmix.records.summary import Summary, read_summary
 from popmix.records.table import format_table
 from popmix.tune.callbacks import Interrupted, MirrorStorage, ProgressPrinter, catch_sigint
 from popmix.tune.cluster import (
@@ -232,7 +232,7 @@ def _swarm_optimum(
     return surfaces, run_tuner(trainable, run, interrupted, resume=resume and not refitted)
 
 
-def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> dict[str, Any]:
+def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> Summary:
     """Run the experiment; returns the summary (also written to ``summary.json``).
 
     In three parts: :func:`resolve` checks everything it can without Ray; a
@@ -348,7 +348,7 @@ def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> dict
     return summary
 
 
-def resume_search(exp_dir: str | Path, opts: SearchOptions) -> tuple[dict[str, Any], Path]:
+def resume_search(exp_dir: str | Path, opts: SearchOptions) -> tuple[Summary, Path, bool]:
     """Continue the search in ``exp_dir`` (``popmix search --resume``) whose driver stopped:
     killed, disconnected, interrupted. Each seed group's Tuner is restored from its folder
     (unfinished and errored trials continue from their last checkpoints, finished ones are
@@ -357,8 +357,8 @@ def resume_search(exp_dir: str | Path, opts: SearchOptions) -> tuple[dict[str, A
     from the folder's ``search.json``.
 
     Returns:
-        The summary and the folder it is in; a search that had finished is not run again
-        (``resumed: False``).
+        The summary, the folder it is in, and whether the search ran (a search that had
+        finished is not run again).
 
     Raises:
         ConfigError: ``exp_dir`` is not a popmix search (see :func:`read_search_file`).
@@ -381,8 +381,7 @@ def resume_search(exp_dir: str | Path, opts: SearchOptions) -> tuple[dict[str, A
                 f"popmix search: {folder} finished already; its results are in "
                 f"{out / 'summary.json'} (nothing to resume)"
             )
-            summary = json.loads((out / "summary.json").read_text())
-            return {**summary, "resumed": False}, out
+            return read_summary(out), out, False
         remote_storage = saved.storage if saved.storage and is_uri(saved.storage) else None
         resumed = dataclasses.replace(
             opts,
@@ -395,7 +394,7 @@ def resume_search(exp_dir: str | Path, opts: SearchOptions) -> tuple[dict[str, A
         )
         if not opts.quiet:
             print(f"popmix search: resuming {folder}")
-        return run_search(saved.exp, saved.space, resumed), Path(resumed.out or folder)
+        return run_search(saved.exp, saved.space, resumed), Path(resumed.out or folder), True
 
 
 __all__ = ["SearchOptions", "resolve", "resume_search", "run_search"]

@@ -312,8 +312,8 @@ def method_intervals(summary: dict[str, Any], reference: str) -> dict[str, Any]:
         seeds = sorted(s for m, s in by if m == method)
         entry: dict[str, Any] = {
             "seeds": seeds,
-            "mean_test_ppl": mean_ci([by[(method, s)].get("test_mean_ppl") for s in seeds]),
-            "worst_test_ppl": mean_ci([by[(method, s)].get("test_worst_ppl") for s in seeds]),
+            "test_mean_ppl": mean_ci([by[(method, s)].get("test_mean_ppl") for s in seeds]),
+            "test_worst_ppl": mean_ci([by[(method, s)].get("test_worst_ppl") for s in seeds]),
             "vs_reference": None,
         }
         common = [s for s in seeds if (reference, s) in by]
@@ -340,7 +340,7 @@ def group_intervals(
 ) -> dict[str, Any] | None:
     """``summary.json``'s ``groups``: ``assignment`` (domain -> group) and, per method and
     group, the mean test perplexity over the group's domains with its interval over seeds
-    (``mean_test_ppl``) and the paired difference against ``reference`` on the seeds both
+    (``test_mean_ppl``) and the paired difference against ``reference`` on the seeds both
     finished (``vs_reference``, as in :func:`method_intervals`). None without groups."""
 
     if not groups:
@@ -365,7 +365,7 @@ def group_intervals(
                         [group_mean_ppl(by[(reference, s)], names) for s in common],
                     ),
                 }
-            entry[group] = {"mean_test_ppl": mean_ci(values), "vs_reference": vs}
+            entry[group] = {"test_mean_ppl": mean_ci(values), "vs_reference": vs}
         methods[method] = entry
     return {"assignment": dict(groups), "members": members, "methods": methods}
 
@@ -381,7 +381,7 @@ def oracle_gaps(
     gap is not positive."""
 
     by = {(r["method"], r["seed"]): r for r in summary["rows"]}
-    target = oracle["mean_test_loss"]
+    target = oracle["test_mean_loss"]
     for method, entry in (summary.get("methods") or {}).items():
         shares = []
         for seed in entry["seeds"]:

@@ -30,9 +30,9 @@ trial's optimizer step):
   (it would take one run's record, arbitrarily, for all);
 - across seeds, written when the search ends (:func:`write_method_summary`), under
   ``methods/``: the text summary ``comparison`` (each method's intervals and its paired
-  verdict against the reference) and one HParams run per method (``method/mean_test_ppl``
-  and its ``_lo``/``_hi``, ``method/worst_test_ppl``, ``method/vs_reference`` and its
-  ``_lo``/``_hi``, and where present ``method/<group>_mean_test_ppl`` per group of domains
+  verdict against the reference) and one HParams run per method (``method/test_mean_ppl``
+  and its ``_lo``/``_hi``, ``method/test_worst_ppl``, ``method/vs_reference`` and its
+  ``_lo``/``_hi``, and where present ``method/<group>_test_mean_ppl`` per group of domains
   and ``method/oracle_gap_closed``).
 
 Beside each run's event files, ``popmix_last_step`` holds the last step written, so a resumed
@@ -49,6 +49,7 @@ from typing import Any
 
 from ray.tune import Callback
 
+from popmix.records.summary import MethodResult, Summary
 from popmix.records.table import exploits_line, format_groups, format_oracle, interval
 from popmix.records.trial import TrialSpec
 from popmix.tune.resume import rebase
@@ -208,58 +209,56 @@ class TensorBoardLogger(Callback):
             self._close(trial, hparams=False)
 
 
-def _markdown(summary: dict[str, Any]) -> str:
+def _markdown(summary: Summary) -> str:
     """The methods' intervals and verdicts as a Markdown table (TensorBoard's Text tab)."""
-    ref = summary.get("reference", "")
+    ref = summary.reference
     lines = [
         f"| method | seeds | mean test ppl [95%] | worst test ppl [95%] | vs {ref} [95%] "
         "| verdict |",
         "|---|---|---|---|---|---|",
     ]
 
-    for name, m in (summary.get("methods") or {}).items():
-        vs = m.get("vs_reference") or {}
-        diff = "-" if vs.get("diff_mean") is None else f"{vs['diff_mean']:+.3f}"
-        if vs.get("ci95") is not None:
-            diff += f" [{vs['ci95'][0]:+.3f}, {vs['ci95'][1]:+.3f}]"
-        verdict = "reference" if name == ref else vs.get("verdict", "-")
+    for name, m in summary.methods.items():
+        vs = m.vs_reference
+        diff = "-" if vs is None or vs.diff_mean is None else f"{vs.diff_mean:+.3f}"
+        if vs is not None and vs.ci95 is not None:
+            diff += f" [{vs.ci95[0]:+.3f}, {vs.ci95[1]:+.3f}]"
+        verdict = "reference" if name == ref else "-" if vs is None else vs.verdict
         lines.append(
-            f"| {name} | {m['mean_test_ppl'].get('n') or 0} | {interval(m['mean_test_ppl'])} | "
-            f"{interval(m['worst_test_ppl'])} | {diff} | {verdict} |"
+            f"| {name} | {m.test_mean_ppl.n} | {interval(m.test_mean_ppl)} | "
+            f"{interval(m.test_worst_ppl)} | {diff} | {verdict} |"
         )
-    exploits = summary.get("exploits")
-    if exploits:
-        lines += ["", exploits_line(exploits)]
+    if summary.exploits:
+        lines += ["", exploits_line(summary.exploits)]
     # the by-group and oracle blocks of the printed table, as preformatted text
-    for block in (format_groups(summary.get("groups"), ref), format_oracle(summary)):
+    for block in (format_groups(summary.groups, ref), format_oracle(summary)):
         if block:
             lines += ["", *("    " + line for line in block)]
     return "\n".join(lines)
 
 
-def method_metrics(entry: dict[str, Any]) -> dict[str, float]:
+def method_metrics(entry: MethodResult) -> dict[str, float]:
     """One method's ``summary.json`` entry as HParams metrics (``method/<name>``)."""
     out: dict[str, float] = {}
-    for key in ("mean_test_ppl", "worst_test_ppl"):
-        stat = entry.get(key) or {}
-        if stat.get("mean") is not None:
-            out[f"method/{key}"] = float(stat["mean"])
-        if key == "mean_test_ppl" and stat.get("ci95") is not None:
-            out["method/mean_test_ppl_lo"], out["method/mean_test_ppl_hi"] = map(
-                float, stat["ci95"]
-            )
-    vs = entry.get("vs_reference") or {}
-    if vs.get("diff_mean") is not None:
-        out["method/vs_reference"] = float(vs["diff_mean"])
-    if vs.get("ci95") is not None:
-        out["method/vs_reference_lo"], out["method/vs_reference_hi"] = map(float, vs["ci95"])
-    closed = entry.get("oracle_gap_closed") or {}
-    if closed.get("mean") is not None:
-        out["method/oracle_gap_closed"] = float(closed["mean"])
+    mean, worst = entry.test_mean_ppl, entry.test_worst_ppl
+    if mean.mean is not None:
+        out["method/test_mean_ppl"] = mean.mean
+    if mean.ci95 is not None:
+        out["method/test_mean_ppl_lo"], out["method/test_mean_ppl_hi"] = mean.ci95
+    if worst.mean is not None:
+        out["method/test_worst_ppl"] = worst.mean
+    vs = entry.vs_reference
+    if vs is not None and vs.diff_mean is not None:
+        out["method/vs_reference"] = vs.diff_mean
+    if vs is not None and vs.ci95 is not None:
+        out["method/vs_reference_lo"], out["method/vs_reference_hi"] = vs.ci95
+    closed = entry.oracle_gap_closed
+    if closed is not None and closed.mean is not None:
+        out["method/oracle_gap_closed"] = closed.mean
     return out
 
 
-def write_method_summary(logdir: str | Path, summary: dict[str, Any]) -> None:
+def write_method_summary(logdir: str | Path, summary: Summary) -> None:
     """The comparison across seeds in TensorBoard: a text summary (``comparison``, in the
     Text tab) under ``logdir``, and one HParams run per method (``logdir/<method>``) with
     the method, the reference, the verdict and its intervals as metrics, so the HParams
@@ -272,21 +271,20 @@ def write_method_summary(logdir: str | Path, summary: dict[str, Any]) -> None:
         old.unlink()
     with SummaryWriter(str(logdir)) as w:
         w.add_text("comparison", _markdown(summary), 0)
-    ref = summary.get("reference", "")
-    for name, entry in (summary.get("methods") or {}).items():
-        vs = entry.get("vs_reference") or {}
+    ref = summary.reference
+    for name, entry in summary.methods.items():
+        vs = entry.vs_reference
         values = {
             "method": name,
             "reference": ref,
-            "seeds": int(entry["mean_test_ppl"].get("n") or 0),
-            "verdict": "reference" if name == ref else str(vs.get("verdict", "-")),
+            "seeds": entry.test_mean_ppl.n,
+            "verdict": "reference" if name == ref else "-" if vs is None else vs.verdict,
         }
         metrics = method_metrics(entry)
-        for group, stat in (
-            (summary.get("groups") or {}).get("methods", {}).get(name) or {}
-        ).items():
-            if stat["mean_test_ppl"].get("mean") is not None:
-                metrics[f"method/{group}_mean_test_ppl"] = float(stat["mean_test_ppl"]["mean"])
+        by_group = summary.groups.methods.get(name, {}) if summary.groups else {}
+        for group, stat in by_group.items():
+            if stat.test_mean_ppl.mean is not None:
+                metrics[f"method/{group}_test_mean_ppl"] = stat.test_mean_ppl.mean
         with SummaryWriter(str(logdir / name)) as w:
             _session(w, values, metrics)
             for tag, value in metrics.items():

@@ -8,6 +8,7 @@ import pytest
 
 import popmix.tune.search as search_module
 from popmix.cli import main
+from popmix.records.summary import Row, Summary
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,7 +20,7 @@ def captured(monkeypatch):
 
     def fake(exp, space, opts):
         seen["exp"] = exp
-        return {"rows": [{}]}
+        return Summary(rows=(Row("stratified", 0),))
 
     monkeypatch.setattr(search_module, "run_search", fake)
     return seen

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import re
 import shutil
@@ -14,8 +15,11 @@ import numpy as np
 import pytest
 
 from popmix.cli import main
+from popmix.records.summary import OLD_NAMES, Summary, SummaryError, read_methods, read_summary
 from popmix.records.table import interval
-from popmix.reporting.report import read_run, weights_series, write_report
+from popmix.reporting.figures import weights_series
+from popmix.reporting.report import write_report
+from popmix.reporting.run import read_run
 
 DOMAINS = ["web", "code", "books"]
 STEPS = 20
@@ -80,9 +84,10 @@ def make_search(folder: Path, trial_folders: bool = True) -> dict[str, Any]:
     summary = summarize(records, "pbt")
     summary["reference"] = "stratified"
     summary["methods"] = method_intervals(summary, "stratified")
-    summary["oracle"] = {"mean_test_loss": 4.30, "seeds": [0, 1], "applies": True, "why": None}
+    summary["oracle"] = {"test_mean_loss": 4.30, "seeds": [0, 1], "applies": True, "why": None}
     oracle_gaps(summary, summary["oracle"])
     summary.update(
+        format="popmix-summary/1",
         experiment="fixture",
         benchmark="handmade",
         domains=DOMAINS,
@@ -267,14 +272,52 @@ def test_report_writes_a_self_contained_page_and_its_pngs(written):
         pixels = matplotlib.image.imread(p)
         assert pixels.shape[0] > 100 and pixels.std() > 0.02, f"{p.name} is blank"
     # the table's numbers are the summary's intervals, as the printed table writes them
-    for method, entry in summary["methods"].items():
+    for method, entry in read_methods(summary["methods"]).items():
         assert f"<td>{method}</td>" in text
-        assert interval(entry["mean_test_ppl"]) in text
-        assert interval(entry["worst_test_ppl"]) in text
+        assert interval(entry.test_mean_ppl) in text
+        assert interval(entry.test_worst_ppl) in text
     # the lineage table names the copier and the donor of the exploit, and the skipped one
     assert re.search(r"<td>0</td><td>a0_00001</td><td>a0_00000</td>.*?taken", text)
     assert "skipped (within noise)" in text
     assert "Oracle gap" in text and "Confirmation on fresh seeds" in text
+
+
+def _old_names(x: Any) -> Any:
+    """A summary as popmix wrote it before its format key: mean_test_ppl, worst_test_ppl and
+    mean_test_loss outside the rows."""
+    if isinstance(x, dict):
+        return {
+            {v: k for k, v in OLD_NAMES.items()}.get(k, k): _old_names(v) for k, v in x.items()
+        }
+    return [_old_names(v) for v in x] if isinstance(x, list) else x
+
+
+def test_a_summary_written_before_its_format_reads_the_same(written, tmp_path):
+    folder, summary, page, _ = written
+    sections = ("methods", "groups", "oracle")
+    old = {k: _old_names(v) if k in sections else v for k, v in summary.items() if k != "format"}
+    assert "mean_test_ppl" in old["methods"]["pbt"] and "mean_test_loss" in old["oracle"]
+    (tmp_path / "summary.json").write_text(json.dumps(old))
+    new = Summary.from_dict(summary)
+    assert Summary.from_dict(old) == dataclasses.replace(new, format="popmix-summary/0")
+    assert read_summary(tmp_path).methods == read_summary(folder).methods
+
+
+@pytest.mark.parametrize(
+    "content,needle",
+    [
+        ({"format": "popmix-summary/9", "rows": []}, "format 'popmix-summary/9', which this"),
+        ({"rows": "none"}, "not a popmix search summary"),
+        ({"format": "popmix-summary/1", "rows": [{"seed": 0}]}, "a damaged summary"),
+    ],
+)
+def test_a_summary_popmix_cannot_read_is_one_line_naming_the_file(tmp_path, content, needle):
+    path = tmp_path / "summary.json"
+    path.write_text(json.dumps(content))
+    with pytest.raises(SummaryError) as info:
+        read_summary(tmp_path)
+    assert needle in str(info.value) and str(path) in str(info.value)
+    assert "\n" not in str(info.value)
 
 
 def test_a_swarm_searchs_report_shows_each_seeds_surface_and_a_failed_fit(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from popmix.records.summary import Summary, read_methods
 from popmix.records.table import format_table
 from popmix.records.weights import WeightsSchedule
 from popmix.tune.summarize import best_schedule, summarize
@@ -52,7 +53,7 @@ def test_best_member_by_validation_not_test():
     best = best_schedule(records, ["a", "b"])
     assert best is not None and best.info["trial_id"] == "pbt1" and best.method == "pbt"
     assert best.info["objective"] == 1.9 and best.info["test_mean_ppl"] == 9.5
-    table = format_table(s)
+    table = format_table(Summary.from_dict(s))
     assert "pbt" in table and "9.500" in table and "stratified" in table
 
 
@@ -99,7 +100,7 @@ def test_comparisons_pair_the_population_with_best_of_n_and_stratified_by_seed()
     assert by["best-of-n"]["per_seed"] == pytest.approx([-0.5, -0.3, -0.6])
     assert by["best-of-n"]["verdict"] == "better" and by["best-of-n"]["n"] == 3
     assert by["stratified"]["per_seed"] == pytest.approx([-0.6, -0.4, -0.7])
-    table = format_table(summary)
+    table = format_table(Summary.from_dict(summary))
     assert "pbt - best-of-n (mean test ppl, paired by seed): -0.467, 95% interval" in table
 
 
@@ -117,12 +118,12 @@ def test_methods_section_gives_intervals_and_the_paired_verdict_against_the_refe
     summary = summarize(records, "pbt")
     summary["reference"] = "stratified"
     summary["methods"] = methods = method_intervals(summary, "stratified")
-    strat = methods["stratified"]["mean_test_ppl"]
+    strat = methods["stratified"]["test_mean_ppl"]
     assert strat["n"] == 3 and strat["mean"] == pytest.approx(9.633333333)
     # by hand: std of 9.5, 9.6, 9.8 is 0.152753; t(2) = 4.303; half-width 4.303 * 0.152753 / sqrt 3
     half = 4.303 * 0.1527525 / 3**0.5
     assert strat["ci95"] == pytest.approx([9.633333 - half, 9.633333 + half], abs=1e-5)
-    assert methods["stratified"]["worst_test_ppl"]["mean"] == pytest.approx(10.633333333)
+    assert methods["stratified"]["test_worst_ppl"]["mean"] == pytest.approx(10.633333333)
     assert methods["stratified"]["vs_reference"] is None
     vs = methods["pbt"]["vs_reference"]
     assert vs["reference"] == "stratified" and vs["n"] == 3
@@ -132,7 +133,7 @@ def test_methods_section_gives_intervals_and_the_paired_verdict_against_the_refe
     assert cool["diff_mean"] == pytest.approx(0.2)
     assert cool["ci95"] == pytest.approx([0.2 - 0.24843, 0.2 + 0.24843], abs=1e-4)
     assert cool["verdict"] == "no clear difference"
-    table = format_table(summary)
+    table = format_table(Summary.from_dict(summary))
     assert "vs stratified (paired by seed)" in table
     assert "+0.200 [-0.048, +0.448] no clear difference" in table
     assert "-0.500 [" in table and "better" in table
@@ -145,9 +146,9 @@ def test_methods_section_without_the_reference_and_on_one_seed():
     summary = summarize([rec("pbt", 0, 1.0, 9.0), rec("cooldown", -1, 1.0, 9.5)], "pbt")
     methods = method_intervals(summary, "stratified")
     assert methods["pbt"]["vs_reference"] is None  # stratified did not run
-    assert methods["pbt"]["mean_test_ppl"]["ci95"] is None
-    assert format_methods(methods, "stratified") == []  # no interval on one seed
-    assert len(format_methods(methods, "stratified", always=True)) == 4
+    assert methods["pbt"]["test_mean_ppl"]["ci95"] is None
+    assert format_methods(read_methods(methods), "stratified") == []  # no interval on one seed
+    assert len(format_methods(read_methods(methods), "stratified", always=True)) == 4
 
 
 def test_exploit_counts_taken_and_skipped_per_seed():
@@ -187,7 +188,7 @@ def test_groups_give_each_method_the_mean_over_a_groups_domains_paired_by_seed()
     groups = group_intervals(summary, {"hi1": "high", "hi2": "high", "lo": "low"}, "stratified")
     summary["groups"] = groups
     assert groups["members"] == {"high": ["hi1", "hi2"], "low": ["lo"]}
-    strat_high = groups["methods"]["stratified"]["high"]["mean_test_ppl"]
+    strat_high = groups["methods"]["stratified"]["high"]["test_mean_ppl"]
     assert strat_high["mean"] == pytest.approx(12.0) and strat_high["n"] == 3  # (b + b+2)/2
     assert groups["methods"]["stratified"]["low"]["vs_reference"] is None
     # high: temperature - stratified per seed = (1 + 0.5(s-1) + 1) / 2 = 0.75, 1.0, 1.25
@@ -195,7 +196,7 @@ def test_groups_give_each_method_the_mean_over_a_groups_domains_paired_by_seed()
     assert high["diff_mean"] == pytest.approx(1.0) and high["verdict"] == "worse"
     low = groups["methods"]["temperature"]["low"]["vs_reference"]
     assert low["diff_mean"] == pytest.approx(-2.0) and low["n"] == 3
-    table = format_table(summary)
+    table = format_table(Summary.from_dict(summary))
     assert "high (2 domains)" in table and "low (1 domains)" in table
     assert "-2.000 [-2.000, -2.000]" in table
     assert group_intervals(summary, {}, "stratified") is None
@@ -231,14 +232,14 @@ def test_oracle_gap_closed_is_each_seeds_share_of_the_stratified_to_oracle_gap()
             records.append(r)
     summary = summarize(records, "pbt")
     summary["methods"] = method_intervals(summary, "stratified")
-    summary["oracle"] = {"mean_test_loss": 2.60, "seeds": [0, 1, 2], "applies": True}
+    summary["oracle"] = {"test_mean_loss": 2.60, "seeds": [0, 1, 2], "applies": True}
     oracle_gaps(summary, summary["oracle"])
     pbt = summary["methods"]["pbt"]["oracle_gap_closed"]
     assert pbt["n"] == 2 and pbt["mean"] == pytest.approx((0.5 + 0.75) / 2)
     assert summary["methods"]["stratified"]["oracle_gap_closed"]["mean"] == pytest.approx(0.0)
-    text = "\n".join(format_oracle(summary))
+    text = "\n".join(format_oracle(Summary.from_dict(summary)))
     assert "mean test loss 2.6000 over seeds 0, 1, 2" in text and "pbt           +0.63 [" in text
     summary["oracle"] = {"applies": False, "why": "model.d_model differs from the oracle's proxy"}
-    assert format_oracle(summary) == [
+    assert format_oracle(Summary.from_dict(summary)) == [
         "oracle: not measured against (model.d_model differs from the oracle's proxy)"
     ]

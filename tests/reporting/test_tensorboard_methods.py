@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from popmix.records.summary import Summary
 from popmix.tune.summarize import group_intervals, method_intervals, oracle_gaps, summarize
 from popmix.tune.tensorboard import write_method_summary
 
@@ -39,9 +40,9 @@ def test_groups_and_the_oracle_reach_the_text_and_the_hparams_metrics(tmp_path):
     summary["reference"] = "stratified"
     summary["methods"] = method_intervals(summary, "stratified")
     summary["groups"] = group_intervals(summary, {"a": "high", "b": "low"}, "stratified")
-    summary["oracle"] = {"mean_test_loss": 2.6, "seeds": [0, 1, 2], "applies": True}
+    summary["oracle"] = {"test_mean_loss": 2.6, "seeds": [0, 1, 2], "applies": True}
     oracle_gaps(summary, summary["oracle"])
-    write_method_summary(tmp_path, summary)
+    write_method_summary(tmp_path, Summary.from_dict(summary))
 
     text = EventAccumulator(str(tmp_path), size_guidance={"tensors": 0})
     text.Reload()
@@ -50,8 +51,8 @@ def test_groups_and_the_oracle_reach_the_text_and_the_hparams_metrics(tmp_path):
     pbt = EventAccumulator(str(tmp_path / "pbt"), size_guidance={"scalars": 0})
     pbt.Reload()
     tags = set(pbt.Tags()["scalars"])
-    assert {"method/high_mean_test_ppl", "method/low_mean_test_ppl"} <= tags
+    assert {"method/high_test_mean_ppl", "method/low_test_mean_ppl"} <= tags
     # gaps 0.10 and 0.11 (seed 1 is 0.01 worse for both): 0.05 of each closed
     closed = (0.05 / 0.10 + 0.05 / 0.11) / 2
     assert pbt.Scalars("method/oracle_gap_closed")[0].value == pytest.approx(closed, rel=1e-6)
-    assert pbt.Scalars("method/high_mean_test_ppl")[0].value == pytest.approx(10.5)
+    assert pbt.Scalars("method/high_test_mean_ppl")[0].value == pytest.approx(10.5)

@@ -125,7 +125,7 @@ def test_summary_json_records_the_hf_configs_vocab_size(tmp_path):
         ],
     )
     summary, _ = write_outputs([], exp, load_experiment_domains(exp), tmp_path, tmp_path, 1.0)
-    assert summary["vocab_size"] == 300
+    assert summary.vocab_size == 300
     assert json.loads((tmp_path / "summary.json").read_text())["vocab_size"] == 300
 
 

@@ -47,7 +47,7 @@ def test_a_split_seed_and_a_wide_spread_make_the_proxy_unstable():
         run("stratified", s, v) for s, v in enumerate([31.704, 31.701, 31.713, 29.141, 31.709])
     ]
     a = analyse_method(split)
-    assert a["split_seeds"] == [3] and a["mean_test_ppl"]["std_share"] > 0.01
+    assert a["split_seeds"] == [3] and a["test_mean_ppl"]["std_share"] > 0.01
     stable, reasons = verdict({"stratified": a})
     assert not stable and any("split off" in r for r in reasons)
     steady = analyse_method(
@@ -239,7 +239,7 @@ def test_the_recommendation_is_the_lowest_loss_among_settings_that_meet_the_targ
             "stable": stable,
             "reasons": [] if stable else ["wide"],
             "fingerprint": label,
-            "methods": {"stratified": {"mean_test_loss": loss}},
+            "methods": {"stratified": {"test_mean_loss": loss}},
         }
 
     exp = load_experiment(None, ["data.tasks=4"])

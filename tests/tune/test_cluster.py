@@ -44,8 +44,10 @@ try:
     space = load_space("search_spaces/sampling.yaml")
     summary = run_search(exp, space, SearchOptions(address=cluster.address, storage=storage,
                                                    name="multi", quiet=True))
-    print("RESULT " + json.dumps({"nodes": node_ids, "members": summary["members"],
-                                  "rows": summary["rows"]}, default=str))
+    print("RESULT " + json.dumps({"nodes": node_ids,
+                                  "members": [dataclasses.asdict(m) for m in summary.members],
+                                  "rows": [dataclasses.asdict(r) for r in summary.rows]},
+                                 default=str))
 finally:
     ray.shutdown()
     cluster.shutdown()
@@ -266,8 +268,9 @@ try:
     thread.start()
     summary = run_search(exp, space, SearchOptions(address=cluster.address, storage=storage,
                                                    name="leave", quiet=True))
-    print("RESULT " + json.dumps({"removed": removed, "rows": summary["rows"],
-                                  "retries": summary["retries"]}, default=str))
+    print("RESULT " + json.dumps({"removed": removed,
+                                  "rows": [dataclasses.asdict(r) for r in summary.rows],
+                                  "retries": summary.retries}, default=str))
 finally:
     ray.shutdown()
     cluster.shutdown()

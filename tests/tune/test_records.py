@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from popmix.records.summary import Summary
 from popmix.records.table import format_table
 from popmix.tune.callbacks import StepLedger
 from popmix.tune.runner import trial_records
@@ -70,6 +71,6 @@ def test_records_and_table_use_the_ledgers_wall_time():
     ]
     (rec,) = trial_records(grid, ledger)
     assert rec["wall_time_s"] == 185.0 and rec["status"] == "ok" and rec["train_steps"] == 50
-    table = format_table(summarize([rec], "pbt"))
+    table = format_table(Summary.from_dict(summarize([rec], "pbt")))
     row = table.splitlines()[2]
     assert row.split()[-2:] == ["185", "ok"], table

@@ -57,7 +57,7 @@ def test_resuming_a_finished_search_says_so_and_runs_nothing(tmp_path, capsys):
     exp = load_experiment(None)
     space = load_space(resolve_space_path(exp.search.space, None))
     write_search_file(tmp_path, exp, space, tmp_path)
-    summary = {"rows": [{"method": "stratified"}], "interrupted": False}
+    summary = {"rows": [{"method": "stratified", "seed": 0, "status": "ok"}], "interrupted": False}
     (tmp_path / "summary.json").write_text(json.dumps(summary))
     assert main(["search", "--resume", str(tmp_path)]) == 0
     assert "finished already" in capsys.readouterr().out

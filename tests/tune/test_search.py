@@ -81,10 +81,10 @@ def test_pbt_exploits_and_the_target_restores_the_donor(pbt_run):
             # before the last exploit the state was trained by other trials, after it by us
             assert {p["trial_id"] for p in m["points"] if p["step"] >= last} <= {tid}
             assert any(p["trial_id"] != tid for p in m["points"] if p["step"] < last)
-    rows = {r["method"]: r for r in summary["rows"]}
+    rows = {r.method: r for r in summary.rows}
     assert set(rows) == {"pbt", "stratified", "temperature"}
-    assert all(r["status"] == "ok" for r in rows.values())
-    assert rows["pbt"]["population_train_steps"] >= 4 * 60
+    assert all(r.status == "ok" for r in rows.values())
+    assert (rows["pbt"].population_train_steps or 0) >= 4 * 60
 
 
 def test_every_reported_weight_vector_is_on_the_simplex(pbt_run):
@@ -116,7 +116,7 @@ def test_tensorboard_has_per_domain_tags_and_hparams_for_every_trial(pbt_run):
         groups = ("val_loss", "test_loss", "weight")
         if not Path(run).name.startswith("pbt"):
             groups += ("train_loss",)
-        for dom in summary["domains"]:
+        for dom in summary.domains:
             for group in groups:
                 assert f"{group}/{dom}" in scalars, (run, group, dom)
         assert {"compare/objective", "compare/test_mean_ppl"} <= scalars
@@ -135,21 +135,21 @@ def test_tensorboard_has_per_domain_tags_and_hparams_for_every_trial(pbt_run):
 
 def test_summary_and_tensorboard_compare_the_methods_across_seeds(pbt_run):
     exp_dir, summary = pbt_run
-    assert summary["reference"] == "stratified"
-    assert set(summary["methods"]) == {"pbt", "stratified", "temperature"}
-    vs = summary["methods"]["pbt"]["vs_reference"]
-    assert vs["reference"] == "stratified" and vs["n"] == 1  # one seed: no interval yet
-    assert summary["exploits"]["margin"] == 0.0
-    assert summary["exploits"]["taken"] == len(
+    assert summary.reference == "stratified"
+    assert set(summary.methods) == {"pbt", "stratified", "temperature"}
+    vs = summary.methods["pbt"].vs_reference
+    assert vs is not None and vs.reference == "stratified" and vs.n == 1  # one seed: no interval
+    assert summary.exploits is not None and summary.exploits.margin == 0.0
+    assert summary.exploits.taken == len(
         json.loads((exp_dir / "lineage.json").read_text())["exploits"]
     )
     ea = read_events(str(exp_dir / "tensorboard" / "methods"))
     assert "comparison/text_summary" in ea.Tags()["tensors"]
     text = ea.Tensors("comparison/text_summary")[0].tensor_proto.string_val[0].decode()
     assert "| pbt | 1 |" in text and "| stratified | 1 |" in text and "reference" in text
-    for method in summary["methods"]:
+    for method in summary.methods:
         run = read_events(str(exp_dir / "tensorboard" / "methods" / method))
-        assert "method/mean_test_ppl" in run.Tags()["scalars"]
+        assert "method/test_mean_ppl" in run.Tags()["scalars"]
         content = run.PluginTagToContent("hparams")
         info = plugin_data_pb2.HParamsPluginData.FromString(
             content["_hparams_/session_start_info"]
@@ -161,8 +161,8 @@ def test_summary_and_tensorboard_compare_the_methods_across_seeds(pbt_run):
 def test_outputs_written_and_best_schedule_replays(pbt_run, tmp_path):
     exp_dir, summary = pbt_run
     best = json.loads((exp_dir / "best_schedule.json").read_text())
-    assert best["trial_id"] == summary["best_trial_id"]
-    assert best["domains"] == summary["domains"] and best["points"][0]["step"] == 0
+    assert best["trial_id"] == summary.best_trial_id
+    assert tuple(best["domains"]) == summary.domains and best["points"][0]["step"] == 0
     for p in best["points"]:
         assert abs(sum(p["weights"]) - 1) < 1e-9 and abs(sum(p["loss_weights"]) - 1) < 1e-9
     from popmix.cli import main
@@ -211,10 +211,10 @@ def test_optuna_searcher_beside_a_baseline(ray_session, tmp_path):
     before = process_state()
     summary = run_search(exp, space, SearchOptions(storage=str(tmp_path), name="opt", quiet=True))
     assert process_state() == before  # Optuna's logger level included
-    rows = {r["method"]: r for r in summary["rows"]}
+    rows = {r.method: r for r in summary.rows}
     assert set(rows) == {"optuna", "stratified"}
-    assert rows["optuna"]["members"] == 3 and rows["optuna"]["status"] == "ok"
-    assert len({m["trial_id"] for m in summary["members"]}) == 3
+    assert rows["optuna"].members == 3 and rows["optuna"].status == "ok"
+    assert len({m.trial_id for m in summary.members}) == 3
 
 
 def test_pb2_beside_the_baselines_keeps_weights_on_the_simplex(ray_session, tmp_path):
@@ -235,11 +235,11 @@ def test_pb2_beside_the_baselines_keeps_weights_on_the_simplex(ray_session, tmp_
     )
     space = load_space(ROOT / "search_spaces" / "sampling.yaml")
     summary = run_search(exp, space, SearchOptions(storage=str(tmp_path), name="pb2", quiet=True))
-    rows = {r["method"]: r for r in summary["rows"]}
+    rows = {r.method: r for r in summary.rows}
     assert set(rows) == {"pb2", "stratified", "cooldown"}
-    assert all(r["status"] == "ok" for r in rows.values()), rows
+    assert all(r.status == "ok" for r in rows.values()), rows
     lineage = json.loads((tmp_path / "pb2" / "lineage.json").read_text())
-    members = {m["trial_id"] for m in summary["members"]}
+    members = {m.trial_id for m in summary.members}
     assert len(members) == 3 and lineage["exploits"]
     for ex in lineage["exploits"]:
         assert {ex["trial_id"], ex["donor"]} <= members
@@ -254,20 +254,19 @@ def test_best_of_n_beside_its_stratified_draw_and_every_run_reports_its_health(
     exp = smoke().replace(methods=("best-of-n", "stratified"), baselines={"best-of-n": {"n": 3}})
     space = load_space(ROOT / "search_spaces" / "sampling.yaml")
     summary = run_search(exp, space, SearchOptions(storage=str(tmp_path), name="bon", quiet=True))
-    rows = {r["method"]: r for r in summary["rows"]}
+    rows = {r.method: r for r in summary.rows}
     best = rows["best-of-n"]
-    draws = best["draws"]
-    assert [d["draw"] for d in draws] == [0, 1, 2] and draws[0]["trial_id"] == rows["stratified"][
-        "trial_id"
-    ]
-    assert len({d["run_seed"] for d in draws}) == 3
-    assert len({d["test_mean_ppl"] for d in draws}) == 3  # independent initialisations
-    picked = min(draws, key=lambda d: d["objective"])
-    assert best["trial_id"] == picked["trial_id"]
-    assert best["test_mean_ppl"] == picked["test_mean_ppl"]
-    assert best["population_train_steps"] == 3 * exp.train.steps
+    draws = best.draws
+    assert [d.draw for d in draws] == [0, 1, 2]
+    assert draws[0].trial_id == rows["stratified"].trial_id
+    assert len({d.run_seed for d in draws}) == 3
+    assert len({d.test_mean_ppl for d in draws}) == 3  # independent initialisations
+    picked = min(draws, key=lambda d: d.objective or math.inf)
+    assert best.trial_id == picked.trial_id
+    assert best.test_mean_ppl == picked.test_mean_ppl
+    assert best.population_train_steps == 3 * exp.train.steps
     for r in draws:
-        assert r["loss_spikes"] == 0 and r["grad_norm_max"] > 0
+        assert r.loss_spikes == 0 and (r.grad_norm_max or 0) > 0
 
 
 def test_diverging_trials_are_stopped_and_reported(ray_session, tmp_path):
@@ -275,15 +274,14 @@ def test_diverging_trials_are_stopped_and_reported(ray_session, tmp_path):
     exp = exp.replace(train=dataclasses.replace(exp.train, lr=1e30, grad_clip=0.0, warmup_steps=0))
     space = load_space(ROOT / "search_spaces" / "sampling.yaml")
     summary = run_search(exp, space, SearchOptions(storage=str(tmp_path), name="nan", quiet=True))
-    statuses = {r["status"] for r in summary["rows"]}
+    statuses = {r.status for r in summary.rows}
     assert (
         statuses <= {"diverged", "failed"}
-        and "diverged" in {m["status"] for m in summary["members"]} | statuses
+        and "diverged" in {m.status for m in summary.members} | statuses
     )
     assert (tmp_path / "nan" / "summary.json").is_file()
-    row = next(r for r in summary["rows"] if r["method"] == "stratified")
-    assert math.isnan(row["objective"]) and row["steps"] == 6
-    assert np.isnan(row["objective"])
+    (row,) = summary.rows_of("stratified")
+    assert row.objective is not None and math.isnan(row.objective) and row.steps == 6
 
 
 @pytest.mark.slow  # 31 s of searching on quiet cores
@@ -303,13 +301,13 @@ def test_doge_and_aioli_run_beside_pbt(ray_session, tmp_path):
     )
     space = load_space(ROOT / "search_spaces" / "sampling.yaml")
     summary = run_search(exp, space, SearchOptions(storage=str(tmp_path), name="da", quiet=True))
-    rows = {r["method"]: r for r in summary["rows"]}
+    rows = {r.method: r for r in summary.rows}
     assert set(rows) == {"pbt", "doge", "aioli"}
-    assert all(r["status"] == "ok" for r in rows.values())
+    assert all(r.status == "ok" for r in rows.values())
     # their extra work is counted: DoGE's held-out gradients, Aioli's evaluations
-    assert rows["doge"]["extra_step_equivalents"] == pytest.approx(24 * 4 * 3 / (3 * 8))
-    assert rows["aioli"]["extra_step_equivalents"] > 0
-    assert rows["pbt"]["extra_step_equivalents"] == 0
+    assert rows["doge"].extra_step_equivalents == pytest.approx(24 * 4 * 3 / (3 * 8))
+    assert (rows["aioli"].extra_step_equivalents or 0) > 0
+    assert rows["pbt"].extra_step_equivalents == 0
     # DoGE's transferable (time-averaged) weights are exported for a final run
     exported = json.loads((tmp_path / "da" / "doge_weights-seed0.json").read_text())
     assert abs(sum(exported["final_weights"]) - 1) < 1e-9 and exported["points"]
@@ -326,9 +324,10 @@ def test_confirm_retrains_the_answer_on_fresh_seeds_at_both_scales(pbt_run, tmp_
     run = tmp_path / "run"
     run.mkdir()
     (run / "best_schedule.json").write_bytes((exp_dir / "best_schedule.json").read_bytes())
-    changed = dict(summary, experiment_dir=str(run))
+    written = json.loads((exp_dir / "summary.json").read_text())
+    changed = dict(written, experiment_dir=str(run))
     changed["experiment_config"] = dict(
-        summary["experiment_config"], confirm={"seeds": 2, "model": {"d_model": 48}, "steps": 12}
+        written["experiment_config"], confirm={"seeds": 2, "model": {"d_model": 48}, "steps": 12}
     )
     (run / "summary.json").write_text(json.dumps(changed, default=str))
     report = run_confirm(run, SearchOptions(quiet=True))
@@ -339,7 +338,7 @@ def test_confirm_retrains_the_answer_on_fresh_seeds_at_both_scales(pbt_run, tmp_
         methods = section["methods"]
         assert set(methods) == {"best-schedule", "best-final", "stratified", "temperature"}
         for name, m in methods.items():
-            assert m["mean_test_ppl"]["n"] == 2 and len(m["mean_test_ppl"]["ci95"]) == 2
+            assert m["test_mean_ppl"]["n"] == 2 and len(m["test_mean_ppl"]["ci95"]) == 2
             if name != "stratified":
                 assert m["vs_reference"]["reference"] == "stratified"
                 assert m["vs_reference"]["verdict"] in ("better", "worse", "no clear difference")
@@ -362,24 +361,27 @@ def test_results_by_group_on_multilingual_and_the_oracle_only_at_its_proxy(ray_s
     )
     space = load_space(ROOT / "search_spaces" / "sampling.yaml")
     summary = run_search(exp, space, SearchOptions(storage=str(tmp_path), name="ml", quiet=True))
-    groups = summary["groups"]
-    assert groups["assignment"] == {"en": "high", "ka": "low", "ru": "high", "hi": "low"}
-    prop = groups["methods"]["proportional"]["low"]
-    rows = {r["method"]: r for r in summary["rows"]}
-    by_hand = (rows["proportional"]["test_ppl"]["ka"] + rows["proportional"]["test_ppl"]["hi"]) / 2
-    assert prop["mean_test_ppl"]["mean"] == pytest.approx(by_hand)
-    assert prop["vs_reference"]["reference"] == "stratified"
-    assert summary["oracle"] is None  # multilingual has no oracle
+    groups = summary.groups
+    assert groups is not None
+    assert groups.assignment == {"en": "high", "ka": "low", "ru": "high", "hi": "low"}
+    prop = groups.methods["proportional"]["low"]
+    (row,) = summary.rows_of("proportional")
+    assert row.test_ppl is not None
+    assert prop.test_mean_ppl.mean == pytest.approx((row.test_ppl["ka"] + row.test_ppl["hi"]) / 2)
+    assert prop.vs_reference is not None and prop.vs_reference.reference == "stratified"
+    assert summary.oracle is None  # multilingual has no oracle
 
     exp = smoke().replace(
         data=dataclasses.replace(smoke().data, benchmark="oracle16", tasks=None),
         methods=("stratified",),
     )
     summary = run_search(exp, space, SearchOptions(storage=str(tmp_path), name="o16", quiet=True))
-    oracle = summary["oracle"]
-    assert not oracle["applies"] and oracle["why"].startswith("model.")  # the smoke model
-    assert "oracle_gap_closed" not in summary["methods"]["stratified"]
-    assert set(summary["groups"]["members"]) == {"noise", "easy", "related", "rich", "tiny"}
+    oracle = summary.oracle
+    assert oracle is not None and not oracle.applies
+    assert (oracle.why or "").startswith("model.")  # the smoke model
+    assert summary.methods["stratified"].oracle_gap_closed is None
+    assert summary.groups is not None
+    assert set(summary.groups.members) == {"noise", "easy", "related", "rich", "tiny"}
 
 
 @pytest.mark.slow
@@ -414,10 +416,10 @@ def test_a_trial_whose_worker_process_dies_is_retried_from_its_checkpoint(ray_se
     summary = run_search(exp, space, SearchOptions(storage=str(tmp_path), name="kill", quiet=True))
     killer.join(5)
     assert killed, "the worker was never seen"
-    (row,) = summary["rows"]
-    assert row["status"] == "ok" and row["steps"] == steps
-    assert row["retries"] == 1 and summary["retries"] == 1
-    assert row["train_steps"] >= steps  # the steps after its last checkpoint were trained again
+    (row,) = summary.rows
+    assert row.status == "ok" and row.steps == steps
+    assert row.retries == 1 and summary.retries == 1
+    assert (row.train_steps or 0) >= steps  # the steps after its last checkpoint, trained again
 
 
 @pytest.mark.slow
@@ -429,10 +431,10 @@ def test_a_search_over_256_domains_end_to_end(ray_session, tmp_path):
     )
     space = load_space(ROOT / "search_spaces" / "sampling.yaml")
     summary = run_search(exp, space, SearchOptions(storage=str(tmp_path), name="w", quiet=True))
-    assert len(summary["domains"]) == 256
-    assert {r["method"]: r["status"] for r in summary["rows"]} == {"pbt": "ok", "stratified": "ok"}
-    for m in summary["members"]:
-        assert m["status"] == "ok"
+    assert len(summary.domains) == 256
+    assert {r.method: r.status for r in summary.rows} == {"pbt": "ok", "stratified": "ok"}
+    for m in summary.members:
+        assert m.status == "ok"
     best = json.loads((tmp_path / "w" / "best_schedule.json").read_text())
     assert len(best["domains"]) == 256 and abs(sum(best["final_weights"]) - 1) < 1e-9
     for run in glob.glob(str(tmp_path / "w" / "tensorboard" / "seed0" / "*")):
@@ -460,12 +462,13 @@ def test_a_search_on_a_sharded_corpus_uses_its_sizes_and_says_their_unit(ray_ses
     space = load_space(ROOT / "search_spaces" / "sampling.yaml")
     opts = SearchOptions(storage=str(tmp_path / "runs"), name="c", quiet=True)
     summary = run_search(exp, space, opts)
-    manifest = summary["manifest"]
-    assert summary["domains"] == ["code", "web"] and summary["sizes_unit"] == "bytes"
-    assert not summary["sizes_estimated"]
+    manifest = summary.manifest
+    assert manifest is not None
+    assert summary.domains == ("code", "web") and summary.sizes_unit == "bytes"
+    assert not summary.sizes_estimated
     for name in ("code", "web"):
-        assert summary["sizes"][name] == manifest["domains"][name]["bytes"]["value"]
-    assert summary["sizes"]["web"] > 2.5 * summary["sizes"]["code"]  # 3 shards against 1
+        assert summary.sizes[name] == manifest["domains"][name]["bytes"]["value"]
+    assert summary.sizes["web"] > 2.5 * summary.sizes["code"]  # 3 shards against 1
     from popmix.records.table import format_table
 
     assert "domain sizes (the priors' n_i): bytes in the corpus, exact" in format_table(summary)

@@ -253,8 +253,9 @@ def swarm_run(ray_session, tmp_path_factory):
 @pytest.mark.slow
 def test_a_swarm_search_fits_its_surface_and_trains_the_predicted_optimum(swarm_run):
     folder, summary, exp = swarm_run
-    names = summary["domains"]
-    runs = summary["swarm"]["per_seed"]["0"]["runs"]
+    names = list(summary.domains)
+    assert summary.swarm is not None
+    runs = summary.swarm["per_seed"]["0"]["runs"]
     assert len(runs) == 6 and all(r["status"] == "ok" for r in runs)
     steps = exp.search.swarm.run_steps(exp.train.steps, exp.search.population)
     assert [r["train_steps"] for r in runs] == [steps] * 6
@@ -271,11 +272,11 @@ def test_a_swarm_search_fits_its_surface_and_trains_the_predicted_optimum(swarm_
     trained = WeightsSchedule.read(last / "schedule.json", names)
     assert all(p.weights == tuple(surface["optimum"]) for p in trained.points)
     assert trained.total_steps == exp.train.steps
-    rows = {r["method"]: r for r in summary["rows"]}
+    rows = {r.method: r for r in summary.rows}
     assert set(rows) == {SWARM, "stratified"}
-    assert rows[SWARM]["status"] == "ok" and rows[SWARM]["steps"] == exp.train.steps
-    assert rows[SWARM]["population_train_steps"] == 6 * steps + exp.train.steps
-    assert summary["comparisons"][0]["against"] == "stratified"
+    assert rows[SWARM].status == "ok" and rows[SWARM].steps == exp.train.steps
+    assert rows[SWARM].population_train_steps == 6 * steps + exp.train.steps
+    assert summary.comparisons[0].against == "stratified"
     assert list((folder / "surface" / "seed0").glob("*.png"))
     assert list((folder / "tensorboard" / "surface").glob("events.out.tfevents.*"))
 
@@ -284,13 +285,12 @@ def test_a_swarm_search_fits_its_surface_and_trains_the_predicted_optimum(swarm_
 def test_the_swarm_optimum_is_a_weights_file_popmix_run_trains(swarm_run, tmp_path):
     folder, summary, _ = swarm_run
     optimum = json.loads((folder / "surface.json").read_text())["seeds"]["0"]["optimum"]
-    sched = WeightsSchedule.read(folder / "swarm_optimum.json", summary["domains"])
+    sched = WeightsSchedule.read(folder / "swarm_optimum.json", list(summary.domains))
     assert sched.method == SWARM and sched.final_weights == tuple(optimum)
     from popmix.tune.explore import weights_from_file  # what --init-weights starts PBT from
 
-    assert weights_from_file(str(folder / "swarm_optimum.json"), summary["domains"]).tolist() == (
-        optimum
-    )
+    from_file = weights_from_file(str(folder / "swarm_optimum.json"), list(summary.domains))
+    assert from_file.tolist() == optimum
     tiny = "--steps 2 --eval-windows 2 --test-windows 2 --n-layer 1 --d-model 16 --n-head 2"
     args = ["run", "--weights-from", str(folder / "swarm_optimum.json"), *tiny.split()]
     assert main([*args, "--seq-len", "16", "--quiet", "--out", str(tmp_path / "run")]) == 0
@@ -303,9 +303,9 @@ def test_a_finished_swarm_search_resumes_as_finished(swarm_run, capsys):
     from popmix.tune.search import SearchOptions, resume_search
 
     folder, summary, _ = swarm_run
-    again, _ = resume_search(folder, SearchOptions(quiet=True))
-    assert again["resumed"] is False and "finished already" in capsys.readouterr().out
-    assert again["rows"] == json.loads(json.dumps(summary["rows"], default=str))
+    again, _, resumed = resume_search(folder, SearchOptions(quiet=True))
+    assert not resumed and "finished already" in capsys.readouterr().out
+    assert again == summary
 
 
 def test_confirm_retrains_the_swarm_optimum_like_pbts_answer():
@@ -350,10 +350,10 @@ def test_pbt_and_the_swarm_in_one_search_and_a_resume_before_the_optimum(ray_ses
     exp = _swarm_experiment(("pbt", "swarm", "stratified"), "pbt", size=5)
     space = load_space(ROOT / "search_spaces" / "sampling.yaml")
     summary = run_search(exp, space, SearchOptions(storage=str(tmp_path), name="b", quiet=True))
-    rows = {r["method"]: r for r in summary["rows"]}
+    rows = {r.method: r for r in summary.rows}
     assert set(rows) == {"pbt", SWARM, "stratified"}
-    assert rows["pbt"]["members"] == exp.search.population
-    against = {(c["method"], c["against"]) for c in summary["comparisons"]}
+    assert rows["pbt"].members == exp.search.population
+    against = {(c.method, c.against) for c in summary.comparisons}
     assert {("pbt", "stratified"), (SWARM, "pbt"), (SWARM, "stratified")} <= against
     folder = tmp_path / "b"
     optimum = json.loads((folder / "surface.json").read_text())["seeds"]["0"]["optimum"]
@@ -361,15 +361,13 @@ def test_pbt_and_the_swarm_in_one_search_and_a_resume_before_the_optimum(ray_ses
     for name in ("seed0-swarm", "ledger-seed0-swarm.json", "swarm-seed0.json", "summary.json"):
         path = folder / name
         shutil.rmtree(path) if path.is_dir() else path.unlink()
-    again, _ = resume_search(folder, SearchOptions(quiet=True))
-    assert again.get("resumed") is not False  # it ran
+    again, _, resumed = resume_search(folder, SearchOptions(quiet=True))
+    assert resumed  # it ran
     refit = json.loads((folder / "surface.json").read_text())["seeds"]["0"]["optimum"]
     assert refit == optimum  # the fit is seeded: the same runs give the same surface
-    row = {r["method"]: r for r in again["rows"]}[SWARM]
-    assert (
-        row["status"] == "ok"
-        and row["population_train_steps"] == rows[SWARM]["population_train_steps"]
-    )
+    (row,) = again.rows_of(SWARM)
+    assert row.status == "ok"
+    assert row.population_train_steps == rows[SWARM].population_train_steps
     (trial,) = [p for p in (folder / "seed0-swarm").iterdir() if p.name.startswith("swarm_")]
     last = sorted(trial.glob("checkpoint_*"))[-1]
     assert WeightsSchedule.read(last / "schedule.json").final_weights == tuple(optimum)
