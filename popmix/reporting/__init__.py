@@ -1,1 +1,3 @@
-"""What a search leaves behind: the comparison table, summary.json, the best schedule, progress."""
+"""``popmix report``: a finished search or bracket, read from its folder, as one HTML page and
+its figures. (What a search writes is built in :mod:`popmix.tune`; the files' formats are in
+:mod:`popmix.records`.)"""
