@@ -21,10 +21,11 @@ from popmix.tune.searchers.base import Searcher, SeedGroup, TunerParts
 from popmix.tune.searchers.optuna import Optuna
 from popmix.tune.searchers.pb2 import PB2
 from popmix.tune.searchers.pbt import PBT
+from popmix.tune.searchers.random import Random
 from popmix.tune.searchers.swarm import Swarm
 
 #: registry: ``search.searcher`` → its searcher
-SEARCHERS: dict[str, Searcher] = {s.name: s for s in (PBT(), PB2(), Optuna(), Swarm())}
+SEARCHERS: dict[str, Searcher] = {s.name: s for s in (PBT(), PB2(), Optuna(), Swarm(), Random())}
 
 
 def searcher_for(exp: Experiment) -> Searcher:
