@@ -4,6 +4,7 @@ from which ``search.searcher`` and ``--searcher`` take their names."""
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 import numpy as np
@@ -20,6 +21,7 @@ from popmix.config import (
     load_experiment,
     packaged_dir,
 )
+from popmix.records.summary import read_summary
 from popmix.records.trial import CONFIG_KEY, TrialSpec
 from popmix.tune.explore import Explorer
 from popmix.tune.searchers import SEARCHERS, searcher_for
@@ -137,3 +139,37 @@ def test_the_swarm_in_the_populations_place_runs_no_members():
     parts = SEARCHERS["swarm"].tuner_parts(group)
     assert parts.scheduler is None and grid(parts) == group.fixed + group.later
     assert [t.method for t in group.later] == ["swarm-run"] * exp.search.swarm.size
+
+
+def test_random_runs_pbts_first_draw_as_static_members_beside_the_baselines():
+    space = SearchSpace(sample_weights=VectorSpec(init="temperature"))
+    random_parts = SEARCHERS["random"].tuner_parts(group_of("random", space))
+    pbt_parts = SEARCHERS["pbt"].tuner_parts(group_of("pbt", space))
+    assert random_parts.scheduler is None and random_parts.search_alg is None  # nothing copies
+    members = [t for t in grid(random_parts) if t.is_member]
+    pbt_members = [t for t in grid(pbt_parts) if t.is_member]
+    assert [t.params for t in members] == [t.params for t in pbt_members]  # the same draw
+    assert {t.name for t in members if t.seed == 0} == {f"random-member{m}" for m in range(3)}
+    # member 0 at the prior (temperature 3 of the sizes), the others drawn around it
+    first = members[0].build_policy(_Domains.sizes, NAMES, 10).weights(0)
+    expected = _Domains.sizes ** (1 / 3)
+    np.testing.assert_allclose(first, expected / expected.sum(), atol=1e-3)
+    assert SEARCHERS["random"].record(Experiment(), {"exploits": []}) == {}
+
+
+@pytest.mark.slow
+def test_a_random_search_reports_random_in_every_output(ray_session, tmp_path, capsys):
+    from popmix.reporting.report import write_report
+
+    argv = ["search", "--smoke", "--searcher", "random", "--storage", str(tmp_path)]
+    assert main([*argv, "--name", "r"]) == 0
+    table = capsys.readouterr().out
+    assert re.search(r"^random\s+0\s", table, flags=re.M) and "exploits:" not in table
+    summary = read_summary(tmp_path / "r")
+    (row,) = summary.rows_of("random")
+    assert summary.searcher == "random" and row.members == 2 and summary.exploits is None
+    assert {m.member for m in summary.members} == {0, 1} and "random" in summary.methods
+    runs = {p.name for p in (tmp_path / "r" / "tensorboard" / "seed0").iterdir()}
+    assert {"random-member0", "random-member1"} <= runs
+    page, _ = write_report(tmp_path / "r")
+    assert "<td>random</td>" in page.read_text()
