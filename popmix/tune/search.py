@@ -74,6 +74,7 @@ class ResolvedSearch:
     """A search's inputs, checked and resolved before Ray starts (:func:`resolve`)."""
 
     exp: Experiment
+    searcher: Searcher  # the experiment's (search.searcher), checked
     space: SearchSpace
     domains: DomainSet
     name: str
@@ -82,10 +83,6 @@ class ResolvedSearch:
     #: a --storage URI: Tune writes the trials there, exp_dir is the driver's local copy of
     #: its own files, mirrored there (popmix.tune.storage)
     remote: RemoteStorage | None = None
-
-    @property
-    def searcher(self) -> Searcher:
-        return searcher_for(self.exp)
 
     def tuner_run(
         self,
@@ -128,7 +125,8 @@ def resolve(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> Resolve
         ConfigError, DataError: what is wrong, in one line.
     """
     exp.validate()
-    searcher_for(exp).check(exp)
+    searcher = searcher_for(exp)
+    searcher.check(exp)
     domains = load_experiment_domains(exp)
     domains.check(exp.model.seq_len + 1)
     if exp.model.kind != "popmix":
@@ -191,7 +189,7 @@ def resolve(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> Resolve
         raise ConfigError(
             f"--out {out} already holds a run's results; give another --out, or remove them"
         )
-    return ResolvedSearch(exp, space, domains, name, exp_dir, out, remote)
+    return ResolvedSearch(exp, searcher, space, domains, name, exp_dir, out, remote)
 
 
 def _trainable(plan: ResolvedSearch, settings: TrialSettings, cpus: float) -> Any:
