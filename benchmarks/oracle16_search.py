@@ -63,7 +63,7 @@ def run_once(weights: list[float], seed: int) -> dict:
     cfg = dataclasses.replace(exp.train, seed=seed, threads=1)
     policy = build_policy("fixed", domains.sizes, cfg.steps, {"weights": list(weights)}, seed)
     r = run_training(domains, policy, exp.model, cfg)
-    return {"seed": seed, "mean_test_loss": r["test_mean_loss"], "test_loss": r["test_loss"]}
+    return {"seed": seed, "test_mean_loss": r["test_mean_loss"], "test_loss": r["test_loss"]}
 
 
 def main() -> None:
@@ -105,18 +105,18 @@ def main() -> None:
             futures = [pool.submit(run_once, kind_weights_to_domains(m), 0) for m in mixes]
             for trial, mix, fut in zip(batch, mixes, futures):
                 r = fut.result()
-                study.tell(trial, r["mean_test_loss"])
+                study.tell(trial, r["test_mean_loss"])
                 explored.append({"kind_weights": mix, "runs": [r]})
                 shares = " ".join(f"{k} {v:.3f}" for k, v in mix.items())
                 print(
                     f"[{time.time() - start:6.0f}s] explore {len(explored):>3}: "
-                    f"mean test loss {r['mean_test_loss']:.4f}  ({shares})",
+                    f"mean test loss {r['test_mean_loss']:.4f}  ({shares})",
                     flush=True,
                 )
         rng = np.random.default_rng(0)
         refined = 0
         while refined < args.refine:
-            best_so_far = min(explored, key=lambda e: e["runs"][0]["mean_test_loss"])
+            best_so_far = min(explored, key=lambda e: e["runs"][0]["test_mean_loss"])
             centre = np.log([best_so_far["kind_weights"][k] for k in kinds])
             mixes = []
             for _ in range(min(args.workers, args.refine - refined)):
@@ -130,10 +130,10 @@ def main() -> None:
                 shares = " ".join(f"{k} {v:.3f}" for k, v in mix.items())
                 print(
                     f"[{time.time() - start:6.0f}s] refine {refined:>3}: "
-                    f"mean test loss {r['mean_test_loss']:.4f}  ({shares})",
+                    f"mean test loss {r['test_mean_loss']:.4f}  ({shares})",
                     flush=True,
                 )
-        ranked = sorted(explored, key=lambda e: e["runs"][0]["mean_test_loss"])
+        ranked = sorted(explored, key=lambda e: e["runs"][0]["test_mean_loss"])
         candidates = ranked[: args.top]
         strat = explored[0]  # the first enqueued: stratified
         if strat not in candidates:
@@ -144,21 +144,21 @@ def main() -> None:
         ]
         for (c, s), fut in zip(jobs, futures):
             c["runs"].append(fut.result())
-            loss = c["runs"][-1]["mean_test_loss"]
+            loss = c["runs"][-1]["test_mean_loss"]
             print(f"[{time.time() - start:6.0f}s] confirm seed {s}: {loss:.4f}", flush=True)
 
     def mean(c: dict) -> float:
-        return statistics.fmean(r["mean_test_loss"] for r in c["runs"])
+        return statistics.fmean(r["test_mean_loss"] for r in c["runs"])
 
     best = min(candidates, key=mean)
     print("\ncandidate mixtures on seeds 0, 1, 2 (mean test loss):")
     for c in sorted(candidates, key=mean):
         label = "stratified" if c is strat else "oracle" if c is best else ""
-        per_seed = " / ".join(f"{r['mean_test_loss']:.4f}" for r in c["runs"])
+        per_seed = " / ".join(f"{r['test_mean_loss']:.4f}" for r in c["runs"])
         shares = " ".join(f"{k} {v:.3f}" for k, v in c["kind_weights"].items())
         print(f"  {mean(c):.4f}  ({per_seed})  {shares}  {label}")
     gap = mean(strat) - mean(best)
-    std = statistics.stdev(r["mean_test_loss"] for r in best["runs"])
+    std = statistics.stdev(r["test_mean_loss"] for r in best["runs"])
     print(
         f"\noracle - stratified: {-gap:+.4f} nats of mean test loss; the oracle's seed std "
         f"{std:.4f} ({gap / std if std else float('inf'):.1f} stds); {time.time() - start:.0f} s"
@@ -169,14 +169,14 @@ def main() -> None:
         "benchmark": "oracle16",
         "weights": dict(zip(names, weights)),
         "kind_weights": best["kind_weights"],
-        "mean_test_loss": mean(best),
+        "test_mean_loss": mean(best),
         "seeds": list(SEEDS),
-        "per_seed": [r["mean_test_loss"] for r in best["runs"]],
+        "per_seed": [r["test_mean_loss"] for r in best["runs"]],
         "std": std,
         "test_loss": {n: statistics.fmean(r["test_loss"][n] for r in best["runs"]) for n in names},
         "stratified": {
-            "mean_test_loss": mean(strat),
-            "per_seed": [r["mean_test_loss"] for r in strat["runs"]],
+            "test_mean_loss": mean(strat),
+            "per_seed": [r["test_mean_loss"] for r in strat["runs"]],
         },
         # the oracle holds for this proxy (popmix checks a search's settings against it)
         "proxy": {
@@ -197,7 +197,7 @@ def main() -> None:
             "explored": [
                 {
                     "kind_weights": e["kind_weights"],
-                    "mean_test_loss": e["runs"][0]["mean_test_loss"],
+                    "test_mean_loss": e["runs"][0]["test_mean_loss"],
                     "stage": "refine" if e.get("refine") else "explore",
                 }
                 for e in explored

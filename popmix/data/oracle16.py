@@ -81,7 +81,7 @@ def load_oracle16(seed: int = 0) -> DomainSet:
 
 
 def oracle() -> dict[str, Any] | None:
-    """The shipped oracle: ``weights`` (domain -> weight), ``mean_test_loss`` (its mean over
+    """The shipped oracle: ``weights`` (domain -> weight), ``test_mean_loss`` (its mean over
     seeds), ``seeds``, ``proxy`` (the model and training settings it holds for) and how it was
     found (``search``); None before ``benchmarks/oracle16_search.py`` has written it."""
     path = files("popmix.data") / "assets" / ORACLE_ASSET

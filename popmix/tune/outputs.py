@@ -62,8 +62,7 @@ def oracle_for(exp: Experiment, domains: DomainSet) -> dict[str, Any] | None:
             why = f"{', '.join(diff)} {verb} from the oracle's proxy"
     return {
         "weights": found["weights"],
-        # the shipped oracle file's own name for it
-        "test_mean_loss": found["mean_test_loss"],
+        "test_mean_loss": found["test_mean_loss"],
         "seeds": found["seeds"],
         "std": found["std"],
         "proxy": proxy,

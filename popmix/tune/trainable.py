@@ -1,7 +1,7 @@
 """The Ray Tune trainable every method runs as: the shared training loop, reported in chunks.
 
 One class serves the searched population and every baseline: the trial's spec
-(:class:`popmix.tune.spec.TrialSpec`) names the method and its hyperparameters, the loop is the
+(:class:`popmix.records.trial.TrialSpec`) names the method and its hyperparameters, the loop is the
 same. Hyperparameters are read from the config every time the trainable is (re)built and never
 from a checkpoint, so after a PBT exploit the donor's state continues under the mutated
 hyperparameters.
@@ -59,7 +59,7 @@ def objective_standard_error(
 class MixtureTrainable(tune.Trainable):
     """Tune trainable around :class:`popmix.train.Trainer`.
 
-    The trial config is a :class:`popmix.tune.spec.TrialSpec` as Ray's dict
+    The trial config is a :class:`popmix.records.trial.TrialSpec` as Ray's dict
     (``{"spec": {"method", "seed", "member", **params}}``); its policy is built through the one
     registry. ``setup`` receives, besides the trial config, ``domains`` (through the object
     store, so every node of a cluster gets the same data) and ``settings``, the search's
