@@ -15,8 +15,7 @@ a format this popmix does not know is refused in one line naming the file and th
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -213,11 +212,6 @@ class Row:
         if values.get("trial_id") is not None:
             values["trial_id"] = str(values["trial_id"])
         return cls(**values)
-
-    @property
-    def finished(self) -> bool:
-        """Whether the row has a test perplexity to compare."""
-        return self.test_mean_ppl is not None and math.isfinite(self.test_mean_ppl)
 
 
 @dataclass(frozen=True)
@@ -419,11 +413,6 @@ def read_summary(path: str | Path) -> Summary:
         raise SummaryError(f"{file}: cannot read it ({e}); rerun the search") from None
 
 
-def by_method_and_seed(rows: Sequence[Row]) -> dict[tuple[str, int], Row]:
-    """The rows keyed by (method, seed)."""
-    return {(r.method, r.seed): r for r in rows}
-
-
 __all__ = [
     "FORMAT",
     "OLD_NAMES",
@@ -439,7 +428,6 @@ __all__ = [
     "Row",
     "Summary",
     "SummaryError",
-    "by_method_and_seed",
     "read_methods",
     "read_summary",
 ]
