@@ -31,7 +31,8 @@ class SearchOptions:
     out: str | None = None
     cpus: int | None = None  # CPUs of the embedded Ray (default: all of this machine's)
     quiet: bool = False
-    #: continue the search already in <storage>/<name> (:func:`resume_search`)
+    #: continue the search already in <storage>/<name>
+    #: (:func:`popmix.tune.search.resume_search`)
     resume: bool = False
 
 
