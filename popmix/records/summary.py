@@ -15,7 +15,7 @@ a format this popmix does not know is refused in one line naming the file and th
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -288,6 +288,25 @@ class Exploits:
         )
 
 
+def _rows(rows: Any) -> tuple[Row, ...]:
+    return tuple(Row.from_dict(r) for r in rows)
+
+
+#: how a section of ``summary.json`` becomes a :class:`Summary` field; any other field is read
+#: as written, and one the file does not give (or gives as null) keeps its default
+_SECTIONS: dict[str, Callable[[Any], Any]] = {
+    "rows": _rows,
+    "members": _rows,
+    "methods": read_methods,
+    "groups": Groups.from_dict,
+    "comparisons": lambda items: tuple(Comparison.from_dict(c) for c in items),
+    "oracle": Oracle.from_dict,
+    "exploits": Exploits.from_dict,
+    "domains": tuple,
+    "wall_time_s": _float,
+}
+
+
 @dataclass(frozen=True)
 class Summary:
     """A search's ``summary.json``, typed. Sections popmix writes whole and reads as a
@@ -355,39 +374,9 @@ class Summary:
 
     @classmethod
     def _parse(cls, d: Mapping[str, Any]) -> Summary:
-        return cls(
-            rows=tuple(Row.from_dict(r) for r in d["rows"]),
-            population_method=str(d.get("population_method") or ""),
-            members=tuple(Row.from_dict(m) for m in d.get("members") or ()),
-            best_trial_id=d.get("best_trial_id"),
-            methods=read_methods(d.get("methods")),
-            groups=Groups.from_dict(d.get("groups")),
-            comparisons=tuple(Comparison.from_dict(c) for c in d.get("comparisons") or ()),
-            reference=str(d.get("reference") or ""),
-            oracle=Oracle.from_dict(d.get("oracle")),
-            exploits=Exploits.from_dict(d.get("exploits")),
-            retries=int(d.get("retries") or 0),
-            experiment=d.get("experiment"),
-            benchmark=d.get("benchmark"),
-            domains=tuple(d.get("domains") or ()),
-            sizes=dict(d.get("sizes") or {}),
-            sizes_unit=str(d.get("sizes_unit") or "bytes"),
-            sizes_estimated=bool(d.get("sizes_estimated")),
-            manifest=d.get("manifest"),
-            sample=d.get("sample"),
-            vocab_size=d.get("vocab_size"),
-            entropy_rate=d.get("entropy_rate"),
-            searcher=d.get("searcher"),
-            objective=d.get("objective"),
-            steps_per_model=d.get("steps_per_model"),
-            wall_time_s=_float(d.get("wall_time_s")),
-            interrupted=bool(d.get("interrupted")),
-            experiment_dir=d.get("experiment_dir"),
-            tensorboard=d.get("tensorboard"),
-            experiment_config=d.get("experiment_config"),
-            swarm=d.get("swarm"),
-            format=str(d.get("format", "popmix-summary/0")),
-        )
+        given = {f.name: d[f.name] for f in fields(cls) if d.get(f.name) is not None}
+        typed = {k: _SECTIONS[k](v) if k in _SECTIONS else v for k, v in given.items()}
+        return cls(**{**typed, "format": str(d.get("format", "popmix-summary/0"))})
 
     def rows_of(self, method: str) -> list[Row]:
         """The table's rows of ``method``, in seed order."""
