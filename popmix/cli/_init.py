@@ -110,7 +110,7 @@ def suggest_groups(names: Sequence[str], sizes: Sequence[float]) -> Groups:
             by_prefix.setdefault(parts[0], []).append(n)
     shared = {p: ns for p, ns in by_prefix.items() if len(ns) >= 2}
     if not shared or (len(shared) == 1 and len(next(iter(shared.values()))) == len(names)):
-        return Groups({}, "no prefix shared by some of the names (and not all of them)")
+        return Groups({}, "no prefix shared by some of the names")
     languages = all(p.lower() in ISO_639_1 for p in by_prefix) and len(by_prefix) == len(
         {p for n in names for p in _parts(n)[:1]}
     )
@@ -329,8 +329,8 @@ def render(plan: Plan, out: Path) -> str:
             ("path",),
             skip=("benchmark", "tasks", "groups", "domain_column", "rescan"),
         ),
-        f"  # {len(plan.names)} domains, {plan.unit} in the corpus ({counted}); proportional, "
-        "temperature and Cooldown sample by these sizes:",
+        f"  # {len(plan.names)} domains; their sizes, {plan.unit} in the corpus ({counted}), "
+        "are what proportional, temperature and Cooldown sample by:",
         *(f"  #   {n:<{width}}  {_size(v):>15}" for n, v in zip(plan.names, plan.sizes)),
     ]
     if plan.groups.groups:
@@ -338,7 +338,7 @@ def render(plan: Plan, out: Path) -> str:
         lines.append("  groups:")
         lines += [f"    {_flow(g)}: {_flow(ns)}" for g, ns in plan.groups.groups.items()]
     else:
-        lines.append(f"  # no groups: {plan.groups.why}; data.groups: {{NAME: [DOMAIN, ...]}}")
+        lines.append(f"  # no groups ({plan.groups.why}); add some as groups: {{NAME: [DOMAIN]}}")
     lines += _section("model", exp.model, ("n_layer", "n_head", "d_model", "seq_len"))
     lines += [f"# {why}" for why in plan.steps_why]
     lines += _section(
