@@ -49,7 +49,7 @@ def _describe(tp: Any) -> str:
         return "one of " + ", ".join(str(a) for a in args)
     if origin is tuple:
         if len(args) == 2 and args[1] is Ellipsis:
-            return f"a list of {_describe(args[0])}s"
+            return f"a list of {_plural(_describe(args[0]))}"
         return f"a list of {len(args)} numbers like [{', '.join('1.0' for _ in args)}]"
     if origin is dict:
         return "a mapping"
@@ -62,6 +62,14 @@ def _describe(tp: Any) -> str:
         str: "a string",
         type(None): "null",
     }.get(tp, str(tp))
+
+
+def _plural(described: str) -> str:
+    """``a whole number`` -> ``whole numbers`` (each alternative of ``a or b``)."""
+    return " or ".join(
+        part.removeprefix("a ") + "s" if part.startswith("a ") else part
+        for part in described.split(" or ")
+    )
 
 
 def check_value(value: Any, tp: Any, where: str) -> Any:
