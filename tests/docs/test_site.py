@@ -24,9 +24,10 @@ from popmix.config import Experiment, SearchSpace
 from popmix.config._reference import config_reference, keys
 
 ROOT = Path(__file__).resolve().parents[2]
-MKDOCS = importlib.util.find_spec("mkdocs") is not None and importlib.util.find_spec(
-    "material"
-) is not None
+MKDOCS = (
+    importlib.util.find_spec("mkdocs") is not None
+    and importlib.util.find_spec("material") is not None
+)
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_mkdocs = pytest.mark.skipif(
     not MKDOCS,
