@@ -256,7 +256,6 @@ class Plan:
     unit: str
     estimated: bool
     groups: Groups
-    seeds: int
     seeds_why: list[str]
     steps_why: list[str]
     resources_why: str
@@ -561,7 +560,6 @@ class InitCommand(Command):
             unit=manifest.unit,
             estimated=manifest.estimated,
             groups=groups,
-            seeds=n_seeds,
             seeds_why=seeds_why,
             steps_why=steps_why,
             resources_why=resources_why,
