@@ -524,9 +524,9 @@ class InitCommand(Command):
             )
             seeds_why.append(f"  {res} (mean test ppl {noise.mean_ppl:.3f});")
             seeds_why.append(
-                f"{'the fewest that resolve' if enough else 'even 5 do not resolve'} "
-                f"{100 * RESOLVE_SHARE:g}% of the mean ({target:.3f}): smaller differences "
-                "read 'no clear difference'"
+                f"{'the fewest that resolve' if enough else f'even {MAX_SEEDS} do not resolve'} "
+                f"{100 * RESOLVE_SHARE:g}% of the mean ({target:.3f}); with {n_seeds}, "
+                f"differences below {noise.resolves[n_seeds]:.3f} read 'no clear difference'"
             )
         if noise is not None and not noise.stable:
             seeds_why.append("calibration found this proxy unstable: " + "; ".join(noise.reasons))
