@@ -9,7 +9,6 @@ from popmix.cli._base import (
     DATA_FLAGS,
     MODEL_FLAGS,
     OUT_DIR_HELP,
-    SEEDS_HELP,
     Command,
     Flag,
     add_cluster_args,
@@ -64,7 +63,8 @@ class CalibrateCommand(Command):
             type=at_least_two,
             default=5,
             metavar="N",
-            help=SEEDS_HELP + " per method and setting, at least 2 (default 5)",
+            help="how many seeds per method and setting, at least 2 (default 5; the "
+            "experiment's own seeds are not used)",
         )
         add_not_here(
             g,
