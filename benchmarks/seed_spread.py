@@ -11,8 +11,9 @@ process, for a figure without Ray.
     python benchmarks/seed_spread.py [--experiment FILE] [--seeds 5] \\
         [--methods stratified,proportional] [--threads 2] [KEY=VALUE ...]
 
-e.g. the warm-up comparison of the README: ``... data.tasks=16 train.warmup_steps=20`` against
-``... data.tasks=16`` (the default 10% warm-up), both at the default 1000 steps.
+e.g. the warm-up comparison of docs/benchmarks/proxy-noise.md: ``... data.tasks=16
+train.warmup_steps=20`` against ``... data.tasks=16`` (the default warm-up, 20% of the steps),
+both at the default 1000 steps.
 """
 
 from __future__ import annotations

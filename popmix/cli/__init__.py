@@ -18,12 +18,14 @@ from popmix.cli._check import CheckCommand
 from popmix.cli._confirm import ConfirmCommand
 from popmix.cli._export import ExportCommand
 from popmix.cli._info import InfoCommand
+from popmix.cli._init import InitCommand
 from popmix.cli._report import ReportCommand
 from popmix.cli._run import RunCommand
 from popmix.cli._search import SearchCommand
 
 #: the subcommands, in help order; adding one is a module and a line here.
 COMMANDS: tuple[Command, ...] = (
+    InitCommand(),
     RunCommand(),
     SearchCommand(),
     ConfirmCommand(),

@@ -108,9 +108,90 @@ def methods(text: str) -> list[str]:
     return [m.strip() for m in text.split(",") if m.strip()]
 
 
+#: the help group of a flag, by the first of these key prefixes its key starts with: every
+#: command groups its flags alike, and a key's full description is in the configuration
+#: reference (docs/reference/config.md, generated from popmix/config/_schema.py)
+GROUPS = (
+    ("methods", "what to compare"),
+    ("seeds", "what to compare"),
+    ("search.reference", "what to compare"),
+    ("search.objective", "what to compare"),
+    ("search.swarm.", "the swarm"),
+    ("search.", "the search"),
+    ("confirm.", "confirmation"),
+    ("data.", "data"),
+    ("model.", "model and budget"),
+    ("train.", "model and budget"),
+    ("bracket.", "the bracket"),
+    ("resources.", "resources"),
+)
+
+#: a flag's metavar from its value type: ``--population N``, not ``--population POPULATION``
+METAVARS: dict[Any, str] = {
+    positive_int: "N",
+    non_negative_int: "N",
+    int: "N",
+    float: "X",
+    cpus: "N|auto",
+    margin: "NATS|auto",
+    float_list: "X,X,...",
+    int_list: "N,N,...",
+    seeds: "N|LIST",
+    methods: "LIST",
+}
+
+
+def group_of(key: str) -> str:
+    """The help group of the flag that sets ``key``."""
+    return next(title for prefix, title in GROUPS if key == prefix or key.startswith(prefix))
+
+
+def argument_group(p: argparse.ArgumentParser, title: str) -> Any:
+    """``p``'s argument group of that title, made the first time it is asked for."""
+    for g in p._action_groups:
+        if g.title == title:
+            return g
+    return p.add_argument_group(title)
+
+
+def add_alias(group: Any, old: str, new: str, **kwargs: Any) -> None:
+    """An old spelling of an option, kept for scripts: it sets what ``new`` sets and is left
+    out of ``--help``; the generated CLI reference and CHANGELOG.md list it."""
+    action = group.add_argument(old, help=argparse.SUPPRESS, **kwargs)
+    action.popmix_alias_of = new  # read by the reference generator (popmix.cli._reference)
+
+
+class _NotHere(argparse.Action):
+    """An option that a neighbouring command has but this one cannot honour: one line naming
+    what to give instead (and no silent prefix match: argparse would read ``--seed 3`` as
+    ``--seeds 3``, three seeds, where ``popmix run --seed 3`` is seed 3)."""
+
+    def __init__(self, *args: Any, fix: str = "", **kwargs: Any) -> None:
+        self.fix = fix
+        super().__init__(*args, **kwargs)
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        parser.error(f"{option} {values}: {self.fix}")
+
+
+def add_not_here(group: Any, option: str, fix: str) -> None:
+    group.add_argument(option, action=_NotHere, fix=fix, help=argparse.SUPPRESS)
+
+
+#: the same option in every command says the same thing
+SEED_HELP = "one seed: model initialisation and batches (sets seeds: [S])"
+SEEDS_HELP = "how many seeds (3: seeds 0, 1, 2)"
+OUT_DIR_HELP = "write this command's files here (default: {default})"
+QUIET_HELP = "print only the final table"
+
+
 @dataclasses.dataclass(frozen=True)
 class Flag:
-    """A command-line flag that sets one dotted key of the experiment."""
+    """A command-line flag that sets one dotted key of the experiment.
+
+    ``help`` is one short line; ``--help`` adds the key and its default, and the key's full
+    description is its entry in the configuration reference.
+    """
 
     flag: str
     key: str
@@ -124,70 +205,72 @@ class Flag:
     def dest(self) -> str:
         return self.flag.lstrip("-").replace("-", "_")
 
+    @property
+    def shown_metavar(self) -> str | None:
+        if self.metavar is not None or self.choices is not None:
+            return self.metavar
+        return METAVARS.get(self.type, "VALUE")
 
-def _default_of(key: str) -> Any:
+
+def default_of(key: str) -> Any:
+    """The built-in default of a dotted experiment key."""
     value: Any = Experiment()
     for part in key.split("."):
         value = getattr(value, part, None) if not isinstance(value, dict) else value.get(part)
     return value
 
 
+def shown_default(value: Any) -> str | None:
+    """A default as a user would type it (``pbt,stratified``, not a tuple); None: none."""
+    if value is None or value is False or (isinstance(value, (str, tuple)) and not value):
+        return None
+    if isinstance(value, (tuple, list)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
 DATA_FLAGS = (
     Flag(
         "--benchmark",
         "data.benchmark",
-        "built-in domain set: brown16 (15 Brown genres + Python code), multilingual (16 "
-        "languages in 11 scripts, 153x size range, high/low-resource groups), oracle16 (five "
-        "kinds of synthetic domain, with a shipped oracle mixture) or synthetic",
+        "a built-in domain set: brown16, multilingual, oracle16 or synthetic",
+        metavar="NAME",
     ),
     Flag(
         "--data",
         "data.path",
-        "your own data: a folder with one file or folder of shards per domain (.txt, .jsonl, "
-        ".json plain/gzip/zstd, .parquet, .csv), or a table file with a domain field; all of "
-        "its domains unless --tasks; overrides --benchmark",
+        "your corpus: a folder with a file or folder per domain, or a table",
         metavar="PATH",
     ),
     Flag(
         "--domain-field",
         "data.domain_field",
-        "the record field naming each record's domain, a dotted path (meta.pile_set_name); "
-        "for tables and sharded corpora that mix their domains",
+        "the record field that names each record's domain (a dotted path)",
         metavar="FIELD",
     ),
     Flag("--domain-column", "data.domain_column", "the same as --domain-field", metavar="FIELD"),
     Flag(
         "--rescan",
         "data.rescan",
-        "count the data's sizes again instead of using the cached manifest",
+        "count the corpus's sizes again (not from the cache)",
         action="store_true",
     ),
-    Flag(
-        "--tasks",
-        "data.tasks",
-        "number of domains: the first N of the data (synthetic: N generated)",
-        type=positive_int,
-    ),
+    Flag("--tasks", "data.tasks", "use the first N domains", type=positive_int),
 )
 
 MODEL_FLAGS = (
     Flag("--steps", "train.steps", "optimizer steps per model", type=positive_int),
     Flag("--batch-size", "train.batch_size", "windows per batch", type=positive_int),
-    Flag("--seq-len", "model.seq_len", "context in bytes", type=positive_int),
+    Flag("--seq-len", "model.seq_len", "context in tokens (bytes of text)", type=positive_int),
     Flag("--n-layer", "model.n_layer", "transformer blocks", type=positive_int),
     Flag("--n-head", "model.n_head", "attention heads", type=positive_int),
     Flag("--d-model", "model.d_model", "model width", type=positive_int),
     Flag("--lr", "train.lr", "peak learning rate", type=float),
-    Flag(
-        "--warmup-frac",
-        "train.warmup_frac",
-        "linear warm-up over this share of the steps",
-        type=float,
-    ),
+    Flag("--warmup-frac", "train.warmup_frac", "warm-up as a share of the steps", type=float),
     Flag(
         "--warmup-steps",
         "train.warmup_steps",
-        "linear warm-up in steps instead of a share",
+        "warm-up in steps instead of a share",
         type=non_negative_int,
     ),
     Flag(
@@ -214,7 +297,7 @@ SINGLE_MODEL_FLAGS = (
         type=non_negative_int,
     ),
     Flag("--threads", "train.threads", "torch threads (default: all CPUs)", type=positive_int),
-    Flag("--device", "train.device", "cpu, cuda, cuda:N or auto"),
+    Flag("--device", "train.device", "cpu, cuda, cuda:N or auto", metavar="DEVICE"),
 )
 
 #: ``--smoke``: the budget of a seconds-long check that a command works end to end. It is
@@ -244,42 +327,34 @@ class Command(abc.ABC):
     def add_to(self, sub: Any) -> None:
         p = sub.add_parser(self.name, help=self.help, description=self.description)
         if self.reads_experiment:
-            p.add_argument(
+            g = argument_group(p, "experiment")
+            g.add_argument(
                 "--experiment",
                 metavar="YAML",
-                help="experiment file (default: the shipped experiments/default.yaml); flags "
-                "and KEY=VALUE overrides change it",
+                help="an experiment file, or a shipped one by name (default: default)",
             )
-            p.add_argument(
+            g.add_argument(
                 "overrides",
                 nargs="*",
                 metavar="KEY=VALUE",
-                help="override any setting of the experiment by its dotted key, e.g. "
-                "train.lr=0.01 model.d_model=64 baselines.doge.mu=0.05 (see popmix check)",
+                help="set any key of the experiment, e.g. train.lr=0.01 model.d_model=64",
             )
-        groups: dict[str, Any] = {}
         for f in self.flags:
-            section = f.key.split(".")[0]
-            if section not in groups:
-                groups[section] = p.add_argument_group(f"{section} (sets {section}.*)")
-            default = _default_of(f.key)
-            shown = (
-                f" ({f.key}, default {default})"
-                if default not in (None, "", ())
-                else (f" ({f.key})")
-            )
+            group = argument_group(p, group_of(f.key))
+            shown = shown_default(default_of(f.key))
+            where = f" ({f.key}, default {shown})" if shown is not None else f" ({f.key})"
             if f.action is not None:  # a switch: absent means the file's value, not False
-                groups[section].add_argument(
-                    f.flag, dest=f.dest, action=f.action, default=None, help=f.help + shown
+                group.add_argument(
+                    f.flag, dest=f.dest, action=f.action, default=None, help=f.help + where
                 )
                 continue
-            groups[section].add_argument(
+            group.add_argument(
                 f.flag,
                 dest=f.dest,
                 type=f.type,
                 choices=f.choices,
-                metavar=f.metavar,
-                help=f.help + shown,
+                metavar=f.shown_metavar,
+                help=f.help + where,
             )
         self.add_arguments(p)
         p.set_defaults(command_object=self)
@@ -338,29 +413,34 @@ def add_cluster_args(
     p: argparse.ArgumentParser, storage_help: str, name_default: str, out_help: str
 ) -> None:
     """The Ray and output options every Tune command shares (``search``, ``calibrate``)."""
-    g = p.add_argument_group("cluster and output")
+    g = argument_group(p, "cluster")
     g.add_argument(
         "--address",
         help="an existing Ray cluster (host:port or auto); default: start a local Ray",
     )
-    g.add_argument("--cpus", type=positive_int, help="CPUs of the local Ray (default: all)")
-    g.add_argument("--storage", default="runs", help=storage_help)
-    g.add_argument("--name", help=f"experiment name (default: {name_default})")
-    g.add_argument("--out", metavar="DIR", help=out_help)
-    g.add_argument("--quiet", action="store_true", help="print only the final table")
+    g.add_argument(
+        "--cpus", type=positive_int, metavar="N", help="CPUs of the local Ray (default: all)"
+    )
+    o = argument_group(p, "output")
+    o.add_argument(
+        "--storage", default="runs", metavar="DIR|URI", help=storage_help + " (default: runs)"
+    )
+    o.add_argument("--name", help=f"the experiment folder's name (default: {name_default})")
+    o.add_argument("--out", metavar="DIR", help=out_help)
+    o.add_argument("--quiet", action="store_true", help=QUIET_HELP)
 
 
 def add_smoke_arg(p: argparse.ArgumentParser, budget: str) -> None:
-    p.add_argument(
+    argument_group(p, "experiment").add_argument(
         "--smoke",
         action="store_true",
-        help=f"a quick end-to-end check: replace the budget with a tiny one ({budget}), "
-        "whatever the other options say",
+        help=f"check in seconds that the command works: a tiny budget ({budget})",
     )
 
 
 __all__ = [
     "DATA_FLAGS",
+    "GROUPS",
     "MODEL_FLAGS",
     "SINGLE_MODEL_FLAGS",
     "Command",
@@ -368,5 +448,10 @@ __all__ = [
     "Flag",
     "Parser",
     "UsageError",
+    "add_alias",
+    "add_not_here",
     "add_smoke_arg",
+    "argument_group",
+    "default_of",
+    "group_of",
 ]

@@ -10,11 +10,15 @@ from typing import Any
 from popmix.cli._base import (
     DATA_FLAGS,
     MODEL_FLAGS,
+    OUT_DIR_HELP,
+    SEED_HELP,
     SINGLE_MODEL_FLAGS,
     Command,
     Flag,
     UsageError,
+    add_not_here,
     add_smoke_arg,
+    argument_group,
     float_list,
     int_list,
     positive_int,
@@ -54,10 +58,10 @@ class BracketCommand(Command):
         Flag(
             "--at-steps",
             "bracket.at_steps",
-            "comma-separated training steps at which to compute the matrix (default: --steps)",
+            "training steps at which to compute the matrix (default: --steps)",
             type=int_list,
         ),
-        Flag("--target", "bracket.target", "a domain name, or mean"),
+        Flag("--target", "bracket.target", "the loss judged: mean, or a domain", metavar="NAME"),
         Flag(
             "--windows",
             "bracket.windows",
@@ -67,8 +71,7 @@ class BracketCommand(Command):
         Flag(
             "--validate",
             "bracket.validate",
-            "also take the two SGD steps in both orders for each pair and these step sizes "
-            "(e.g. 0.001,0.01,0.1) and print measured vs predicted",
+            "also take both orders at these step sizes; print measured against predicted",
             type=float_list,
             metavar="ETAS",
         ),
@@ -81,19 +84,20 @@ class BracketCommand(Command):
     )
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--seed", type=int, help="seed of model init and sampler (sets seeds=[SEED])"
-        )
-        p.add_argument("--checkpoint", metavar="FILE", help="a trainer state (.pt) to start from")
-        p.add_argument(
+        g = argument_group(p, "the bracket")
+        g.add_argument("--seed", type=int, metavar="S", help=SEED_HELP)
+        add_not_here(g, "--seeds", "popmix bracket trains one model: give --seed S")
+        g.add_argument("--checkpoint", metavar="FILE", help="a trainer state (.pt) to start from")
+        g.add_argument(
             "--max-pairs",
             type=pair_count,
             metavar="N|all",
-            help="validate N pairs per evaluated step, a seeded sample from the largest to the "
-            "smallest predicted effect, or all of them (bracket.max_pairs, default "
-            f"{BracketSpec().max_pairs})",
+            help="pairs validated per step, large and small predicted effects alike "
+            f"(bracket.max_pairs, default {BracketSpec().max_pairs})",
         )
-        p.add_argument("--out", metavar="DIR", help="output folder (default: runs/bracket-<time>)")
+        argument_group(p, "output").add_argument(
+            "--out", metavar="DIR", help=OUT_DIR_HELP.format(default="runs/bracket-<time>")
+        )
         add_smoke_arg(
             p,
             "6 steps, --at-steps rescaled to them, a 1-layer model of width 32 (unless "

@@ -8,10 +8,13 @@ from typing import Any
 from popmix.cli._base import (
     DATA_FLAGS,
     MODEL_FLAGS,
+    OUT_DIR_HELP,
     Command,
     Flag,
     add_cluster_args,
+    add_not_here,
     add_smoke_arg,
+    argument_group,
     cpus,
     positive_int,
 )
@@ -42,34 +45,47 @@ class CalibrateCommand(Command):
         Flag(
             "--cpus-per-trial",
             "resources.cpus_per_trial",
-            "CPUs per trial, or auto: share all CPUs so every trial of a setting runs at once",
+            "CPUs per trial; auto: share them so every trial runs at once",
             type=cpus,
         ),
-        Flag("--gpus-per-trial", "resources.gpus_per_trial", "GPUs per trial", type=float),
+        Flag(
+            "--gpus-per-trial",
+            "resources.gpus_per_trial",
+            "GPUs per trial: 0, 1 or a share 1/n",
+            type=float,
+        ),
     )
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
-        p.add_argument(
+        g = argument_group(p, "what to measure")
+        g.add_argument(
             "--seeds",
             type=at_least_two,
             default=5,
-            help="seeds per method and setting (default 5; the experiment's seeds are not used)",
+            metavar="N",
+            help="how many seeds per method and setting, at least 2 (default 5; the "
+            "experiment's own seeds are not used)",
         )
-        p.add_argument(
+        add_not_here(
+            g,
+            "--seed",
+            "popmix calibrate measures a spread over --seeds N seeds (at least 2), not one seed",
+        )
+        g.add_argument(
             "--sweep",
             action="store_true",
             help="also measure the learning rate halved and doubled and the warm-up doubled",
         )
-        p.add_argument(
+        g.add_argument(
             "--sweep-grid",
             metavar="GRID",
             help='cross these settings instead, e.g. "train.lr=0.001,0.003 train.steps=1000,2000"',
         )
         add_cluster_args(
             p,
-            "experiment root (runs); popmix search on the same root warns on an unstable proxy",
+            "where trials go and calibrations are recorded (popmix search and init read them)",
             "calibrate-<experiment>-<time>",
-            "where calibrate.json goes",
+            OUT_DIR_HELP.format(default="STORAGE/NAME"),
         )
         add_smoke_arg(
             p,

@@ -23,7 +23,8 @@ class CheckCommand(Command):
         p.add_argument(
             "file",
             metavar="FILE",
-            help="an experiment or search-space YAML file, or a popmix weights file (.json)",
+            help="an experiment or search-space file (or a shipped one by name), or a popmix "
+            "weights file (.json)",
         )
         p.add_argument(
             "overrides", nargs="*", metavar="KEY=VALUE", help="overrides, as for run and search"
@@ -33,6 +34,7 @@ class CheckCommand(Command):
         import numpy as np
 
         from popmix.config import (
+            ConfigError,
             check_method_params,
             is_space_file,
             load_experiment,
@@ -47,6 +49,11 @@ class CheckCommand(Command):
             if "=" not in text:
                 raise UsageError(f"unexpected argument {text!r}: overrides are KEY=VALUE")
         path = resolve_experiment_path(args.file)
+        if not path.is_file():  # a shipped search space by name (popmix check sampling)
+            try:
+                path = resolve_space_path(args.file, None)
+            except ConfigError:
+                pass
         if path.suffix == ".json":  # a weights file: best_schedule.json, weights.json, ...
             from popmix.records.weights import WeightsFileError, WeightsSchedule
 

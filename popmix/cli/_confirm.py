@@ -6,11 +6,14 @@ import argparse
 from typing import Any
 
 from popmix.cli._base import (
+    QUIET_HELP,
     SMOKE_MODEL,
     SMOKE_TRAIN,
     Command,
     UsageError,
+    add_not_here,
     add_smoke_arg,
+    argument_group,
     positive_int,
 )
 
@@ -37,24 +40,34 @@ class ConfirmCommand(Command):
             help="change the second scale, e.g. confirm.model.d_model=256 confirm.steps=2000 "
             "(only confirm.* keys: the budget and proxy are the search's)",
         )
-        p.add_argument(
+        g = argument_group(p, "what to retrain")
+        g.add_argument(
             "--seeds",
             type=positive_int,
-            help="fresh seeds (default: the experiment's confirm.seeds, 3)",
+            metavar="N",
+            help="how many seeds, fresh ones: the search's largest + 1 on (default: "
+            "confirm.seeds, 3)",
         )
-        p.add_argument(
+        add_not_here(
+            g,
+            "--seed",
+            "popmix confirm retrains on --seeds N fresh seeds (the search's largest + 1 on)",
+        )
+        g.add_argument(
             "--scale",
             choices=("search", "second", "both"),
             help="the search's scale, the experiment's second scale (confirm.model, "
             "confirm.steps), or both (default: both when a second scale is named)",
         )
-        g = p.add_argument_group("cluster")
+        g = argument_group(p, "cluster")
         g.add_argument(
             "--address",
             help="an existing Ray cluster (host:port or auto); default: start a local Ray",
         )
-        g.add_argument("--cpus", type=positive_int, help="CPUs of the local Ray (default: all)")
-        g.add_argument("--quiet", action="store_true", help="print only the final tables")
+        g.add_argument(
+            "--cpus", type=positive_int, metavar="N", help="CPUs of the local Ray (default: all)"
+        )
+        argument_group(p, "output").add_argument("--quiet", action="store_true", help=QUIET_HELP)
         add_smoke_arg(p, "one fresh seed, 12 steps of a 1-layer model of width 32")
 
     def run(self, args: argparse.Namespace) -> int:

@@ -36,9 +36,8 @@ class ExportCommand(Command):
         p.add_argument(
             "--map",
             metavar="YAML",
-            help="domain name -> your data: a path, dataset name or Megatron prefix, or a list "
-            "of them, one line `domain: path` each (default: the files of the corpus the "
-            "search trained on where its folder is readable here, else the domain names)",
+            help="each domain's data, one `domain: path` line each (a path, dataset name or "
+            "Megatron prefix; default: the corpus the search trained on, else the names)",
         )
         p.add_argument("--out", metavar="FILE", help="write here instead of printing")
         p.add_argument(
@@ -54,15 +53,14 @@ class ExportCommand(Command):
             "--total",
             type=positive_int,
             metavar="N",
-            help="your run's length in --unit: the phases are rescaled to it, each keeping its "
-            "share of the budget (default: the run's own budget)",
+            help="your run's length in --unit; each phase keeps its share (default: the "
+            "run's own budget)",
         )
         p.add_argument(
             "--tokens-per-step",
             type=positive_int,
             metavar="N",
-            help="your run's tokens per step, for --unit tokens (default: the run's batch size "
-            "times its context, where its summary.json or result.json says them)",
+            help="for --unit tokens (default: the run's batch size times its context)",
         )
 
     def run(self, args: argparse.Namespace) -> int:

@@ -11,11 +11,16 @@ from typing import Any
 from popmix.cli._base import (
     DATA_FLAGS,
     MODEL_FLAGS,
+    OUT_DIR_HELP,
+    QUIET_HELP,
+    SEED_HELP,
     SINGLE_MODEL_FLAGS,
     Command,
     Flag,
     UsageError,
+    add_not_here,
     add_smoke_arg,
+    argument_group,
     float_list,
 )
 from popmix.config import BEST_OF_N, Experiment
@@ -104,19 +109,19 @@ class RunCommand(Command):
         Flag(
             "--apply",
             "train.apply",
-            "sample: batches follow the weights; loss: stratified batches, losses scaled by w=p/q",
+            "weights shape the batches (sample) or scale the losses (loss)",
             choices=("sample", "loss"),
         ),
         Flag(
             "--loss-base",
             "train.loss_base",
-            "the batch distribution q when --apply loss",
+            "with --apply loss: the batches' distribution",
             choices=("stratified", "proportional"),
         ),
     )
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
-        g = p.add_argument_group("mixing")
+        g = argument_group(p, "mixing")
         g.add_argument(
             "--method",
             default="stratified",
@@ -127,20 +132,22 @@ class RunCommand(Command):
             action="append",
             default=[],
             metavar="KEY=VALUE",
-            help="a parameter of the method, repeatable (baselines.<method>.KEY=VALUE); e.g. "
-            "doge: mu=0.01 target=validation grad_clip=1; aioli: eta=0.2 lp_rounds=1 "
-            "lp_steps=4 update_steps=100 one_hot_factor=0.75 ema=0.1 eval_windows=4",
+            help="a parameter of the method, repeatable: baselines.<method>.KEY (e.g. mu=0.01)",
         )
-        g.add_argument(
-            "--seed", type=int, help="seed of model init and sampler (sets seeds=[SEED])"
+        g.add_argument("--seed", type=int, metavar="S", help=SEED_HELP)
+        add_not_here(
+            g,
+            "--seeds",
+            "popmix run trains one model: give --seed S (popmix search runs several seeds)",
         )
-        g.add_argument("--temperature", type=float, help="temperature: T (3)")
-        g.add_argument("--t-start", type=float, help="cooldown: T at the start (5)")
-        g.add_argument("--t-end", type=float, help="cooldown: T after the switch (1)")
+        g.add_argument("--temperature", type=float, metavar="T", help="temperature: T (3)")
+        g.add_argument("--t-start", type=float, metavar="T", help="cooldown: T at the start (5)")
+        g.add_argument("--t-end", type=float, metavar="T", help="cooldown: T after the switch (1)")
         g.add_argument(
             "--switch-frac",
             type=float,
-            help="cooldown: fraction of training where T reaches t-end (0.5)",
+            metavar="X",
+            help="cooldown: the share of training where T reaches --t-end (0.5)",
         )
         g.add_argument(
             "--cooldown-shape",
@@ -148,32 +155,34 @@ class RunCommand(Command):
             help="cooldown: step (the paper's, default) or linear",
         )
         g.add_argument(
-            "--weights", type=float_list, help="fixed: comma-separated weights, one per domain"
+            "--weights",
+            type=float_list,
+            metavar="W,W,...",
+            help="fixed: the weights, one per domain",
         )
         g.add_argument(
             "--weights-from",
             metavar="FILE",
-            help="replay a weight schedule found by popmix search (its best_schedule.json) or "
-            "written by popmix run or bracket; sets --method schedule",
+            help="train on a popmix weights file's mixture (best_schedule.json, weights.json)",
         )
         g.add_argument(
             "--replay",
             default="schedule",
             choices=("schedule", "final"),
-            help="with --weights-from: replay the whole schedule (rescaled to --steps) or "
-            "train with its final weights only (schedule)",
+            help="with --weights-from: the whole schedule, rescaled to --steps (default), or "
+            "its final weights",
         )
-        p.add_argument(
-            "--out", metavar="DIR", help="output folder (default: runs/<method>-<time>)"
+        o = argument_group(p, "output")
+        o.add_argument(
+            "--out", metavar="DIR", help=OUT_DIR_HELP.format(default="runs/<method>-<time>")
         )
-        p.add_argument("--quiet", action="store_true", help="print only the final table")
-        add_smoke_arg(p, "6 steps, a 1-layer model of width 32, 2 windows per evaluation")
-        p.add_argument(
+        o.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+        o.add_argument(
             "--save-checkpoint",
             action="store_true",
-            help="also write OUT/checkpoint.pt (the full training state; popmix bracket "
-            "--checkpoint)",
+            help="also write OUT/checkpoint.pt (for popmix bracket --checkpoint)",
         )
+        add_smoke_arg(p, "6 steps, a 1-layer model of width 32, 2 windows per evaluation")
 
     def extra_overrides(self, args: argparse.Namespace) -> list[tuple[str, Any]]:
         out: list[tuple[str, Any]] = []

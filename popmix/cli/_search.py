@@ -10,11 +10,16 @@ from typing import Any
 from popmix.cli._base import (
     DATA_FLAGS,
     MODEL_FLAGS,
+    OUT_DIR_HELP,
+    SEED_HELP,
+    SEEDS_HELP,
     Command,
     Flag,
     UsageError,
+    add_alias,
     add_cluster_args,
     add_smoke_arg,
+    argument_group,
     cpus,
     margin,
     methods,
@@ -46,73 +51,68 @@ class SearchCommand(Command):
     )
     flags = (
         Flag(
+            "--methods",
+            "methods",
+            "comma-separated methods: pbt, swarm, best-of-n, stratified, proportional, "
+            "temperature, cooldown, doge, aioli, fixed",
+            type=methods,
+        ),
+        Flag("--seeds", "seeds", SEEDS_HELP + " or a list like 0,5,7", type=seeds),
+        Flag(
+            "--reference",
+            "search.reference",
+            "the method every other is compared with, paired by seed",
+            metavar="METHOD",
+        ),
+        Flag(
+            "--objective",
+            "search.objective",
+            "what the search minimises on validation",
+            metavar="mean|worst|domain:NAME",
+        ),
+        Flag(
             "--space",
             "search.space",
-            "search-space file (as given, next to the experiment, or a shipped one)",
+            "what the population searches: a search-space file, or a shipped one by name",
             metavar="YAML",
         ),
         Flag(
             "--searcher",
             "search.searcher",
-            "how the population searches; swarm: short static-mixture runs, a fitted "
-            "surface and its predicted optimum in the population's place",
+            "how the population searches",
             choices=tuple(SEARCHERS),
         ),
-        Flag(
-            "--population", "search.population", "population size (Optuna: trials)", positive_int
-        ),
+        Flag("--population", "search.population", "members (Optuna: trials)", positive_int),
         Flag("--report-every", "search.report_every", "steps between reports", positive_int),
-        Flag("--objective", "search.objective", "mean, worst or domain:<name>"),
         Flag(
-            "--seeds",
-            "seeds",
-            "number of seeds (3 = seeds 0,1,2) or a list like 0,5,7",
-            type=seeds,
-        ),
-        Flag(
-            "--methods",
-            "methods",
-            "comma-separated: pbt (the searched population), swarm (static-mixture runs, a "
-            "fitted surface, its optimum), best-of-n (the best on "
-            "validation of n stratified seeds: the control for PBT's selection), stratified, "
-            "proportional, temperature, cooldown, doge, aioli, fixed",
-            type=methods,
+            "--exploit-margin",
+            "search.exploit_margin",
+            "copy a donor only when it leads by more than this",
+            type=margin,
         ),
         Flag("--swarm-size", "search.swarm.size", "swarm runs per seed", positive_int),
         Flag(
             "--swarm-prior",
             "search.swarm.prior",
-            "the swarm's Dirichlet mean: stratified, proportional or temperature:<T>",
+            "the mixtures' mean",
+            metavar="stratified|proportional|temperature:T",
         ),
         Flag(
             "--swarm-concentration",
             "search.swarm.concentration",
-            "the swarm's Dirichlet concentration per domain (larger: closer to the prior)",
+            "how close the mixtures stay to the prior",
             type=float,
         ),
         Flag(
             "--swarm-steps",
             "search.swarm.steps",
-            "steps of each swarm run (default: the equal budget, (population - 1) * steps / "
-            "swarm size)",
+            "steps of each swarm run (default: the equal budget)",
             positive_int,
-        ),
-        Flag(
-            "--reference",
-            "search.reference",
-            "the method every other is compared with, paired by seed",
-        ),
-        Flag(
-            "--exploit-margin",
-            "search.exploit_margin",
-            "a member copies a donor only when it is ahead by more than this (nats); auto: "
-            "1.96 combined standard errors of the two validation reads; 0: Ray's plain rule",
-            type=margin,
         ),
         Flag(
             "--confirm-seeds",
             "confirm.seeds",
-            "with --confirm: fresh seeds for the confirmation",
+            "with --confirm: how many fresh seeds",
             positive_int,
         ),
         *DATA_FLAGS,
@@ -120,61 +120,64 @@ class SearchCommand(Command):
         Flag(
             "--cpus-per-trial",
             "resources.cpus_per_trial",
-            "CPUs per trial, or auto: share all CPUs so every trial runs at once; torch "
-            "threads = max(1, floor(value))",
+            "CPUs per trial; auto: share them so every trial runs at once",
             type=cpus,
         ),
         Flag(
             "--gpus-per-trial",
             "resources.gpus_per_trial",
-            "GPUs per trial; fractions share a GPU",
+            "GPUs per trial: 0, 1 or a share 1/n",
             type=float,
         ),
         Flag(
             "--max-failures",
             "resources.max_failures",
-            "restarts of a trial whose worker process or node dies, each from its last "
-            "checkpoint (default 3; 0: a dead worker fails the trial)",
+            "restarts of a trial whose worker dies, from its last checkpoint",
             type=int,
         ),
     )
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--resume",
-            metavar="EXPERIMENT_DIR",
-            help="continue the search in this experiment folder after its driver stopped "
-            "(killed, disconnected, Ctrl-C): unfinished trials go on from their last "
-            "checkpoints, finished ones are kept; its settings come from the folder",
+        compare = argument_group(p, "what to compare")
+        compare.add_argument("--seed", type=int, metavar="S", help=SEED_HELP)
+        g = argument_group(p, "the search")
+        g.add_argument(
+            "--weights-from",
+            dest="init_weights",
+            metavar="FILE",
+            help="start the population from a popmix weights file's mixture",
         )
-        p.add_argument("--asha", action="store_true", help="Optuna: stop bad trials early")
-        p.add_argument(
+        add_alias(g, "--init-weights", "--weights-from", dest="init_weights", metavar="FILE")
+        g.add_argument("--asha", action="store_true", help="Optuna: stop bad trials early")
+        argument_group(p, "confirmation").add_argument(
             "--confirm",
             action="store_true",
-            help="then retrain the best member's schedule, its final weights and the baselines "
-            "from scratch on fresh seeds (popmix confirm; writes confirm.json)",
+            help="then retrain the answer and the baselines on fresh seeds (popmix confirm)",
         )
-        p.add_argument(
-            "--init-weights",
-            metavar="FILE",
-            help="start the population's sampling weights from a popmix weights file (e.g. "
-            "popmix bracket's bracket_schedule.json or a best_schedule.json)",
+        argument_group(p, "resume").add_argument(
+            "--resume",
+            metavar="EXPERIMENT_DIR",
+            help="continue a stopped search from its folder (or its storage URI)",
         )
         add_cluster_args(
             p,
-            "experiment root (runs); on a multi-node cluster a shared folder",
+            "where trials and checkpoints go; on a cluster, a folder every node reaches",
             "<experiment>-<time>",
-            "where summary files go (default: the experiment folder)",
+            OUT_DIR_HELP.format(default="STORAGE/NAME"),
         )
         add_smoke_arg(
             p,
-            "12 steps reported every 6, population 2, a swarm of 5 runs, the first seed only, a "
-            "1-layer model of width 32, 2 windows per evaluation, at least 1 CPU per trial; GPUs "
-            "are kept",
+            "12 steps, population 2, a swarm of 5, the first seed, a 1-layer model of width "
+            "32, at least 1 CPU per trial; GPUs are kept",
         )
 
     def extra_overrides(self, args: argparse.Namespace) -> list[tuple[str, Any]]:
-        return [("search.asha", True)] if args.asha else []
+        out: list[tuple[str, Any]] = [("search.asha", True)] if args.asha else []
+        if args.seed is not None:
+            if args.seeds is not None:
+                raise UsageError("give --seed S (one seed) or --seeds N|LIST, not both")
+            out.append(("seeds", [args.seed]))
+        return out
 
     def smoke_overrides(self, args: argparse.Namespace, exp: Experiment) -> list[tuple[str, Any]]:
         out = [*super().smoke_overrides(args, exp), *SMOKE_SEARCH.items()]
@@ -195,7 +198,8 @@ class SearchCommand(Command):
             ("--experiment", args.experiment),
             ("--smoke", args.smoke),
             ("--asha", args.asha),
-            ("--init-weights", args.init_weights),
+            ("--seed", args.seed is not None),
+            ("--weights-from", args.init_weights),
             ("--name", args.name),
             ("--out", args.out),
             ("--storage", args.storage != "runs"),
@@ -224,14 +228,17 @@ class SearchCommand(Command):
         if args.resume:
             return self.resume(args)
         if args.init_weights and not Path(args.init_weights).is_file():
-            raise UsageError(f"--init-weights {args.init_weights}: file not found")
+            raise UsageError(f"--weights-from {args.init_weights}: file not found")
         exp = self.experiment(args)
         space = load_space(
             resolve_space_path(exp.search.space, exp.source if args.space is None else None)
         )
         if args.init_weights:
             if space.sample_weights is None:
-                raise UsageError("--init-weights needs a search space with sample_weights")
+                raise UsageError(
+                    "--weights-from needs a search space with sample_weights (e.g. --space "
+                    "sampling)"
+                )
             vec = dataclasses.replace(
                 space.sample_weights, init="file", init_file=args.init_weights
             )

@@ -20,6 +20,7 @@ from popmix.config._load import (
     read_yaml,
     resolve_experiment_path,
     resolve_space_path,
+    shipped_names,
     space_from_dict,
     with_overrides,
 )
@@ -91,5 +92,6 @@ __all__ = [
     "read_yaml",
     "resolve_experiment_path",
     "resolve_space_path",
+    "shipped_names",
     "space_from_dict",
 ]

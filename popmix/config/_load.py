@@ -51,7 +51,7 @@ def _describe(tp: Any) -> str:
         return "one of " + ", ".join(str(a) for a in args)
     if origin is tuple:
         if len(args) == 2 and args[1] is Ellipsis:
-            return f"a list of {_describe(args[0])}s"
+            return f"a list of {_plural(_describe(args[0]))}"
         return f"a list of {len(args)} numbers like [{', '.join('1.0' for _ in args)}]"
     if origin is dict:
         return "a mapping"
@@ -64,6 +64,14 @@ def _describe(tp: Any) -> str:
         str: "a string",
         type(None): "null",
     }.get(tp, str(tp))
+
+
+def _plural(described: str) -> str:
+    """``a whole number`` -> ``whole numbers`` (each alternative of ``a or b``)."""
+    return " or ".join(
+        part.removeprefix("a ") + "s" if part.startswith("a ") else part
+        for part in described.split(" or ")
+    )
 
 
 def check_value(value: Any, tp: Any, where: str) -> Any:
@@ -249,7 +257,10 @@ def apply_overrides(
 
 def read_yaml(path: Path) -> Any:
     if not path.is_file():
-        raise ConfigError(f"file not found: {path}")
+        shipped = ", ".join(shipped_names("experiments"))
+        raise ConfigError(
+            f"file not found: {path}; give a path, or a shipped experiment by name ({shipped})"
+        )
     try:
         return yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
@@ -325,30 +336,50 @@ def default_experiment_path() -> Path:
     return packaged_dir("experiments") / "default.yaml"
 
 
+def _with_yaml(p: Path) -> list[Path]:
+    """``p``, and ``p.yaml`` where ``p`` has no suffix: a shipped file is found by its bare
+    name (``--experiment default``, ``--space sampling``)."""
+    return [p] if p.suffix else [p, p.with_name(p.name + ".yaml")]
+
+
+def shipped_names(kind: str) -> list[str]:
+    """The bare names of the shipped ``experiments`` or ``search_spaces`` files."""
+    return sorted(f.stem for f in packaged_dir(kind).glob("*.yaml"))
+
+
 def resolve_experiment_path(path: str | Path) -> Path:
-    """An experiment file as given, else the shipped one of that name (so
-    ``--experiment experiments/smoke.yaml`` works outside the repository too)."""
+    """An experiment file as given, else the shipped one of that name, with or without
+    ``.yaml`` (so ``--experiment default`` and ``--experiment experiments/smoke.yaml`` work
+    from any folder). A name found nowhere is returned as given, for the reader's error."""
     p = Path(path)
     if p.is_file() or p.is_absolute():
         return p
-    shipped = packaged_dir("experiments") / p.name
-    return shipped if shipped.is_file() else p
+    for c in _with_yaml(p):
+        if c.is_file():
+            return c
+    for c in _with_yaml(Path(p.name)):
+        shipped = packaged_dir("experiments") / c
+        if shipped.is_file():
+            return shipped
+    return p
 
 
 def resolve_space_path(space: str, experiment_source: str | None) -> Path:
-    """Find a search-space file: as given, next to the experiment file, or the shipped one."""
+    """Find a search-space file: as given, next to the experiment file, or the shipped one,
+    each with or without ``.yaml`` (``--space sampling``)."""
     p = Path(space)
-    candidates = [p]
+    candidates = _with_yaml(p)
     if experiment_source and not p.is_absolute():
-        candidates.append(Path(experiment_source).parent.parent / "search_spaces" / p)
-        candidates.append(Path(experiment_source).parent / p)
-    candidates.append(packaged_dir("search_spaces") / p.name)
+        for q in _with_yaml(p):
+            candidates.append(Path(experiment_source).parent.parent / "search_spaces" / q)
+            candidates.append(Path(experiment_source).parent / q)
+    candidates += [packaged_dir("search_spaces") / q.name for q in _with_yaml(p)]
     for c in candidates:
         if c.is_file():
             return c
     raise ConfigError(
         f"search space {space!r} not found (looked in the working directory, next to the "
-        "experiment and in the shipped search_spaces/)"
+        f"experiment and among the shipped ones: {', '.join(shipped_names('search_spaces'))})"
     )
 
 

@@ -256,12 +256,12 @@ class TrainConfig:
         lr: peak learning rate.
         min_lr_frac: the cosine decays to lr * min_lr_frac.
         warmup_frac: linear warm-up from 0 to lr over this share of ``steps`` (a share, so a
-            longer or shorter budget keeps the same shape). 0.2 by measurement (README, "A
-            proxy that measures"): 20 warm-up steps split the runs of 5 seeds into clusters on
-            brown16 and the synthetic domains; a 20% warm-up removed every split measured and
-            gave the lowest mean on brown16, the synthetic domains and a multilingual folder
-            (brown16's stratified spread was lower at 10%, 0.7% against 1.5%, its
-            proportional higher, 2.2% against 1.2%).
+            longer or shorter budget keeps the same shape). 0.2 by measurement
+            (docs/benchmarks/proxy-noise.md): 20 warm-up steps split the runs of 5 seeds into
+            clusters on brown16 and the synthetic domains; a 20% warm-up removed every split
+            measured and gave the lowest mean on brown16, the synthetic domains and a
+            multilingual folder (brown16's stratified spread was lower at 10%, 0.7% against
+            1.5%, its proportional higher, 2.2% against 1.2%).
         warmup_steps: warm-up in steps instead of a share (null: ``warmup_frac`` decides).
         weight_decay: AdamW decay on matrices (not on biases, norms).
         grad_clip: global gradient-norm clip (0 disables).
@@ -360,10 +360,23 @@ class DataSpec:
     """Which domains: a built-in benchmark, or your own files (``path``; then all of their
     domains unless ``tasks`` says how many).
 
-    ``groups`` names groups of domains (e.g. ``{high: [en, de], low: [sw, yo]}``) whose mean
-    test perplexity every method reports besides the mean over all domains (``summary.json``
-    ``groups``, the table). Empty: the benchmark's own groups (``multilingual``: ``high`` and
-    ``low`` resource), none for the others. A domain not listed is in no group.
+    Args:
+        benchmark: a built-in domain set: ``brown16`` (the 15 genres of the Brown corpus and
+            Python source code), ``multilingual`` (16 languages in 11 scripts, high- and
+            low-resource), ``oracle16`` (five kinds of synthetic domain, with an oracle
+            mixture) or ``synthetic`` (Markov-chain domains with a known loss floor, 2 to 256
+            of them). Used when ``path`` is null.
+        tasks: use the first N domains (``synthetic``: generate N); null: all of them.
+        path: your corpus: a folder whose first-level entries are its domains (a file, or a
+            folder of shards at any depth), or one table file whose ``domain_field`` names
+            each record's domain. Relative to the folder popmix runs in.
+        text_field: the records' text field, a dotted path (``.json``, ``.jsonl``,
+            ``.parquet``, ``.csv``).
+        groups: groups of domains (e.g. ``{high: [en, de], low: [sw, yo]}``) whose mean test
+            perplexity every method reports besides the mean over all domains
+            (``summary.json`` ``groups``, the table). Empty: the benchmark's own groups
+            (``multilingual``: ``high`` and ``low`` resource), none for the others. A domain
+            not listed is in no group.
     """
 
     benchmark: str = "brown16"
@@ -372,6 +385,7 @@ class DataSpec:
     #: the record field naming each record's domain, a dotted path (``meta.pile_set_name``);
     #: ``domain_column`` is its older name: either sets both
     domain_field: str | None = None
+    #: the older name of ``domain_field`` (either sets both)
     domain_column: str | None = None
     #: domain name -> globs relative to ``path``, for layouts the folders do not name
     domains: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -551,20 +565,24 @@ class SearchSpec:
 
 @dataclass(frozen=True)
 class Resources:
-    """Per-trial resources. ``cpus_per_trial: auto`` shares the cluster's CPUs among all trials
-    of a seed so that they run at once (PBT then compares members at equal progress instead
-    of pausing and resuming them); torch threads = max(1, floor(cpus_per_trial)).
-    ``max_failures``: how often a trial whose worker process or node dies is restarted from
-    its last checkpoint (every report checkpoints) before it counts as failed.
+    """Per-trial resources of a search (and of ``popmix calibrate``).
 
-    ``gpus_per_trial`` is 0, 1, or a share 1/n of one GPU (0.5, 0.25, 0.2, 0.125, ...; 0.33
-    and 0.333 count as a third: the n trials may leave up to 1% of a GPU unused). Ray packs
-    n trials on each GPU, filling one before the next; a trial trains on one device, so more
-    than 1 would leave GPUs idle. Any other value (0.3, 0.4, 1.5, 2) is refused in one line
-    naming the nearest shares: a share that does not divide a GPU strands the rest of it,
-    and such fractions have hung Ray's scheduler (ray-project/ray#52133, #20933). It is
-    refused rather than rounded, since rounding would change how many trials share a GPU,
-    which decides their memory and speed."""
+    Args:
+        cpus_per_trial: CPUs each trial asks Ray for, or ``auto``: the cluster's CPUs shared
+            among all trials of a seed so that they run at once (PBT then compares members at
+            equal progress instead of pausing and resuming them). Torch threads = max(1,
+            floor(cpus_per_trial)).
+        gpus_per_trial: 0, 1, or a share 1/n of one GPU (0.5, 0.25, 0.2, 0.125, ...; 0.33 and
+            0.333 count as a third: the n trials may leave up to 1% of a GPU unused). Ray packs
+            n trials on each GPU, filling one before the next; a trial trains on one device,
+            so more than 1 would leave GPUs idle. Any other value (0.3, 0.4, 1.5, 2) is refused
+            in one line naming the nearest shares: a share that does not divide a GPU strands
+            the rest of it, and such fractions have hung Ray's scheduler
+            (ray-project/ray#52133, #20933). It is refused rather than rounded, since rounding
+            would change how many trials share a GPU, which decides their memory and speed.
+        max_failures: how often a trial whose worker process or node dies is restarted from
+            its last checkpoint (every report checkpoints) before it counts as failed.
+    """
 
     cpus_per_trial: float | Literal["auto"] = "auto"
     gpus_per_trial: float = 0.0
@@ -686,9 +704,18 @@ class ConfirmSpec:
 class Experiment:
     """One experiment file: domains, model, budget, methods and resources.
 
-    ``baselines`` holds the parameters of each method by name (``popmix run --method X`` and
-    a search's ``X`` trial read the same entry); a method missing there runs with its policy's
-    own defaults.
+    Args:
+        name: the experiment's name: its run folders are ``runs/<name>-<time>``.
+        methods: the methods a search runs as trials of one experiment: ``pbt`` (the searched
+            population, whatever ``search.searcher``), ``swarm``, ``best-of-n`` (the best on
+            validation of n stratified seeds: the control for PBT's selection), and the
+            baselines ``stratified``, ``proportional``, ``temperature``, ``cooldown``,
+            ``doge``, ``aioli``, ``fixed``.
+        baselines: each method's parameters by name (``popmix run --method X`` and a search's
+            ``X`` trial read the same entry); a method missing here runs with its policy's
+            own defaults. ``best-of-n: {n: N}`` sets n (default: the population's size).
+        seeds: the seeds every method runs on (each seed: the same model initialisation,
+            batches and held-out windows for every method); ``popmix run`` uses the first.
     """
 
     name: str = "default"
@@ -884,7 +911,17 @@ class VectorSpec:
 
 @dataclass(frozen=True)
 class TemperatureSpec:
-    """Bounds of the temperature schedule T_start → T_end switched at ``switch_frac``."""
+    """Bounds of the temperature schedule T_start → T_end switched at ``switch_frac``: each
+    member samples p_i ∝ n_i^(1/T) (n_i: domain i's size in the corpus).
+
+    Args:
+        t_start: [low, high] of T before the switch.
+        t_end: [low, high] of T after the switch.
+        switch_frac: [low, high] of the share of training at which T reaches ``t_end``.
+        shape: ``step`` (T jumps at the switch, as Cooldown in Li et al. 2025) or ``linear``
+            (T moves linearly from ``t_start`` at step 0 to ``t_end`` at the switch, then
+            holds).
+    """
 
     t_start: tuple[float, float] = (1.0, 10.0)
     t_end: tuple[float, float] = (0.5, 3.0)

@@ -5,8 +5,9 @@ The members' parameters are stacked along a new leading dimension
 one call (``vmap`` over ``functional_call``), so a step launches the same kernels for P members
 as for one, each P times larger: on a device where a tiny model is bound by kernel launches,
 not arithmetic, this is what can fill it (``benchmarks/population_throughput.py`` measures it).
-No search trains with it yet: on 2 CPU cores it was slower than one trial per member (README,
-"Population throughput"), and ``search.members_per_trial`` waits for a GPU measurement.
+No search trains with it yet: on 2 CPU cores it was slower than one trial per member
+(docs/benchmarks/speed.md, "Population throughput"), and ``search.members_per_trial`` waits for
+a GPU measurement.
 
 What :meth:`VectorPopulation.step` matches, member by member, within float rounding (tested
 against :class:`popmix.train.Trainer` in ``tests/train/test_population_vmap.py``): the Trainer's

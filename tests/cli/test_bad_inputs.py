@@ -139,6 +139,25 @@ CASES: list[tuple[str, Callable[[Path], object] | None, str]] = [
     ("search --resume {tmp}/nothing", None, "no such folder"),
     ("search --resume {tmp}", None, "not a popmix search folder"),
     ("search --resume {tmp} --population 8", None, "drop --population"),
+    # init
+    ("init --out {tmp}/x.yaml", None, "popmix init needs --data DIR"),
+    ("init --data {tmp}/missing --out {tmp}/x.yaml", None, "missing"),
+    (
+        "init --data {tmp}/data --out {tmp}/x.yaml",
+        lambda t: setup_text(t, "a.txt", "alpha beta gamma. " * 400),
+        "found one domain (a)",
+    ),
+    ("init --data {tmp}/data --out {tmp}/data", _two_domains, "exists; give another --out"),
+    ("init --data {tmp}/data --out {tmp}/x.txt", _two_domains, "ending .yaml"),
+    ("init --data {tmp}/data --out {tmp}/no/x.yaml", _two_domains, "does not exist"),
+    ("init --gpus -1", None, "must be at least 0"),
+    ("init --budget-minutes 0", None, "more than 0 minutes"),
+    # one vocabulary: --seed is one seed, --seeds several; never a prefix of the other
+    ("search --seed 3 --seeds 2", None, "--seed S (one seed) or --seeds N|LIST, not both"),
+    ("run --seeds 3", None, "popmix run trains one model: give --seed S"),
+    ("calibrate --seed 3", None, "a spread over --seeds N seeds"),
+    ("confirm {tmp} --seed 3", None, "--seeds N fresh seeds"),
+    ("check nowhere", None, "a shipped experiment by name (compare_brown16"),
     # bracket
     ("bracket --at-steps 5,x", None, "--at-steps"),
     ("bracket --validate -1", None, "bracket.validate step sizes must be > 0, got [-1.0]"),

@@ -193,3 +193,47 @@ def test_check_reads_a_weights_file(tmp_path, capsys):
     assert "a valid popmix weights file (2 domains, 1 points" in capsys.readouterr().out
     (tmp_path / "bad.json").write_text("{}")
     assert main(["check", str(tmp_path / "bad.json")]) == 2
+
+
+# ------------------------------------------------------------------------------------------------
+# one vocabulary across commands (issue 32, item 6)
+
+
+@pytest.fixture
+def searched(monkeypatch):
+    """Replace run_search: keep the experiment and space the CLI resolved, run nothing."""
+    seen = {}
+
+    def fake(exp, space, opts):
+        seen.update(exp=exp, space=space)
+        return {"rows": [{}]}
+
+    monkeypatch.setattr(search_module, "run_search", fake)
+    return seen
+
+
+def test_seed_is_one_seed_in_search_as_in_run(searched):
+    # argparse would otherwise read --seed 3 as a prefix of --seeds: three seeds 0, 1, 2
+    assert main(["search", "--seed", "3"]) == 0
+    assert searched["exp"].seeds == (3,)
+    assert main(["search", "--seeds", "3"]) == 0
+    assert searched["exp"].seeds == (0, 1, 2)
+
+
+@pytest.mark.parametrize("spelling", ["--weights-from", "--init-weights"])
+def test_weights_from_starts_the_population_and_the_old_spelling_still_works(
+    searched, tmp_path, spelling
+):
+    f = tmp_path / "w.json"
+    f.write_text("{}")  # read by the search (faked here); the CLI only checks it exists
+    assert main(["search", spelling, str(f)]) == 0
+    vec = searched["space"].sample_weights
+    assert (vec.init, vec.init_file) == ("file", str(f))
+
+
+def test_shipped_configs_by_bare_name(searched, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no experiments/ here: the shipped files are found by name
+    assert main(["search", "--experiment", "smoke", "--space", "temperature"]) == 0
+    assert searched["exp"].name == "smoke"
+    assert searched["space"].temperature is not None
+    assert Path(searched["space"].source).name == "temperature.yaml"

@@ -122,3 +122,8 @@ def test_shipped_files_are_package_data_found_from_any_folder(tmp_path, monkeypa
     assert resolve_experiment_path("experiments/smoke.yaml").is_file()
     assert resolve_space_path("sampling.yaml", None).is_file()
     assert not resolve_experiment_path("experiments/nowhere.yaml").is_file()
+    # by bare name, as --experiment default and --space sampling give them
+    assert resolve_experiment_path("default") == packaged_dir("experiments") / "default.yaml"
+    assert resolve_space_path("sampling", None) == packaged_dir("search_spaces") / "sampling.yaml"
+    (tmp_path / "default.yaml").write_text("name: mine\n")  # a file of one's own comes first
+    assert resolve_experiment_path("default") == Path("default.yaml")
