@@ -90,6 +90,18 @@ class SearchCommand(Command):
             "copy a donor only when it leads by more than this",
             type=margin,
         ),
+        Flag(
+            "--rounds",
+            "search.rounds",
+            "when PBT decides: sync (a seed's members ranked on the same step) or async",
+            choices=("sync", "async"),
+        ),
+        Flag(
+            "--fitness",
+            "search.fitness",
+            "what PBT ranks on: last (the read at the decision) or average (the last reads)",
+            choices=("last", "average"),
+        ),
         Flag("--swarm-size", "search.swarm.size", "swarm runs per seed", positive_int),
         Flag(
             "--swarm-prior",

@@ -527,6 +527,14 @@ class SearchSpec:
         reference: the method every other is compared with, paired by seed, in the table,
             ``summary.json`` (``methods``) and ``confirm.json``.
         swarm: the swarm's settings (:class:`SwarmSpec`).
+        rounds: when PBT/PB2 decide. ``sync``: in generations per seed, every member ranked
+            on reads of the same step once all have reported it (a member waits, paused,
+            for its seed's others); ``async``: Ray's rule, each member judged alone against
+            the others' last reads when it reaches its perturbation point.
+        fitness: what a member is ranked on at a decision: ``last``, the objective of the
+            read at the decision; ``average``, the mean objective over its last
+            ``fitness_reads`` reads.
+        fitness_reads: the reads ``fitness: average`` averages over (at least 2).
     """
 
     searcher: str = "pbt"
@@ -542,9 +550,17 @@ class SearchSpec:
     exploit_margin: float | Literal["auto"] = "auto"
     reference: str = "stratified"
     swarm: SwarmSpec = field(default_factory=SwarmSpec)
+    rounds: Literal["sync", "async"] = "async"
+    fitness: Literal["last", "average"] = "last"
+    fitness_reads: int = 3
 
     def validate(self) -> None:
         self.swarm.validate()
+        if self.fitness_reads < 2:
+            raise ValueError(
+                f"search.fitness_reads must be at least 2 (reads averaged), got "
+                f"{self.fitness_reads}"
+            )
         margin = self.exploit_margin
         if margin != "auto" and not (math.isfinite(margin) and margin >= 0):
             raise ValueError(

@@ -85,6 +85,8 @@ def eval_record(trainer: Trainer) -> dict[str, Any]:
         **health,
         **split_metrics("val", names, val_loss),
         "val_loss_se": per_domain(names, standard_errors(windows)),
+        # every window's loss: members scored on the same windows are compared pairwise
+        "val_window_loss": {n: [float(x) for x in w] for n, w in zip(names, windows)},
     }
 
 

@@ -3,15 +3,36 @@
 PBT treats every trial of its Tuner as population. popmix runs the baselines in the same Tuner
 (so they share the cluster with the population at once) and keeps them out of the population:
 a trial whose spec has ``member < 0`` is never scored, never a donor and never exploited, and
-ASHA never stops it. The schedulers are Ray's own; these subclasses only filter and log.
+ASHA never stops it. A member is ranked, and copies, only within its own seed's population.
+The schedulers are Ray's own; these subclasses filter, time the decisions and log.
+
+**Rounds** (``search.rounds``). ``async`` is Ray's own PBT: a member is judged alone when it
+reaches its perturbation point, against the other members' last reads. With members that train
+in step (``cpus_per_trial: auto``), those reads are a round older, so the reporting member
+ranks first and is almost never in the bottom quantile: exploits seldom happen. ``sync``
+(:class:`_Rounds`) makes generations: at each perturbation point every member of a seed
+waits (paused, its checkpoint saved) until all of that seed's live members have reported the
+same step; then the whole population is ranked at once, the bottom quantile copies the top
+(subject to the exploit margin) and explores, and every member continues.
 
 A member copies a donor only when the donor is ahead by more than ``exploit_margin``
-(:meth:`_LineageLog.margin`): on a noisy validation read the bottom quantile would otherwise
-copy members that are better by luck of the windows alone.
+(:func:`exploit_margin`): on a noisy validation read the bottom quantile would otherwise copy
+members that are better by luck of the windows alone. Members of a seed are scored on the same
+validation windows, so the margin for ``auto`` comes from the per-window differences between
+the two members (a paired standard error); the independent-reads margin is recorded beside it.
 
-Files written: ``lineage-seed<S>.jsonl`` in the experiment folder, one JSON row per exploit
-decision (``time``, ``seed``, ``trial_id``, ``donor``, both steps, ``gain`` and ``margin`` in
-nats, and either the new searched values or ``skipped_within_noise: true``).
+**Fitness** (``search.fitness``): what a member is ranked on at a decision. ``last``: the
+objective of the read at the decision (Ray's rule). ``average``: the mean objective over the
+member's last ``search.fitness_reads`` reads (its own, and after an exploit its donor's before
+it): less noise per decision, and a member whose schedule has just started to pay off is not
+judged on one read.
+
+Files written in the experiment folder: ``lineage-seed<S>.jsonl``, one JSON row per exploit
+decision (``time``, ``seed``, ``round``, ``trial_id``, ``donor``, both steps, ``gain`` and
+``margin`` in nats with ``margin_paired`` and ``margin_unpaired``, the donor's ``checkpoint``,
+and either the new searched values or ``skipped_within_noise: true``); with ``sync`` rounds,
+``rounds-seed<S>.jsonl``, one row per decided round (its step, the ranking with each member's
+fitness, how many exploits were decided, taken and skipped as within noise).
 """
 
 from __future__ import annotations
@@ -19,37 +40,128 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, PopulationBasedTraining, TrialScheduler
 from ray.tune.search import Searcher
 
 from popmix.config import EXPLOIT_Z
 from popmix.records.trial import CONFIG_KEY, TrialSpec
+from popmix.train.objective import paired_standard_error
+
+#: the result key of each domain's per-window validation losses (flattened by Tune to
+#: ``val_window_loss/<domain>``)
+WINDOWS_KEY = "val_window_loss"
 
 
 def is_member(trial: Any) -> bool:
     return TrialSpec.from_config(trial.config).is_member
 
 
-class _PopulationOnly:
-    """Mixin: results of baseline trials pass straight through as CONTINUE, and a member is
-    ranked (and copies) only within its own seed's population when a Tuner runs several."""
+def _seed_of(trial: Any) -> int:
+    return TrialSpec.from_config(trial.config).seed
+
+
+def window_losses(result: Mapping[str, Any] | None) -> dict[str, list[float]]:
+    """Each domain's per-window validation losses of a result, nested
+    (``{"val_window_loss": {d: [...]}}``) or as Tune flattens it for schedulers
+    (``{"val_window_loss/d": [...]}``); empty when the result has none."""
+    if not result:
+        return {}
+    nested = result.get(WINDOWS_KEY)
+    if isinstance(nested, Mapping):
+        return {str(k): list(v) for k, v in nested.items()}
+    prefix = WINDOWS_KEY + "/"
+    return {k[len(prefix) :]: list(v) for k, v in result.items() if k.startswith(prefix)}
+
+
+def exploit_margin(
+    setting: float | str,
+    own_se: float | None,
+    donor_se: float | None,
+    paired_se: float | None = None,
+) -> float:
+    """The lead (nats) a donor needs before a member copies it: ``setting`` itself, or for
+    ``auto`` ``EXPLOIT_Z`` times the standard error of the difference of the two reads: the
+    paired one (``paired_se``, from per-window differences on the same windows) where known,
+    else the independent-reads one, sqrt(se_own^2 + se_donor^2) (0 where a read has no
+    standard error)."""
+    if setting != "auto":
+        return float(setting)
+    if paired_se is not None:
+        return EXPLOIT_Z * paired_se
+    own, donor = own_se or 0.0, donor_se or 0.0
+    return EXPLOIT_Z * math.sqrt(own * own + donor * donor)
+
+
+class _Population:
+    """Mixin: results of baseline trials pass straight through as CONTINUE; a member is
+    ranked (and copies) only within its own seed's population when a Tuner runs several;
+    each member's recent reads are kept for its fitness (``fitness``, ``fitness_reads``)."""
 
     _seed_now: int | None = None
     _trial_state: dict[Any, Any]  # Ray's PBT's own
+    #: ``last`` or ``average`` (over the last ``fitness_reads`` reads)
+    fitness: str = "last"
+    fitness_reads: int = 3
+    #: the search's objective (``mean``, ``worst``, ``domain:<name>``), for the paired margin
+    objective: str = "mean"
+
+    def _reads_of(self, trial: Any) -> list[dict[str, Any]]:
+        reads: dict[Any, list[dict[str, Any]]] = self.__dict__.setdefault("_reads", {})
+        return reads.setdefault(trial, [])
+
+    def _note_read(self, trial: Any, result: Mapping[str, Any]) -> None:
+        if "objective" not in result:
+            return
+        reads = self._reads_of(trial)
+        reads.append({"objective": float(result["objective"]), "windows": window_losses(result)})
+        del reads[: -max(1, int(self.fitness_reads))]
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         spec = TrialSpec.from_config(trial.config)
         if not spec.is_member:
             return TrialScheduler.CONTINUE
+        self._note_read(trial, result)
         self._seed_now = spec.seed
         try:
             return super().on_trial_result(tune_controller, trial, result)  # type: ignore[misc]
         finally:
             self._seed_now = None
+
+    def _save_trial_state(self, state: Any, time: int, result: dict, trial: Any) -> Any:
+        # Every score Ray (and PB2's model) keeps goes through here: rank on the fitness.
+        return super()._save_trial_state(state, time, self._with_fitness(trial, result), trial)  # type: ignore[misc]
+
+    def _with_fitness(self, trial: Any, result: dict) -> dict:
+        """``result`` with its ``objective`` replaced by the member's fitness (the read's own
+        kept as ``objective_read``) and, for ``average``, its window losses averaged over the
+        same reads, so the paired margin is that of the fitness."""
+        reads = self._reads_of(trial)
+        if self.fitness != "average" or len(reads) < 2:
+            return result
+        out = dict(result)
+        out["objective_read"] = result.get("objective")
+        out["objective"] = float(np.mean([r["objective"] for r in reads]))
+        out["fitness_reads"] = len(reads)
+        windows = [r["windows"] for r in reads if r["windows"]]
+        if len(windows) == len(reads):
+            prefix = WINDOWS_KEY + "/"
+            for key in [k for k in out if k.startswith(prefix) or k == WINDOWS_KEY]:
+                del out[key]
+            out[WINDOWS_KEY] = {
+                d: [float(x) for x in np.mean([w[d] for w in windows], axis=0)]
+                for d in windows[-1]
+            }
+        return out
+
+    def _copy_reads(self, trial: Any, donor: Any) -> None:
+        """After an exploit the member continues the donor's run: its reads are the donor's."""
+        self._reads_of(trial)[:] = [dict(r) for r in self._reads_of(donor)]
 
     def _quantiles(self) -> tuple[list[Any], list[Any]]:
         # Ray's PBT ranks every trial it tracks; it reads them from _trial_state only, so
@@ -57,40 +169,25 @@ class _PopulationOnly:
         everyone = self._trial_state
         if self._seed_now is None:
             return super()._quantiles()  # type: ignore[misc]
-        self._trial_state = {
-            t: st
-            for t, st in everyone.items()
-            if TrialSpec.from_config(t.config).seed == self._seed_now
-        }
+        self._trial_state = {t: st for t, st in everyone.items() if _seed_of(t) == self._seed_now}
         try:
             return super()._quantiles()  # type: ignore[misc]
         finally:
             self._trial_state = everyone
 
 
-def _seed_of(trial: Any) -> int:
-    return TrialSpec.from_config(trial.config).seed
-
-
-def exploit_margin(setting: float | str, own_se: float | None, donor_se: float | None) -> float:
-    """The lead (nats) a donor needs before a member copies it: ``setting`` itself, or for
-    ``auto`` ``EXPLOIT_Z`` times the combined standard error sqrt(se_own^2 + se_donor^2) of
-    the two validation reads (0 where a read has no standard error)."""
-    if setting != "auto":
-        return float(setting)
-    own, donor = own_se or 0.0, donor_se or 0.0
-    return EXPLOIT_Z * math.sqrt(own * own + donor * donor)
-
-
 class _LineageLog:
     """Mixin for PBT/PB2: copy only a donor ahead by more than the margin, log each decision
-    to ``lineage_path`` and tell ``on_exploit``."""
+    to ``lineage_dir`` and tell ``on_exploit``."""
 
-    #: the folder of ``lineage-seed<S>.jsonl``, one file per seed
+    #: the folder of ``lineage-seed<S>.jsonl`` (and ``rounds-seed<S>.jsonl``), one per seed
     lineage_dir: Path | None = None
     on_exploit: Callable[[dict[str, Any]], None] | None = None
     #: ``auto``, or the margin in nats (0: Ray's rule); see :func:`exploit_margin`
     margin_setting: float | str = 0.0
+    objective: str = "mean"
+    #: the round being decided (``sync`` rounds), for the rows
+    _round_now: int | None = None
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         from popmix.tune.resume import rebase
@@ -98,14 +195,29 @@ class _LineageLog:
         self.__dict__.update(state)
         self.lineage_dir = rebase(getattr(self, "lineage_dir", None))  # resumed elsewhere
 
+    def margins(self, own: Mapping[str, Any], donor: Mapping[str, Any]) -> dict[str, Any]:
+        """The margin a decision uses and both of its estimates (``margin_paired`` is None
+        where the reads carry no per-window losses to pair)."""
+        own_w, donor_w = window_losses(own), window_losses(donor)
+        paired = None
+        if own_w and donor_w and own_w.keys() == donor_w.keys():
+            paired = paired_standard_error(own_w, donor_w, list(own_w), self.objective)
+        unpaired = exploit_margin("auto", own.get("objective_se"), donor.get("objective_se"))
+        return {
+            "margin": exploit_margin(
+                self.margin_setting, own.get("objective_se"), donor.get("objective_se"), paired
+            ),
+            "margin_paired": None if paired is None else EXPLOIT_Z * paired,
+            "margin_unpaired": unpaired,
+        }
+
     def _exploit(self, tune_controller: Any, trial: Any, trial_to_clone: Any) -> None:
         donor_state = self._trial_state[trial_to_clone]  # type: ignore[attr-defined]
         own_state = self._trial_state[trial]  # type: ignore[attr-defined]
         own, donor = own_state.last_result or {}, donor_state.last_result or {}
         gain = float(own.get("objective", math.nan)) - float(donor.get("objective", math.nan))
-        margin = exploit_margin(
-            self.margin_setting, own.get("objective_se"), donor.get("objective_se")
-        )
+        margins = self.margins(own, donor)
+        checkpoint = getattr(getattr(donor_state, "last_checkpoint", None), "path", None)
         row: dict[str, Any] = {
             "time": time.time(),
             "seed": TrialSpec.from_config(trial.config).seed,
@@ -114,9 +226,11 @@ class _LineageLog:
             "step_before": own.get("step"),
             "donor_step": donor.get("step"),
             "gain": gain,
-            "margin": margin,
+            **margins,
         }
-        if self.margin_setting != 0 and not gain > margin:
+        if self._round_now is not None:
+            row["round"] = self._round_now
+        if self.margin_setting != 0 and not gain > margins["margin"]:
             # Within the noise of the two reads: keep training this member as it is.
             self._log(row | {"skipped_within_noise": True})
             return
@@ -125,9 +239,13 @@ class _LineageLog:
         # The new config is a mutated copy of the donor's; the population slot stays ours.
         spec = TrialSpec.from_config(trial.config).replace(member=member)
         trial.set_config({**trial.config, **spec.to_config()})
-        self._log(row | {"new_config": spec.searched()})
+        copy_reads = getattr(self, "_copy_reads", None)
+        if copy_reads is not None:
+            copy_reads(trial, trial_to_clone)
+        self._log(row | {"new_config": spec.searched(), "checkpoint": checkpoint})
 
     def _log(self, row: dict[str, Any]) -> None:
+        self.__dict__.setdefault("_logged", []).append(row)
         if self.lineage_dir is not None:
             with open(self.lineage_dir / f"lineage-seed{row['seed']}.jsonl", "a") as f:
                 f.write(json.dumps(row) + "\n")
@@ -153,6 +271,9 @@ class _RestoredState:
             return
         t = int(result[time_attr])
         interval = int(self._perturbation_interval)  # type: ignore[attr-defined]
+        note_read = getattr(self, "_note_read", None)
+        if note_read is not None:
+            note_read(trial, result)
         state.last_perturbation_time = t - t % interval
         state.last_train_time = t
         state.last_score = self._metric_op * float(result[self._metric])  # type: ignore[attr-defined]
@@ -160,11 +281,243 @@ class _RestoredState:
         state.last_checkpoint = trial.checkpoint  # a donor at once, like before the stop
 
 
-class PopulationPBT(_PopulationOnly, _RestoredState, _LineageLog, PopulationBasedTraining):
-    """Ray's PopulationBasedTraining over the population members only."""
+def _checkpoint_iteration(trial: Any) -> int | None:
+    """The ``training_iteration`` of the trial's latest registered checkpoint (None when it
+    has none or the record does not say)."""
+    manager = getattr(getattr(trial, "run_metadata", None), "checkpoint_manager", None)
+    latest = getattr(manager, "latest_checkpoint_result", None)
+    metrics = getattr(latest, "metrics", None) or {}
+    value = metrics.get("training_iteration")
+    return None if value is None else int(value)
 
 
-def make_pb2(**kwargs: Any) -> Any:
+class _Rounds:
+    """Mixin for PBT/PB2 (``search.rounds: sync``): synchronous generations per seed.
+
+    Why not Ray's own ``synch=True`` as it is: Ray waits for every live trial of the Tuner,
+    and popmix's Tuner also holds the baselines (which never reach a perturbation point) and,
+    when the cluster holds them, other seeds' populations (which must not wait for one
+    another); Ray decides as the last member reports, while the others' pause saves may still
+    be in flight, so a bottom member whose own save lands after its exploit continues its own
+    weights under the donor's config (the race that removed popmix's first prototype); and a
+    restored synchronous run hangs (ray-project/ray#48616). So this mixin keeps Ray's
+    machinery for what it does (the ranking, ``_checkpoint_or_exploit``, ``_exploit`` of a
+    paused trial, the explore step, ``PAUSE``, ``choose_trial_to_run``) and times it itself:
+
+    1. a member that reaches a perturbation point records its fitness and is paused (Tune
+       saves its checkpoint, then marks it ``PAUSED``: a paused member's save is done);
+    2. on each of Tune's scheduling steps (:meth:`choose_trial_to_run`), a seed whose live
+       members are all paused at the same step is decided: ranked, the bottom quantile
+       copies the top (subject to the margin) and explores, one row goes to
+       ``rounds-seed<S>.jsonl``;
+    3. decided members are handed back to Tune to run; a member still waiting for its seed
+       is never chosen. Baselines are never paused; a member that failed for good leaves the
+       round (it is not live), and one retried after its worker died rejoins it from its
+       last checkpoint, so its round still decides.
+
+    On a resume (``Tuner.restore`` re-creates the scheduler empty), a member whose last
+    result is an undecided round's, with that round's checkpoint, comes back paused and
+    waiting; the rounds already decided are read from ``rounds-seed<S>.jsonl`` and are never
+    decided twice; an exploit decided but not yet in Tune's saved experiment state when the
+    driver died (its saves run every few seconds) is applied again from its row.
+    """
+
+    _seed_now: int | None = None  # _Population's
+    _decided: set[tuple[int, int]]
+    #: rows of exploits per decided round, read back on a resume: (seed, time) -> rows
+    _exploits_of_round: dict[tuple[int, int], list[dict[str, Any]]]
+
+    def _rounds(self) -> set[tuple[int, int]]:
+        if "_decided" not in self.__dict__:
+            self._decided = set()
+            self._exploits_of_round = {}
+            self._read_rounds()
+        return self._decided
+
+    def _read_rounds(self) -> None:
+        folder = getattr(self, "lineage_dir", None)
+        if folder is None or not Path(folder).is_dir():
+            return
+        for path in sorted(Path(folder).glob("rounds-seed*.jsonl")):
+            for line in path.read_text().splitlines():
+                if line.strip():
+                    row = json.loads(line)
+                    self._decided.add((int(row["seed"]), int(row["time"])))
+        for path in sorted(Path(folder).glob("lineage-seed*.jsonl")):
+            for line in path.read_text().splitlines():
+                row = json.loads(line) if line.strip() else {}
+                if "round_time" in row and not row.get("skipped_within_noise"):
+                    key = (int(row["seed"]), int(row["round_time"]))
+                    self._exploits_of_round.setdefault(key, []).append(row)
+
+    def _waiting(self, trial: Any) -> bool:
+        """A member paused at a perturbation point of a round not yet decided."""
+        state = self._trial_state.get(trial)  # type: ignore[attr-defined]
+        return (
+            state is not None
+            and trial.status == Trial.PAUSED
+            and is_member(trial)
+            and state.last_train_time > state.last_perturbation_time
+        )
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        time_attr, metric = self._time_attr, self._metric  # type: ignore[attr-defined]
+        if time_attr not in result or metric not in result:
+            return TrialScheduler.CONTINUE
+        t = int(result[time_attr])
+        state = self._trial_state[trial]  # type: ignore[attr-defined]
+        if t - state.last_perturbation_time < self._perturbation_interval:  # type: ignore[attr-defined]
+            return TrialScheduler.CONTINUE
+        if (_seed_of(trial), t) in self._rounds():
+            # This round was decided before a resume; the member trained up to it again.
+            state.last_perturbation_time = t
+            return TrialScheduler.CONTINUE
+        self._save_trial_state(state, t, result, trial)  # type: ignore[attr-defined]
+        return TrialScheduler.NOOP if trial.status == Trial.PAUSED else TrialScheduler.PAUSE
+
+    def choose_trial_to_run(self, tune_controller: Any) -> Any:
+        trials = tune_controller.get_trials()
+        by_seed: dict[int, list[Any]] = {}
+        for t in trials:
+            if is_member(t) and not t.is_finished():
+                by_seed.setdefault(_seed_of(t), []).append(t)
+        for seed, live in by_seed.items():
+            if all(self._waiting(t) for t in live):
+                self._decide(tune_controller, seed, live)
+        candidates = [
+            t
+            for t in trials
+            if t.status == Trial.PENDING or (t.status == Trial.PAUSED and not self._waiting(t))
+        ]
+        states = self._trial_state  # type: ignore[attr-defined]
+        candidates.sort(key=lambda t: states[t].last_train_time if t in states else 0)
+        return candidates[0] if candidates else None
+
+    def _decide(self, tune_controller: Any, seed: int, live: list[Any]) -> None:
+        states = self._trial_state  # type: ignore[attr-defined]
+        times = {states[t].last_train_time for t in live}
+        t_round = max(times)
+        if len(times) > 1:
+            # Members paused at different rounds (never in a run that started synchronous):
+            # let the ones behind catch up; the round is decided when all are at t_round.
+            for t in live:
+                if states[t].last_train_time < t_round:
+                    states[t].last_perturbation_time = states[t].last_train_time
+            return
+        self._seed_now = seed
+        try:
+            lower, upper = self._quantiles()  # type: ignore[attr-defined]
+        finally:
+            self._seed_now = None
+        for t in live:
+            states[t].last_perturbation_time = t_round
+        logged: list[dict[str, Any]] = self.__dict__.setdefault("_logged", [])
+        first = len(logged)
+        interval = int(self._perturbation_interval)  # type: ignore[attr-defined]
+        self._round_now = t_round // interval
+        try:
+            middle = [t for t in live if t not in upper and t not in lower]
+            # the top first: their checkpoints are held before the bottom copies them
+            for t in upper + middle + lower:
+                self._checkpoint_or_exploit(t, tune_controller, upper, lower)  # type: ignore[attr-defined]
+        finally:
+            self._round_now = None
+        rows = [r for r in logged[first:] if r.get("seed") == seed]
+        self._rounds().add((seed, t_round))
+        ranked = sorted(live, key=lambda t: -(states[t].last_score or -math.inf))
+        row = {
+            "time": t_round,
+            "seed": seed,
+            "round": t_round // interval,
+            "step": (states[live[0]].last_result or {}).get("step"),
+            "wall_time": time.time(),
+            "ranking": [
+                {
+                    "trial_id": t.trial_id,
+                    "member": TrialSpec.from_config(t.config).member,
+                    "fitness": -states[t].last_score if states[t].last_score is not None else None,
+                }
+                for t in ranked
+            ],
+            "decisions": len(rows),
+            "taken": sum(1 for r in rows if not r.get("skipped_within_noise")),
+            "skipped_within_noise": sum(1 for r in rows if r.get("skipped_within_noise")),
+        }
+        folder = getattr(self, "lineage_dir", None)
+        if folder is not None:
+            with open(Path(folder) / f"rounds-seed{seed}.jsonl", "a") as f:
+                f.write(json.dumps(row) + "\n")
+
+    def _log(self, row: dict[str, Any]) -> None:
+        if self._round_now is not None:
+            row = row | {"round_time": self._round_now * int(self._perturbation_interval)}  # type: ignore[attr-defined]
+        super()._log(row)  # type: ignore[misc]
+
+    _round_now: int | None = None
+
+    def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+        super().on_trial_add(tune_controller, trial)  # type: ignore[misc]
+        result = trial.last_result or {}
+        time_attr = self._time_attr  # type: ignore[attr-defined]
+        state = self._trial_state.get(trial)  # type: ignore[attr-defined]
+        if not is_member(trial) or state is None or time_attr not in result:
+            return
+        t = int(result[time_attr])
+        interval = int(self._perturbation_interval)  # type: ignore[attr-defined]
+        if t <= 0 or t % interval:
+            return
+        key = (_seed_of(trial), t)
+        if key in self._rounds():
+            state.last_perturbation_time = t
+            self._reapply_exploit(trial, key)
+        elif _checkpoint_iteration(trial) == t and trial.status == Trial.PENDING:
+            # It waited for this round when the driver stopped: it waits again, paused (Tune
+            # files a trial by its status after this hook, so it is not started).
+            state.last_perturbation_time = t - interval
+            state.last_train_time = t
+            trial.set_status(Trial.PAUSED)
+
+    def _reapply_exploit(self, trial: Any, key: tuple[int, int]) -> None:
+        """An exploit of a decided round that Tune's saved state does not hold (the driver
+        died between the decision and Tune's next save): the new config and the donor's
+        checkpoint again, from the lineage row."""
+        rows = [r for r in self._exploits_of_round.get(key, []) if r["trial_id"] == trial.trial_id]
+        if not rows or not rows[-1].get("checkpoint"):
+            return
+        row = rows[-1]
+        spec = TrialSpec.from_config(trial.config)
+        if spec.searched() == row.get("new_config"):
+            return  # Tune saved its state after the exploit
+        from ray.train._internal.session import _TrainingResult
+        from ray.tune import Checkpoint
+
+        trial.set_config({**trial.config, **spec.replace(params=row["new_config"]).to_config()})
+        fs = getattr(getattr(trial, "storage", None), "storage_filesystem", None)
+        checkpoint = Checkpoint(row["checkpoint"], filesystem=fs)
+        # where Ray's own PBT._exploit puts the donor's checkpoint
+        trial.run_metadata.checkpoint_manager._latest_checkpoint_result = _TrainingResult(
+            checkpoint=checkpoint, metrics={"training_iteration": key[1]}
+        )
+
+
+class PopulationPBT(_Population, _RestoredState, _LineageLog, PopulationBasedTraining):
+    """Ray's PopulationBasedTraining over the population members only (``rounds: async``)."""
+
+
+class RoundsPBT(_Population, _Rounds, _RestoredState, _LineageLog, PopulationBasedTraining):
+    """PBT in synchronous generations per seed (``rounds: sync``; see :class:`_Rounds`)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        # synch: Ray's _exploit then accepts a paused member (every member of a decided round)
+        super().__init__(synch=True, **kwargs)
+
+
+def make_pbt(rounds: str = "sync", **kwargs: Any) -> Any:
+    """Ray's PBT over the population: in synchronous rounds or Ray's asynchronous rule."""
+    return RoundsPBT(**kwargs) if rounds == "sync" else PopulationPBT(**kwargs)
+
+
+def make_pb2(rounds: str = "async", **kwargs: Any) -> Any:
     """Ray's PB2 over the population members only (needs scikit-learn)."""
     try:
         import sklearn  # noqa: F401
@@ -174,19 +527,32 @@ def make_pb2(**kwargs: Any) -> Any:
             "searcher pb2 needs scikit-learn: pip install scikit-learn (or use --searcher pbt)"
         ) from None
 
-    class PopulationPB2(_PopulationOnly, _RestoredState, _LineageLog, PB2):
+    class _BaselinesOutOfPB2:
         def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
             # PB2 fills every searched key missing from a config from its bounds; a baseline's
             # spec has none of them (it searches nothing), so only PBT's bookkeeping applies.
             if is_member(trial):
-                super().on_trial_add(tune_controller, trial)
+                super().on_trial_add(tune_controller, trial)  # type: ignore[misc]
             else:
-                PopulationBasedTraining.on_trial_add(self, tune_controller, trial)
+                PopulationBasedTraining.on_trial_add(self, tune_controller, trial)  # type: ignore[arg-type]
+
+    if rounds == "sync":
+
+        class RoundsPB2(
+            _Population, _Rounds, _RestoredState, _LineageLog, _BaselinesOutOfPB2, PB2
+        ):
+            def __init__(self, **kw: Any) -> None:
+                super().__init__(synch=True, **kw)
+
+        return RoundsPB2(**kwargs)
+
+    class PopulationPB2(_Population, _RestoredState, _LineageLog, _BaselinesOutOfPB2, PB2):
+        pass
 
     return PopulationPB2(**kwargs)
 
 
-class PopulationASHA(_PopulationOnly, ASHAScheduler):
+class PopulationASHA(_Population, ASHAScheduler):
     """ASHA early stopping for searched trials; baselines always run to the end."""
 
 

@@ -29,31 +29,9 @@ from popmix.records.weights import WeightsSchedule
 from popmix.train.checkpoint import load_state, save_state
 from popmix.train.device import CudaState, choose_device
 from popmix.train.loop import Diverged, Trainer
+from popmix.train.objective import objective_of, objective_standard_error
 from popmix.train.run import eval_record, per_domain, test_metrics
 from popmix.tune.spec import TrialSettings
-
-
-def objective_of(val_loss: np.ndarray, names: list[str], objective: str) -> float:
-    """The scalar a search minimises: mean, worst or one domain's validation loss."""
-    if objective == "mean":
-        return float(np.mean(val_loss))
-    if objective == "worst":
-        return float(np.max(val_loss))
-    return float(val_loss[names.index(objective.split(":", 1)[1])])
-
-
-def objective_standard_error(
-    val_loss: np.ndarray, val_se: np.ndarray, names: list[str], objective: str
-) -> float:
-    """The standard error of :func:`objective_of` from each domain's standard error over its
-    validation windows: sqrt(sum se_i^2) / k for the mean (domains' windows are independent);
-    the worst domain's own for ``worst`` (its choice taken as fixed); the domain's for
-    ``domain:<name>``."""
-    if objective == "mean":
-        return float(np.sqrt(np.sum(np.square(val_se))) / len(val_se))
-    if objective == "worst":
-        return float(val_se[int(np.argmax(val_loss))])
-    return float(val_se[names.index(objective.split(":", 1)[1])])
 
 
 class MixtureTrainable(tune.Trainable):
@@ -131,6 +109,8 @@ class MixtureTrainable(tune.Trainable):
             "objective": objective_of(val, names, objective),
             # the objective's evaluation noise: what a noise-aware exploit compares against
             "objective_se": objective_standard_error(val, val_se, names, objective),
+            # the same windows for every member of a seed: the exploit's paired margin
+            "val_window_loss": rec["val_window_loss"],
             "val_loss": rec["val_loss"],
             "val_mean_loss": rec["val_mean_loss"],
             "val_mean_ppl": rec["val_mean_ppl"],

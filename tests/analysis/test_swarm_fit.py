@@ -56,7 +56,7 @@ def oracle(law, names, objective, floor, k=3, steps=300):
 
 
 def test_objective_rules_agree_with_the_tune_layer():
-    from popmix.tune.trainable import objective_of as tune_objective
+    from popmix.train.objective import objective_of as tune_objective
 
     rng = np.random.default_rng(1)
     for _ in range(5):

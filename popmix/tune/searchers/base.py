@@ -186,6 +186,9 @@ def exploiting_parts(group: SeedGroup, perturb: bool, scheduler: Callable[..., A
     made.lineage_dir = group.lineage_dir
     made.margin_setting = s.exploit_margin
     made.on_exploit = group.on_exploit
+    made.objective = s.objective
+    made.fitness = s.fitness
+    made.fitness_reads = s.fitness_reads
     return TunerParts.grid(members + group.fixed + group.later, made)
 
 

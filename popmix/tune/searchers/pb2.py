@@ -38,7 +38,9 @@ class PB2(base.Searcher):
             bounds[key] = {n: [spec.floor, 1.0] for n in group.names}
         if space.temperature is not None:
             bounds.update({k: list(b) for k, b in space.temperature.bounds().items()})
-        pb2 = functools.partial(make_pb2, hyperparam_bounds={CONFIG_KEY: bounds})
+        pb2 = functools.partial(
+            make_pb2, group.exp.search.rounds, hyperparam_bounds={CONFIG_KEY: bounds}
+        )
         return base.exploiting_parts(group, perturb=False, scheduler=pb2)
 
     def record(self, exp: Experiment, lineage: dict[str, Any]) -> dict[str, Any]:

@@ -18,15 +18,16 @@ from popmix.tune.searchers import base
 
 
 class PBT(base.Searcher):
-    """Ray's PBT (:class:`popmix.tune.schedulers.PopulationPBT`) on a grid of the members,
-    the baselines and the swarm's runs."""
+    """Ray's PBT (:func:`popmix.tune.schedulers.make_pbt`: in synchronous rounds or Ray's
+    asynchronous rule, ``search.rounds``) on a grid of the members, the baselines and the
+    swarm's runs."""
 
     name = "pbt"
 
     def population_parts(self, group: base.SeedGroup) -> base.TunerParts:
         from ray import tune
 
-        from popmix.tune.schedulers import PopulationPBT
+        from popmix.tune.schedulers import make_pbt
 
         # Vectors are explored by the Explorer only; scalars by Ray, then clipped by it.
         mutations: dict[str, Any] = {}
@@ -34,7 +35,8 @@ class PBT(base.Searcher):
             scalars = group.space.temperature.bounds().items()
             mutations = {CONFIG_KEY: {k: tune.uniform(lo, hi) for k, (lo, hi) in scalars}}
         pbt = functools.partial(
-            PopulationPBT,
+            make_pbt,
+            group.exp.search.rounds,
             hyperparam_mutations=mutations,
             resample_probability=group.exp.search.resample_probability,
         )

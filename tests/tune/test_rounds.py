@@ -1,0 +1,289 @@
+"""PBT in synchronous rounds (``search.rounds: sync``), driven without a cluster: real Tune
+trials, a stand-in for Tune's controller that does what Tune does with each decision (a PAUSE
+saves the trial's checkpoint, then marks it paused), and the scheduler's own hooks."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from ray.train._internal.session import _TrainingResult
+from ray.tune import Checkpoint
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import TrialScheduler
+
+from popmix.config import EXPLOIT_Z
+from popmix.tune.schedulers import RoundsPBT, exploit_margin
+from popmix.records.trial import TrialSpec
+
+INTERVAL = 2  # reports between decisions
+
+
+class Controller:
+    """What the scheduler sees of Tune's controller."""
+
+    search_alg = None
+
+    def __init__(self, trials: list[Trial]) -> None:
+        self.trials = trials
+
+    def get_trials(self) -> list[Trial]:
+        return self.trials
+
+    def get_live_trials(self) -> list[Trial]:
+        return [t for t in self.trials if not t.is_finished()]
+
+
+def member(seed: int, m: int) -> Trial:
+    spec = TrialSpec("pbt", seed, member=m, params={"sample_weights": {"a": 0.1 * (m + 1)}})
+    return Trial("__fake", config=spec.to_config(), stub=True, trial_id=f"s{seed}m{m}")
+
+
+def baseline(seed: int) -> Trial:
+    spec = TrialSpec("stratified", seed)
+    return Trial("__fake", config=spec.to_config(), stub=True, trial_id=f"s{seed}strat")
+
+
+def save(trial: Trial, it: int) -> None:
+    trial.run_metadata.checkpoint_manager.register_checkpoint(
+        _TrainingResult(
+            checkpoint=Checkpoint(f"/ck/{trial.trial_id}/{it}"),
+            metrics={"training_iteration": it},
+        )
+    )
+
+
+def report(sched, ctrl, trial: Trial, it: int, objective: float, windows=None) -> str:
+    """One report as Tune handles it: the scheduler decides, the result is kept, a PAUSE
+    saves the checkpoint and then pauses."""
+    trial.set_status(Trial.RUNNING)
+    result = {
+        "training_iteration": it,
+        "objective": objective,
+        "objective_se": 0.01,
+        "step": 10 * it,
+    }
+    for d, w in (windows or {}).items():
+        result[f"val_window_loss/{d}"] = list(w)
+    decision = sched.on_trial_result(ctrl, trial, dict(result))
+    trial.update_last_result(result)
+    if decision == TrialScheduler.PAUSE:
+        save(trial, it)
+        trial.set_status(Trial.PAUSED)
+    return decision
+
+
+def scheduler(tmp_path, margin=0.0, quantile=0.25, **kw) -> RoundsPBT:
+    sched = RoundsPBT(
+        time_attr="training_iteration",
+        metric="objective",
+        mode="min",
+        perturbation_interval=INTERVAL,
+        quantile_fraction=quantile,
+        custom_explore_fn=lambda c: c,
+        log_config=False,
+    )
+    sched.lineage_dir = tmp_path
+    sched.margin_setting = margin
+    for key, value in kw.items():
+        setattr(sched, key, value)
+    return sched
+
+
+def setup(tmp_path, n=4, seeds=(0,), **kw):
+    sched = scheduler(tmp_path, **kw)
+    trials = [member(s, m) for s in seeds for m in range(n)] + [baseline(s) for s in seeds]
+    ctrl = Controller(trials)
+    for t in trials:
+        sched.on_trial_add(ctrl, t)
+        t.set_status(Trial.RUNNING)  # Tune starts every trial: the cluster holds them all
+    return sched, ctrl, trials
+
+
+def rows(tmp_path, name):
+    path = tmp_path / name
+    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_a_round_is_decided_only_once_every_member_of_its_seed_is_paused(tmp_path):
+    sched, ctrl, trials = setup(tmp_path)
+    members, strat = trials[:4], trials[4]
+    for m in members:
+        assert report(sched, ctrl, m, 1, 3.0) == TrialScheduler.CONTINUE  # off the grid
+    assert report(sched, ctrl, strat, 1, 3.0) == TrialScheduler.CONTINUE
+    objectives = [3.0, 2.9, 2.8, 4.0]  # member 3 clearly worse
+    for m, obj in zip(members[:3], objectives):
+        assert report(sched, ctrl, m, 2, obj) == TrialScheduler.PAUSE
+        # a waiting member is never handed back to run, and nothing is decided yet
+        assert sched.choose_trial_to_run(ctrl) is None
+    assert report(sched, ctrl, strat, 2, 3.0) == TrialScheduler.CONTINUE  # never waits
+    assert rows(tmp_path, "rounds-seed0.jsonl") == []
+    # the last member reports, but is still saving (RUNNING): the round waits for its save
+    members[3].set_status(Trial.RUNNING)
+    assert sched.on_trial_result(ctrl, members[3], {"training_iteration": 2, "objective": 4.0})
+    members[3].update_last_result({"training_iteration": 2, "objective": 4.0, "step": 20})
+    assert sched.choose_trial_to_run(ctrl) is None
+    assert rows(tmp_path, "rounds-seed0.jsonl") == []
+    save(members[3], 2)
+    members[3].set_status(Trial.PAUSED)
+    chosen = sched.choose_trial_to_run(ctrl)
+    (round_row,) = rows(tmp_path, "rounds-seed0.jsonl")
+    assert round_row["round"] == 1 and round_row["time"] == 2 and round_row["step"] == 20
+    assert [r["member"] for r in round_row["ranking"]] == [2, 1, 0, 3]
+    assert round_row["decisions"] == round_row["taken"] == 1  # ceil(4 x 0.25)
+    (exploit,) = rows(tmp_path, "lineage-seed0.jsonl")
+    assert exploit["trial_id"] == "s0m3" and exploit["donor"] == "s0m2"
+    assert exploit["round"] == 1 and exploit["checkpoint"] == "/ck/s0m2/2"
+    # the bottom member continues from the donor's round checkpoint, in its own slot
+    assert members[3].checkpoint.path == "/ck/s0m2/2"
+    assert TrialSpec.from_config(members[3].config).member == 3
+    # every member is handed back to run, one per scheduling step
+    assert chosen in members
+    handed = {chosen.trial_id}
+    chosen.set_status(Trial.RUNNING)
+    while (t := sched.choose_trial_to_run(ctrl)) is not None:
+        handed.add(t.trial_id)
+        t.set_status(Trial.RUNNING)
+    assert handed == {m.trial_id for m in members}
+    # the next perturbation point is two reports later
+    assert report(sched, ctrl, members[0], 3, 2.5) == TrialScheduler.CONTINUE
+    assert report(sched, ctrl, members[0], 4, 2.4) == TrialScheduler.PAUSE
+
+
+def test_each_seed_decides_its_own_rounds_and_never_waits_for_another(tmp_path):
+    sched, ctrl, trials = setup(tmp_path, seeds=(0, 1))
+    seed0, seed1 = trials[:4], trials[4:8]
+    for m, obj in zip(seed0, (3.0, 2.9, 2.8, 4.0)):
+        report(sched, ctrl, m, 2, obj)
+    report(sched, ctrl, seed1[0], 2, 1.0)  # seed 1 is better everywhere, and not all in
+    assert sched.choose_trial_to_run(ctrl) in seed0
+    assert len(rows(tmp_path, "rounds-seed0.jsonl")) == 1
+    assert rows(tmp_path, "rounds-seed1.jsonl") == []
+    (exploit,) = rows(tmp_path, "lineage-seed0.jsonl")
+    assert exploit["donor"].startswith("s0")  # copied within its own seed
+    assert not sched._waiting(seed0[0]) and sched._waiting(seed1[0])
+
+
+def test_a_member_that_failed_for_good_leaves_the_round(tmp_path):
+    sched, ctrl, trials = setup(tmp_path)
+    members = trials[:4]
+    for m, obj in zip(members[:3], (3.0, 2.9, 2.8)):
+        report(sched, ctrl, m, 2, obj)
+    assert sched.choose_trial_to_run(ctrl) is None
+    members[3].set_status(Trial.ERROR)
+    assert sched.choose_trial_to_run(ctrl) is not None
+    (round_row,) = rows(tmp_path, "rounds-seed0.jsonl")
+    assert len(round_row["ranking"]) == 3 and round_row["decisions"] == 1
+
+
+@pytest.mark.parametrize(("n", "quantile"), [(4, 0.25), (6, 0.25), (6, 0.5), (8, 0.25)])
+def test_every_round_decides_ceil_population_times_quantile_exploits(tmp_path, n, quantile):
+    sched, ctrl, trials = setup(tmp_path, n=n, quantile=quantile)
+    members = trials[:n]
+    for r in range(1, 4):
+        for i, m in enumerate(members):
+            report(sched, ctrl, m, 2 * r, 3.0 - 0.1 * i)
+        while (t := sched.choose_trial_to_run(ctrl)) is not None:
+            t.set_status(Trial.RUNNING)
+    rounds = rows(tmp_path, "rounds-seed0.jsonl")
+    assert [r["round"] for r in rounds] == [1, 2, 3]
+    assert all(r["decisions"] == math.ceil(n * quantile) for r in rounds)
+    assert len(rows(tmp_path, "lineage-seed0.jsonl")) == 3 * math.ceil(n * quantile)
+
+
+def test_a_restored_member_waits_again_for_an_undecided_round_and_a_decided_one_is_not_redone(
+    tmp_path,
+):
+    sched, ctrl, trials = setup(tmp_path)
+    members = trials[:4]
+    for m, obj in zip(members, (3.0, 2.9, 2.8, 4.0)):
+        report(sched, ctrl, m, 2, obj)
+    sched.choose_trial_to_run(ctrl)  # round 1 decided
+    for m, obj in zip(members[:2], (2.7, 2.6)):
+        m.set_status(Trial.RUNNING)
+        report(sched, ctrl, m, 4, obj)  # two members wait at round 2 when the driver dies
+    # Tune.restore: the same trials, PENDING, into a scheduler created anew
+    fresh = scheduler(tmp_path)
+    for m in members:
+        m.set_status(Trial.PENDING)
+    for m in members:
+        fresh.on_trial_add(ctrl, m)
+    assert [m.status for m in members] == ["PAUSED", "PAUSED", "PENDING", "PENDING"]
+    assert fresh._waiting(members[0]) and not fresh._waiting(members[2])
+    # a member restored from the round-1 checkpoint trains round 1's last steps again
+    members[2].set_status(Trial.RUNNING)
+    assert fresh.on_trial_result(ctrl, members[2], {"training_iteration": 2, "objective": 3}) == (
+        TrialScheduler.CONTINUE
+    )
+    for m, obj in zip(members[2:], (2.5, 2.4)):
+        report(fresh, ctrl, m, 4, obj)
+    fresh.choose_trial_to_run(ctrl)
+    assert [r["round"] for r in rows(tmp_path, "rounds-seed0.jsonl")] == [1, 2]
+
+
+def test_an_exploit_the_saved_state_missed_is_applied_again_on_a_resume(tmp_path):
+    sched, ctrl, trials = setup(tmp_path)
+    members = trials[:4]
+    old_config = dict(members[3].config)
+    for m, obj in zip(members, (3.0, 2.9, 2.8, 4.0)):
+        report(sched, ctrl, m, 2, obj)
+    old_checkpoint = members[3].run_metadata.checkpoint_manager.latest_checkpoint_result
+    sched.choose_trial_to_run(ctrl)
+    new_config = dict(members[3].config)
+    assert new_config != old_config
+    # the driver dies before Tune saves its state: the trial comes back as it was saved
+    members[3].set_config(old_config)
+    members[3].run_metadata.checkpoint_manager._latest_checkpoint_result = old_checkpoint
+    for m in members:
+        m.set_status(Trial.PENDING)
+    fresh = scheduler(tmp_path)
+    for m in members:
+        fresh.on_trial_add(ctrl, m)
+    assert members[3].config == new_config
+    assert members[3].checkpoint.path == "/ck/s0m2/2"
+    assert all(m.status == "PENDING" for m in members)  # the round was decided: all run
+
+
+def test_the_paired_margin_comes_from_per_window_differences(tmp_path):
+    sched, ctrl, trials = setup(tmp_path, margin="auto")
+    members = trials[:4]
+    # two domains of 4 windows; member 3 is worse by 0.10 + noise shared with the others
+    base = {"a": [2.0, 3.0, 4.0, 5.0], "b": [1.0, 1.5, 2.0, 2.5]}
+    shift = {"a": [0.10, 0.12, 0.08, 0.10], "b": [0.10, 0.10, 0.10, 0.10]}
+    for i, m in enumerate(members):
+        w = {
+            d: [x + (shift[d][j] if i == 3 else 0.0) for j, x in enumerate(v)]
+            for d, v in base.items()
+        }
+        mean = sum(sum(v) / len(v) for v in w.values()) / 2
+        report(sched, ctrl, m, 2, mean - 0.001 * i * (i != 3), windows=w)
+    sched.choose_trial_to_run(ctrl)
+    (exploit,) = rows(tmp_path, "lineage-seed0.jsonl")
+    # hand-computed: d_a = [.10 .12 .08 .10] + member 2's offset 0 -> sd 0.016330, se 0.008165;
+    # d_b = [.1]*4 -> se 0; paired se of the mean over 2 domains = 0.008165 / 2
+    assert exploit["margin_paired"] == pytest.approx(EXPLOIT_Z * 0.0081650 / 2, rel=1e-4)
+    assert exploit["margin_unpaired"] == pytest.approx(EXPLOIT_Z * math.sqrt(2) * 0.01)
+    assert exploit["margin"] == exploit["margin_paired"]
+    assert "skipped_within_noise" not in exploit  # 0.102 ahead, far beyond 0.008
+
+
+def test_margin_auto_prefers_the_paired_standard_error():
+    assert exploit_margin("auto", 0.03, 0.04, paired_se=0.01) == pytest.approx(EXPLOIT_Z * 0.01)
+    assert exploit_margin("auto", 0.03, 0.04) == pytest.approx(EXPLOIT_Z * 0.05)
+    assert exploit_margin(0.2, 0.03, 0.04, paired_se=0.01) == 0.2
+
+
+def test_fitness_average_ranks_on_the_mean_of_the_last_reads(tmp_path):
+    sched, ctrl, trials = setup(tmp_path, fitness="average", fitness_reads=2)
+    members = trials[:4]
+    # member 0 had a lucky last read (2.0 after 3.4); member 1 is steady at 2.6
+    reads = [(3.4, 2.0), (2.6, 2.6), (2.7, 2.7), (2.8, 2.8)]
+    for m, (first, second) in zip(members, reads):
+        report(sched, ctrl, m, 1, first)
+        report(sched, ctrl, m, 2, second)
+    sched.choose_trial_to_run(ctrl)
+    (round_row,) = rows(tmp_path, "rounds-seed0.jsonl")
+    fitness = {r["member"]: r["fitness"] for r in round_row["ranking"]}
+    assert fitness == pytest.approx({0: 2.7, 1: 2.6, 2: 2.7, 3: 2.8})
+    assert round_row["ranking"][0]["member"] == 1
