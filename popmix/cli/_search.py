@@ -251,9 +251,10 @@ class SearchCommand(Command):
                     "--weights-from needs a search space with sample_weights (e.g. --space "
                     "sampling)"
                 )
-            vec = dataclasses.replace(
-                space.sample_weights, init="file", init_file=args.init_weights
-            )
+            # with anchors, the file is one more anchor (the first); otherwise the start
+            vec = dataclasses.replace(space.sample_weights, init_file=args.init_weights)
+            if vec.init != "anchors":
+                vec = dataclasses.replace(vec, init="file")
             space = dataclasses.replace(space, sample_weights=vec)
         opts = SearchOptions(
             address=args.address,

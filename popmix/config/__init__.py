@@ -48,10 +48,12 @@ from popmix.config._schema import (
     TemperatureSpec,
     TrainConfig,
     VectorSpec,
+    anchor_temperature,
     tokenizer_file,
 )
 
 __all__ = [
+    "anchor_temperature",
     "tokenizer_file",
     "APPLY_MODES",
     "BEST_OF_N",

@@ -897,14 +897,47 @@ class Experiment:
 # Search spaces
 
 
+def anchor_temperature(name: str) -> float | None:
+    """T of a vector anchor: None for ``stratified`` (T → ∞), 1 for ``proportional``, T for
+    ``temperature:<T>``; nan for ``file`` or an unknown name (see :func:`anchor_problem`)."""
+    if name == "stratified":
+        return None
+    if name == "proportional":
+        return 1.0
+    head, _, tail = name.partition(":")
+    try:
+        return float(tail) if head == "temperature" else math.nan
+    except ValueError:
+        return math.nan
+
+
+def anchor_problem(name: str, init_file: str = "") -> str | None:
+    """Why ``name`` is not a vector anchor (None when it is)."""
+    if name == "file":
+        return None if init_file else "file needs init_file (or --init-weights)"
+    t = anchor_temperature(name)
+    if t is not None and not (math.isfinite(t) and t > 0):
+        return (
+            f"unknown anchor {name!r}; use stratified, proportional, temperature:<T> with "
+            "T > 0 (e.g. temperature:3) or file"
+        )
+    return None
+
+
 @dataclass(frozen=True)
 class VectorSpec:
     """A per-domain weight vector kept on the simplex.
 
     Args:
-        init: ``dirichlet`` (each member drawn from Dirichlet(init_concentration)), ``uniform``,
+        init: ``anchors`` (the first members start at the mixtures a practitioner would try,
+            ``anchors`` in order, the rest one explore step from them in turn),
+            ``dirichlet`` (each member drawn from Dirichlet(init_concentration)), ``uniform``,
             ``proportional``, ``temperature`` or ``file`` (member 0 starts exactly there, the
             others from an explore step of it).
+        anchors: for ``init: anchors``: ``stratified`` (every domain alike), ``proportional``
+            (by size), ``temperature:<T>`` (p_i ∝ n_i^(1/T)) or ``file`` (``init_file``'s
+            first weights; a file given by ``init_file`` or ``--init-weights`` and not named
+            here is the first anchor).
         init_file: for ``init: file``, a popmix weights file (``best_schedule.json``,
             ``bracket_schedule.json``, ``weights.json``, ``doge_weights-seed0.json``): its first
             point's weights are the starting mixture.
@@ -916,7 +949,10 @@ class VectorSpec:
         floor: the smallest weight any domain keeps (must be < 1/k).
     """
 
-    init: Literal["dirichlet", "uniform", "proportional", "temperature", "file"] = "dirichlet"
+    init: Literal["anchors", "dirichlet", "uniform", "proportional", "temperature", "file"] = (
+        "dirichlet"
+    )
+    anchors: tuple[str, ...] = ("stratified", "temperature:3", "proportional")
     init_file: str = ""
     init_concentration: float = 1.0
     init_temperature: float = 3.0
@@ -937,12 +973,22 @@ class TemperatureSpec:
         shape: ``step`` (T jumps at the switch, as Cooldown in Li et al. 2025) or ``linear``
             (T moves linearly from ``t_start`` at step 0 to ``t_end`` at the switch, then
             holds).
+        init: ``uniform`` (each member's values drawn uniformly within the bounds) or
+            ``anchors`` (the first members start at ``anchors``, the rest drawn uniformly).
+        anchors: (t_start, t_end, switch_frac) of each anchor, clipped into the bounds: by
+            default Cooldown's 5 → 1 at half, a constant T = 3 and proportional T = 1.
     """
 
     t_start: tuple[float, float] = (1.0, 10.0)
     t_end: tuple[float, float] = (0.5, 3.0)
     switch_frac: tuple[float, float] = (0.1, 0.9)
     shape: Literal["step", "linear"] = "step"
+    init: Literal["uniform", "anchors"] = "uniform"
+    anchors: tuple[tuple[float, float, float], ...] = (
+        (5.0, 1.0, 0.5),
+        (3.0, 3.0, 0.5),
+        (1.0, 1.0, 0.5),
+    )
 
     def bounds(self) -> dict[str, tuple[float, float]]:
         return {"t_start": self.t_start, "t_end": self.t_end, "switch_frac": self.switch_frac}
@@ -977,7 +1023,16 @@ class SearchSpace:
                 "keep one (add loss_weights to search both sampling and loss)"
             )
         for key, v in self.vectors().items():
-            if v.init == "file" and not Path(v.init_file).is_file():
+            if v.init == "anchors":
+                for name in v.anchors:
+                    problem = anchor_problem(name, v.init_file)
+                    if problem:
+                        raise ConfigError(f"{where}: {key}.anchors: {problem}")
+                if not v.anchors and not v.init_file:
+                    raise ConfigError(f"{where}: {key}.anchors is empty; name at least one")
+            if (v.init == "file" or (v.init == "anchors" and v.init_file)) and not Path(
+                v.init_file
+            ).is_file():
                 raise ConfigError(
                     f"{where}: {key}.init_file {v.init_file!r} not found (init: file needs a "
                     "popmix weights file)"
@@ -1001,3 +1056,5 @@ class SearchSpace:
                     )
             if self.temperature.switch_frac[1] > 1:
                 raise ConfigError(f"{where}: temperature.switch_frac must lie in (0, 1]")
+            if self.temperature.init == "anchors" and not self.temperature.anchors:
+                raise ConfigError(f"{where}: temperature.anchors is empty; name at least one")

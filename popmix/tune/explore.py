@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from popmix._util.simplex import floor_project
-from popmix.config import SearchSpace, VectorSpec
+from popmix.config import SearchSpace, VectorSpec, anchor_temperature
 from popmix.policies import temperature_weights
 from popmix.records.weights import WeightsFileError, WeightsSchedule
 
@@ -106,8 +106,30 @@ class Explorer:
         return config
 
     # -- initial population -----------------------------------------------------------------
+    def anchor_vectors(self, spec: VectorSpec) -> list[np.ndarray]:
+        """The mixtures ``init: anchors`` starts from, in order (a file not named among the
+        anchors comes first: the user gave it), each on the simplex with its floor."""
+        names = list(spec.anchors)
+        if spec.init_file and "file" not in names:
+            names.insert(0, "file")
+        out = []
+        for name in names:
+            if name == "file":
+                w = weights_from_file(spec.init_file, self.names)
+            else:
+                t = anchor_temperature(name)
+                k = len(self.names)
+                w = np.full(k, 1.0 / k) if t is None else temperature_weights(self.sizes, t)
+            out.append(floor_project(np.asarray(w, dtype=np.float64), spec.floor))
+        return out
+
     def _init_vector(self, spec: VectorSpec, member: int) -> np.ndarray:
         k = len(self.names)
+        if spec.init == "anchors":
+            anchors = self.anchor_vectors(spec)
+            start = anchors[member % len(anchors)]
+            # the anchors themselves first; then members one explore step from each in turn
+            return start if member < len(anchors) else self.explore_vector(start, spec)
         if spec.init == "dirichlet":
             return floor_project(
                 self.rng.dirichlet(np.full(k, spec.init_concentration)), spec.floor
@@ -129,7 +151,13 @@ class Explorer:
         config: dict[str, Any] = {}
         for key, spec in self.space.vectors().items():
             config[key] = as_dict(self.names, self._init_vector(spec, member))
-        if self.space.temperature is not None:
-            for key, (lo, hi) in self.space.temperature.bounds().items():
-                config[key] = float(self.rng.uniform(lo, hi))
+        temp = self.space.temperature
+        if temp is not None:
+            bounds = temp.bounds()
+            if temp.init == "anchors" and member < len(temp.anchors):
+                for (key, (lo, hi)), value in zip(bounds.items(), temp.anchors[member]):
+                    config[key] = float(np.clip(value, lo, hi))
+            else:
+                for key, (lo, hi) in bounds.items():
+                    config[key] = float(self.rng.uniform(lo, hi))
         return config

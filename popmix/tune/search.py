@@ -140,7 +140,10 @@ def resolve(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> Resolve
     check_method_params(exp, domains.sizes, domains.names)
     if exp.runs_population():
         for key, vec in space.vectors().items():
-            if vec.init == "file":  # read it now: a bad file fails before Ray starts
+            if vec.init_file and vec.init in (
+                "file",
+                "anchors",
+            ):  # read it now: a bad file fails before Ray starts
                 try:
                     weights_from_file(vec.init_file, domains.names)
                 except ConfigError as e:

@@ -189,3 +189,68 @@ def test_flagship_explore_moves_both_parts_within_their_rules():
         after = as_vector(NAMES, child["loss_weights"])
         assert not np.allclose(before, after)
         assert abs(after.sum() - 1) < 1e-9 and after.min() >= 1e-3 - 1e-12
+
+
+def test_anchors_start_from_the_mixtures_a_practitioner_would_try(tmp_path):
+    from popmix.policies import temperature_weights
+
+    ex = make(init="anchors", floor=1e-3)
+    first = [as_vector(NAMES, ex.initial_config(m)["sample_weights"]) for m in range(7)]
+    # stratified, temperature T = 3, proportional: exactly (the floor is met already)
+    np.testing.assert_allclose(first[0], np.full(16, 1 / 16))
+    np.testing.assert_allclose(first[1], temperature_weights(SIZES, 3.0))
+    np.testing.assert_allclose(first[2], SIZES / SIZES.sum())
+    # then one explore step from each anchor in turn, on the simplex with its floor
+    for m in range(3, 7):
+        w = first[m]
+        assert abs(w.sum() - 1) < 1e-12 and w.min() >= 1e-3 - 1e-15
+        anchor = first[m % 3]
+        assert not np.allclose(w, anchor)
+        # log-space steps of sigma 0.3 (or a resample centred on the anchor): near it
+        assert np.abs(np.log(w / anchor)).mean() < 1.5
+
+
+def test_a_weights_file_is_the_first_anchor(tmp_path):
+    from popmix.records.weights import WeightsSchedule
+
+    w = np.linspace(1, 2, 16)
+    w /= w.sum()
+    path = tmp_path / "w.json"
+    WeightsSchedule.build(
+        domains=NAMES, total_steps=10, points=[{"step": 0, "weights": w.tolist()}],
+        final_weights=w.tolist(), method="fixed",
+    ).write(path)  # fmt: skip
+    ex = make(init="anchors", init_file=str(path), anchors=("stratified",))
+    np.testing.assert_allclose(as_vector(NAMES, ex.initial_config(0)["sample_weights"]), w)
+    np.testing.assert_allclose(as_vector(NAMES, ex.initial_config(1)["sample_weights"]), 1 / 16)
+
+
+def test_temperature_anchors_are_clipped_into_the_bounds_and_the_rest_drawn():
+    temp = TemperatureSpec(
+        t_end=(0.5, 2.0), init="anchors", anchors=((5.0, 1.0, 0.5), (3.0, 3.0, 0.5))
+    )
+    ex = Explorer(SearchSpace(temperature=temp), NAMES, SIZES, seed=0)
+    assert ex.initial_config(0) == {"t_start": 5.0, "t_end": 1.0, "switch_frac": 0.5}
+    assert ex.initial_config(1) == {"t_start": 3.0, "t_end": 2.0, "switch_frac": 0.5}
+    third = ex.initial_config(2)
+    for key, (lo, hi) in temp.bounds().items():
+        assert lo <= third[key] <= hi
+
+
+@pytest.mark.parametrize(
+    ("anchors", "init_file", "message"),
+    [
+        (("stratified", "warm"), "", "unknown anchor 'warm'"),
+        (("temperature:-1",), "", "unknown anchor 'temperature:-1'"),
+        (("file",), "", "file needs init_file"),
+        ((), "", "anchors is empty"),
+    ],
+)
+def test_a_bad_anchor_is_one_line_naming_it(anchors, init_file, message):
+    from popmix.config import ConfigError
+
+    space = SearchSpace(
+        sample_weights=VectorSpec(init="anchors", anchors=anchors, init_file=init_file)
+    )
+    with pytest.raises(ConfigError, match=message):
+        space.validate(16)

@@ -14,8 +14,8 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 
 from popmix.config import EXPLOIT_Z
-from popmix.tune.schedulers import RoundsPBT, exploit_margin
 from popmix.records.trial import TrialSpec
+from popmix.tune.schedulers import RoundsPBT, exploit_margin
 
 INTERVAL = 2  # reports between decisions
 
