@@ -167,7 +167,8 @@ def calibration_of(exp: Experiment, names: list[str], storage: Path) -> Noise | 
     )
     paired = (setting or {}).get("paired") or {}
     strat = ((setting or {}).get("methods") or {}).get("stratified") or {}
-    mean = (strat.get("mean_test_ppl") or {}).get("mean")
+    # calibrate.json called it mean_test_ppl before the one name per quantity
+    mean = (strat.get("test_mean_ppl") or strat.get("mean_test_ppl") or {}).get("mean")
     sd = paired.get("paired_std")
     noise = Noise(
         seeds=UNCALIBRATED_SEEDS,

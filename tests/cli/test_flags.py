@@ -205,8 +205,10 @@ def searched(monkeypatch):
     seen = {}
 
     def fake(exp, space, opts):
+        from popmix.records.summary import Row, Summary
+
         seen.update(exp=exp, space=space)
-        return {"rows": [{}]}
+        return Summary(rows=(Row(method="stratified", seed=0),))
 
     monkeypatch.setattr(search_module, "run_search", fake)
     return seen

@@ -198,7 +198,7 @@ def test_a_recorded_calibration_sizes_the_seeds(tmp_path):
         },
     )
     out2, data = init(tmp_path, folder, "--experiment", str(out), "--force")
-    expected, _ = seeds_for(paired["paired_std"], methods["stratified"]["mean_test_ppl"]["mean"])
+    expected, _ = seeds_for(paired["paired_std"], methods["stratified"]["test_mean_ppl"]["mean"])
     assert data["seeds"] == list(range(expected))
     assert str(calibrate_json) in out2.read_text()
     assert "popmix calibrate --experiment" not in out2.read_text()
