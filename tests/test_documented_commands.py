@@ -347,6 +347,7 @@ def undocumented_fields(folder: Path) -> list[str]:
         _fields_of(lineage)
         | _list_fields(lineage, "exploits")
         | _list_fields(lineage, "skipped_within_noise")
+        | _list_fields(lineage, "rounds")
     )
     search = folder / "search.json"
     if search.is_file():

@@ -275,6 +275,11 @@ class Exploits:
     taken: int
     skipped_within_noise: int
     per_seed: dict[str, dict[str, int]]
+    #: synchronous rounds: one entry per decided round (``seed``, ``round``, ``step``,
+    #: ``decisions``, ``taken``, ``skipped_within_noise``); empty for asynchronous PBT
+    rounds: tuple[dict[str, Any], ...] = ()
+    #: the median over decisions of the paired margin over the independent-reads one
+    paired_margin_ratio_median: float | None = None
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> Exploits | None:
@@ -285,7 +290,19 @@ class Exploits:
             int(d.get("taken") or 0),
             int(d.get("skipped_within_noise") or 0),
             {str(k): dict(v) for k, v in (d.get("per_seed") or {}).items()},
+            tuple(dict(r) for r in d.get("rounds") or ()),
+            _float(d.get("paired_margin_ratio_median")),
         )
+
+    def per_round(self) -> list[tuple[int, int, int, int]]:
+        """(round, decisions, taken, skipped as within noise), summed over seeds."""
+        sums: dict[int, list[int]] = {}
+        for r in self.rounds:
+            acc = sums.setdefault(int(r.get("round") or 0), [0, 0, 0])
+            acc[0] += int(r.get("decisions") or 0)
+            acc[1] += int(r.get("taken") or 0)
+            acc[2] += int(r.get("skipped_within_noise") or 0)
+        return [(n, v[0], v[1], v[2]) for n, v in sorted(sums.items())]
 
 
 def _rows(rows: Any) -> tuple[Row, ...]:

@@ -25,10 +25,20 @@ from popmix.records.summary import (
 
 
 def exploits_line(exploits: Exploits) -> str:
-    """``summary.json``'s ``exploits`` as one line (the table, TensorBoard's text)."""
-    return (
+    """``summary.json``'s ``exploits`` in a line or two (the table, TensorBoard's text): the
+    totals and, with synchronous rounds, the decisions of each round summed over seeds."""
+    line = (
         f"exploits: {exploits.taken} taken, {exploits.skipped_within_noise} skipped "
         f"as within noise (exploit_margin {exploits.margin})"
+    )
+    rounds = exploits.per_round()
+    if not rounds:
+        return line
+    seeds = len({r.get("seed") for r in exploits.rounds})
+    cells = ", ".join(f"{n}: {d}/{t}/{s}" for n, d, t, s in rounds)
+    return (
+        f"{line}\n  {len(exploits.rounds)} rounds decided over {seeds} seed(s); per round "
+        f"(decisions/taken/skipped, summed over seeds): {cells}"
     )
 
 

@@ -144,13 +144,22 @@ def write_outputs(
         tensorboard=f"tensorboard --logdir {exp_dir}",
     )
     # exploits taken, and those skipped as within the noise of the two validation reads
-    lineage: dict[str, Any] = {"exploits": [], "skipped_within_noise": [], "members": {}}
+    # and, with synchronous rounds, each decided round (its ranking and its decisions)
+    lineage: dict[str, Any] = {
+        "exploits": [],
+        "skipped_within_noise": [],
+        "rounds": [],
+        "members": {},
+    }
     for seed in exp.seeds:
         p = exp_dir / f"lineage-seed{seed}.jsonl"
         if p.is_file():
             for row in (json.loads(x) for x in p.read_text().splitlines() if x):
                 kind = "skipped_within_noise" if row.get("skipped_within_noise") else "exploits"
                 lineage[kind].append(row)
+        p = exp_dir / f"rounds-seed{seed}.jsonl"
+        if p.is_file():
+            lineage["rounds"] += [json.loads(x) for x in p.read_text().splitlines() if x]
     for r in records:
         if r["member"] >= 0 and r["schedule"]:
             # each member's schedule in the weights format, with its place in the population

@@ -398,8 +398,9 @@ def exploit_counts(lineage: dict[str, Any], margin: float | str) -> dict[str, An
     donor's lead was within ``margin`` (the noise of the two validation reads), overall and
     per seed."""
     taken, skipped = lineage.get("exploits", []), lineage.get("skipped_within_noise", [])
-    seeds = sorted({r.get("seed") for r in taken + skipped if r.get("seed") is not None})
-    return {
+    rounds = lineage.get("rounds", [])
+    seeds = sorted({r.get("seed") for r in taken + skipped + rounds if r.get("seed") is not None})
+    out: dict[str, Any] = {
         "margin": margin,
         "taken": len(taken),
         "skipped_within_noise": len(skipped),
@@ -411,3 +412,21 @@ def exploit_counts(lineage: dict[str, Any], margin: float | str) -> dict[str, An
             for seed in seeds
         },
     }
+    if rounds:
+        # synchronous rounds: how many each seed decided, and each round's decisions
+        for seed in seeds:
+            out["per_seed"][str(seed)]["rounds"] = sum(r.get("seed") == seed for r in rounds)
+        out["rounds"] = [
+            {k: r.get(k) for k in ("seed", "round", "step", "decisions", "taken")}
+            | {"skipped_within_noise": r.get("skipped_within_noise", 0)}
+            for r in sorted(rounds, key=lambda r: (r.get("seed", 0), r.get("round", 0)))
+        ]
+    paired = [
+        (r["margin_paired"], r["margin_unpaired"])
+        for r in taken + skipped
+        if r.get("margin_paired") is not None and r.get("margin_unpaired")
+    ]
+    if paired:
+        # how much smaller the paired margin is than the independent-reads one
+        out["paired_margin_ratio_median"] = float(np.median([a / b for a, b in paired]))
+    return out

@@ -166,6 +166,40 @@ def test_exploit_counts_taken_and_skipped_per_seed():
     }
 
 
+def test_exploit_counts_give_each_synchronous_round_and_the_paired_margins_ratio():
+    from popmix.records.summary import Exploits
+    from popmix.records.table import exploits_line
+    from popmix.tune.summarize import exploit_counts
+
+    def decision(seed, skipped=False, paired=0.01, unpaired=0.04):
+        row = {"seed": seed, "margin_paired": paired, "margin_unpaired": unpaired}
+        return row | ({"skipped_within_noise": True} if skipped else {})
+
+    lineage = {
+        "exploits": [decision(0), decision(1, paired=0.02)],
+        "skipped_within_noise": [decision(0, skipped=True, paired=0.03)],
+        "rounds": [
+            {"seed": 0, "round": 2, "step": 200, "decisions": 1, "taken": 0,
+             "skipped_within_noise": 1, "ranking": []},
+            {"seed": 0, "round": 1, "step": 100, "decisions": 1, "taken": 1,
+             "skipped_within_noise": 0, "ranking": []},
+            {"seed": 1, "round": 1, "step": 100, "decisions": 1, "taken": 1,
+             "skipped_within_noise": 0, "ranking": []},
+        ],
+    }  # fmt: skip
+    c = exploit_counts(lineage, "auto")
+    assert c["per_seed"]["0"]["rounds"] == 2 and c["per_seed"]["1"]["rounds"] == 1
+    assert [(r["seed"], r["round"]) for r in c["rounds"]] == [(0, 1), (0, 2), (1, 1)]
+    assert "ranking" not in c["rounds"][0]
+    assert c["paired_margin_ratio_median"] == pytest.approx(0.5)  # of 0.25, 0.5, 0.75
+    ex = Exploits.from_dict(c)
+    assert ex.per_round() == [(1, 2, 2, 0), (2, 1, 0, 1)]
+    line = exploits_line(ex)
+    assert "3 rounds decided over 2 seed(s)" in line and "1: 2/2/0, 2: 1/0/1" in line
+    # asynchronous PBT: no rounds, one line as before
+    assert "\n" not in exploits_line(Exploits.from_dict(exploit_counts({"exploits": []}, 0)))
+
+
 def test_groups_give_each_method_the_mean_over_a_groups_domains_paired_by_seed():
     from popmix.tune.summarize import group_intervals
 
