@@ -125,7 +125,8 @@ class RunCommand(Command):
         g.add_argument(
             "--method",
             default="stratified",
-            help="stratified (default), proportional, temperature, cooldown, fixed, doge or aioli",
+            help="stratified (default), proportional, temperature, unimax, cooldown, fixed, doge "
+            "or aioli",
         )
         g.add_argument(
             "--param",

@@ -54,7 +54,7 @@ class SearchCommand(Command):
             "--methods",
             "methods",
             "comma-separated methods: pbt, swarm, best-of-n, stratified, proportional, "
-            "temperature, cooldown, doge, aioli, fixed",
+            "temperature, unimax, cooldown, doge, aioli, fixed",
             type=methods,
         ),
         Flag("--seeds", "seeds", SEEDS_HELP + " or a list like 0,5,7", type=seeds),

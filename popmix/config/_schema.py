@@ -725,8 +725,8 @@ class Experiment:
         methods: the methods a search runs as trials of one experiment: ``pbt`` (the searched
             population, whatever ``search.searcher``), ``swarm``, ``best-of-n`` (the best on
             validation of n stratified seeds: the control for PBT's selection), and the
-            baselines ``stratified``, ``proportional``, ``temperature``, ``cooldown``,
-            ``doge``, ``aioli``, ``fixed``.
+            baselines ``stratified``, ``proportional``, ``temperature``, ``unimax``,
+            ``cooldown``, ``doge``, ``aioli``, ``fixed``.
         baselines: each method's parameters by name (``popmix run --method X`` and a search's
             ``X`` trial read the same entry); a method missing here runs with its policy's
             own defaults. ``best-of-n: {n: N}`` sets n (default: the population's size).
@@ -887,10 +887,25 @@ class Experiment:
 
     def method_params(self, method: str) -> dict[str, Any]:
         """The parameters ``method`` runs with: the experiment's, over the policy's defaults
-        (best-of-n's runs: stratified's)."""
+        (best-of-n's runs: stratified's). A policy's ``budget_tokens`` left null (UniMax's)
+        becomes the budget the experiment implies (:meth:`budget_tokens`), so the budget a
+        trial used is written in its spec."""
         if method == BEST_OF_N:
             return dict(self.baselines.get(BEST_OF_N_POLICY, {}))
-        return dict(self.baselines.get(method, {}))
+        params = dict(self.baselines.get(method, {}))
+        policy = POLICIES.get(method)
+        if policy is not None and "budget_tokens" in policy.parameter_names():
+            if params.get("budget_tokens") is None:
+                params["budget_tokens"] = self.budget_tokens()
+        return params
+
+    def run_tokens(self) -> int:
+        """Tokens one run trains on: ``train.steps * train.batch_size * model.seq_len``."""
+        return self.train.steps * self.train.batch_size * self.model.seq_len
+
+    def budget_tokens(self) -> int:
+        """The token budget a mixture is made for: this run's own (:meth:`run_tokens`)."""
+        return self.run_tokens()
 
 
 # ------------------------------------------------------------------------------------------------

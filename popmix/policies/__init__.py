@@ -34,6 +34,7 @@ from popmix.policies._static import (
     TemperaturePolicy,
     temperature_weights,
 )
+from popmix.policies._unimax import UniMaxPolicy, unimax_allocation
 
 #: registry: method name → policy class. Adding a method is one line here; ``popmix run`` and
 #: ``popmix search`` (a trial's spec, its parameters, its exported weights) read it alone.
@@ -43,6 +44,7 @@ POLICIES: dict[str, type[MixingPolicy]] = {
         StratifiedPolicy,
         ProportionalPolicy,
         TemperaturePolicy,
+        UniMaxPolicy,
         CooldownPolicy,
         FixedPolicy,
         MixturePolicy,
@@ -113,6 +115,7 @@ __all__ = [
     "ProportionalPolicy",
     "StratifiedPolicy",
     "TemperaturePolicy",
+    "UniMaxPolicy",
     "build_policy",
     "effective_domains",
     "learns_weights",
@@ -120,5 +123,6 @@ __all__ = [
     "normalize",
     "softmax",
     "temperature_weights",
+    "unimax_allocation",
     "vector_parameters",
 ]

@@ -21,6 +21,7 @@ FACTORIES = {
     "stratified": {},
     "proportional": {},
     "temperature": {"temperature": 2.5},
+    "unimax": {"max_epochs": 2.0, "budget_tokens": 3_000_000},
     "cooldown": {"t_start": 5.0, "t_end": 1.0, "switch_frac": 0.5},
     "fixed": {"weights": [3, 1, 0, 2, 1]},
     "mixture": {"t_start": 4.0, "t_end": 1.5, "switch_frac": 0.3, "loss_weights": [1, 2, 3, 4, 5]},
