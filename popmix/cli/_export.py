@@ -62,10 +62,31 @@ class ExportCommand(Command):
             metavar="N",
             help="for --unit tokens (default: the run's batch size times its context)",
         )
+        p.add_argument(
+            "--target-tokens",
+            type=positive_int,
+            metavar="N",
+            help="your run's tokens: one line for every domain the mixture repeats more than "
+            "--max-epochs times there (sizes from the run's records)",
+        )
+        p.add_argument(
+            "--max-epochs",
+            type=float,
+            metavar="E",
+            help="passes over a domain allowed at --target-tokens (default: the run's "
+            "data.max_epochs, else 1)",
+        )
+        p.add_argument(
+            "--cap",
+            action="store_true",
+            help="move the mixture within those caps (each phase to its nearest capped "
+            "mixture) and say what moved; json records it",
+        )
 
     def run(self, args: argparse.Namespace) -> int:
         from popmix.export import (
             ExportError,
+            check_repetition,
             load_mixture,
             to_csv,
             to_hf,
@@ -81,6 +102,15 @@ class ExportCommand(Command):
                 map_file=args.map,
                 tokens_per_step=args.tokens_per_step,
             )
+            repetition: list[str] = []
+            if args.target_tokens is None and (args.cap or args.max_epochs is not None):
+                raise UsageError("--cap and --max-epochs need --target-tokens N (your run's)")
+            if args.max_epochs is not None and not args.max_epochs > 0:
+                raise UsageError(f"--max-epochs must be > 0, got {args.max_epochs:g}")
+            if args.target_tokens is not None:
+                m, repetition = check_repetition(
+                    m, args.target_tokens, args.max_epochs, cap=args.cap
+                )
             files: list[tuple[Path | None, str]]
             out = Path(args.out) if args.out else None
             if args.format == "hf":
@@ -119,6 +149,8 @@ class ExportCommand(Command):
         )
         for note in m.notes:
             print(f"  note: {note}", file=err)
+        for line in repetition:
+            print(f"  repetition: {line}", file=err)
         for target, text in files:
             if target is None:
                 sys.stdout.write(text)

@@ -431,8 +431,11 @@ def check_method_params(
     methods: Iterable[str] | None = None,
 ) -> None:
     """Build each method's policy once with its parameters (default: the methods a search
-    runs as trials), so a value out of range fails before any training or Ray starts."""
+    runs as trials), so a value out of range fails before any training or Ray starts; with
+    ``names``, check ``data.max_epochs`` against the domains too."""
     where = exp.source or "experiment"
+    if names is not None:
+        exp.weight_caps(list(names), sizes)  # caps naming no domain, or leaving no mixture
     for m in exp.baseline_methods() if methods is None else methods:
         try:
             policy = build_policy(

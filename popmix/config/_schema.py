@@ -18,10 +18,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+import numpy as np
+
+from popmix._util.simplex import epoch_caps
 from popmix.policies import POLICIES
 
 #: the searched population's name in ``methods``, whatever the searcher (the searcher's own
@@ -377,6 +381,16 @@ class DataSpec:
             (``summary.json`` ``groups``, the table). Empty: the benchmark's own groups
             (``multilingual``: ``high`` and ``low`` resource), none for the others. A domain
             not listed is in no group.
+        target_tokens: tokens of the real run the found mixture is for (null: the proxy run's
+            own, ``train.steps * train.batch_size * model.seq_len``): with ``max_epochs`` it
+            caps each domain's weight, and it is UniMax's default budget.
+        max_epochs: the most passes over a domain's data (its size n_i) a run of
+            ``target_tokens`` may make: weight_i <= max_epochs * n_i / target_tokens. A number
+            for every domain, or ``{domain: epochs}`` (``"*"``: every domain not listed;
+            without it those are not capped). Null: no cap. PBT's explore and initial
+            population, the swarm's draws and optimum keep their weights within the caps
+            (the nearest point of the capped simplex); UniMax takes a number here as its own
+            ``max_epochs`` unless ``baselines.unimax`` sets one.
     """
 
     benchmark: str = "brown16"
@@ -397,6 +411,8 @@ class DataSpec:
     rescan: bool = False  # count the corpus again instead of using its cached manifest
     seed: int = 0  # seed of the synthetic generator and of a corpus's sample
     groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    target_tokens: int | None = None
+    max_epochs: float | dict[str, float] | None = None
 
     def __post_init__(self) -> None:
         # one setting with two names: whichever is given fills the other, so every reader of
@@ -420,6 +436,36 @@ class DataSpec:
             raise ValueError(
                 "data.domains and data.domain_field both name the domains; give one of them"
             )
+        if self.target_tokens is not None and self.target_tokens < 1:
+            raise ValueError(
+                f"data.target_tokens must be a positive whole number, got {self.target_tokens}"
+            )
+        limits = self.max_epochs
+        values = limits.items() if isinstance(limits, dict) else [("", limits)]
+        for name, value in values:
+            if value is not None and not (math.isfinite(value) and value > 0):
+                key = f"data.max_epochs.{name}" if name else "data.max_epochs"
+                raise ValueError(f"{key} must be a positive number of epochs, got {value!r}")
+
+    def epoch_limits(self, names: Sequence[str]) -> np.ndarray:
+        """``max_epochs`` per domain of ``names`` (``inf``: not capped).
+
+        Raises:
+            ValueError: ``max_epochs`` names a domain that is not among ``names``.
+        """
+        limits = self.max_epochs
+        if limits is None:
+            return np.full(len(names), np.inf)
+        if not isinstance(limits, dict):
+            return np.full(len(names), float(limits))
+        unknown = [n for n in limits if n != "*" and n not in names]
+        if unknown:
+            raise ValueError(
+                f"data.max_epochs.{unknown[0]}: no such domain; known: "
+                f"{', '.join(list(names)[:6])}{'...' if len(names) > 6 else ''}"
+            )
+        rest = float(limits.get("*", math.inf))
+        return np.array([float(limits.get(n, rest)) for n in names])
 
 
 @dataclass(frozen=True)
@@ -889,7 +935,8 @@ class Experiment:
         """The parameters ``method`` runs with: the experiment's, over the policy's defaults
         (best-of-n's runs: stratified's). A policy's ``budget_tokens`` left null (UniMax's)
         becomes the budget the experiment implies (:meth:`budget_tokens`), so the budget a
-        trial used is written in its spec."""
+        trial used is written in its spec; its ``max_epochs``, when not given, is
+        ``data.max_epochs`` where that is one number."""
         if method == BEST_OF_N:
             return dict(self.baselines.get(BEST_OF_N_POLICY, {}))
         params = dict(self.baselines.get(method, {}))
@@ -897,6 +944,9 @@ class Experiment:
         if policy is not None and "budget_tokens" in policy.parameter_names():
             if params.get("budget_tokens") is None:
                 params["budget_tokens"] = self.budget_tokens()
+            epochs = self.data.max_epochs
+            if "max_epochs" not in params and isinstance(epochs, (int, float)):
+                params["max_epochs"] = float(epochs)
         return params
 
     def run_tokens(self) -> int:
@@ -904,8 +954,36 @@ class Experiment:
         return self.train.steps * self.train.batch_size * self.model.seq_len
 
     def budget_tokens(self) -> int:
-        """The token budget a mixture is made for: this run's own (:meth:`run_tokens`)."""
+        """The token budget a mixture is made for: ``data.target_tokens``, else this run's
+        own (:meth:`run_tokens`)."""
+        if self.data.target_tokens is not None:
+            return int(self.data.target_tokens)
         return self.run_tokens()
+
+    def weight_caps(self, names: Sequence[str], sizes: Any) -> np.ndarray | None:
+        """The largest weight of each domain under ``data.max_epochs`` at
+        :meth:`budget_tokens` (``inf``: not capped), or None without ``max_epochs``.
+
+        Raises:
+            ConfigError: ``max_epochs`` names an unknown domain, or the caps sum to less than
+                1 (the budget needs more passes over the data than they allow).
+        """
+        if self.data.max_epochs is None:
+            return None
+        where = self.source or "experiment"
+        try:
+            limits = self.data.epoch_limits(list(names))
+        except ValueError as e:
+            raise ConfigError(f"{where}: {e}") from None
+        budget = self.budget_tokens()
+        caps = epoch_caps(np.asarray(sizes, dtype=np.float64), budget, limits)
+        if caps.sum() < 1.0:
+            raise ConfigError(
+                f"{where}: data.max_epochs leaves no mixture: {budget} tokens need "
+                f"{1 / caps.sum():.3g}x more passes over the data than the caps allow; raise "
+                "data.max_epochs or lower data.target_tokens"
+            )
+        return caps
 
 
 # ------------------------------------------------------------------------------------------------

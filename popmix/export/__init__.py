@@ -9,6 +9,7 @@ neither torch, Ray nor ``datasets`` (the snippet does, when the user runs it).
 
 from __future__ import annotations
 
+from popmix.export._caps import check_repetition, epochs_per_domain
 from popmix.export._mixture import (
     RUN_FILES,
     UNITS,
@@ -46,6 +47,8 @@ __all__ = [
     "RunRecord",
     "blend",
     "check_cover",
+    "check_repetition",
+    "epochs_per_domain",
     "find_weights_file",
     "hf_config",
     "hf_snippet",

@@ -72,6 +72,8 @@ class Mixture:
     prefix_tokens: Mapping[str, int] = field(default_factory=dict)
     #: one-line notes for the user (what was assumed, what is not exported)
     notes: tuple[str, ...] = ()
+    #: what ``--cap`` did at ``--target-tokens`` (:func:`popmix.export.check_repetition`)
+    repetition: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,8 @@ def to_json(m: Mixture) -> str:
         "final_weights": _per_domain(m.domains, m.final_weights),
         "phases": phases,
     }
+    if m.repetition is not None:
+        out["repetition"] = dict(m.repetition)
     return json.dumps(out, indent=2) + "\n"
 
 

@@ -6,7 +6,10 @@ that leaves the simplex (and on a list it raises). popmix keeps vectors out of
 so every member's weights stay a probability vector with at least ``floor`` per domain. The floor
 is a projection (:func:`popmix._util.simplex.floor_project`): a vector that meets it is left
 alone, so an exploit without perturbation copies the donor's weights exactly and repeated
-exploits do not drift toward uniform. Scalars
+exploits do not drift toward uniform. With repetition caps (``data.max_epochs``, see
+:meth:`popmix.config.Experiment.weight_caps`) the sampling weights are kept within them too, by
+the same projection onto the capped simplex; loss weights repeat no data and are not capped.
+Scalars
 (temperature-schedule parameters) use Ray's mutation and are clipped back into their bounds here.
 
 All randomness comes from the explorer's own ``np.random.Generator``.
@@ -61,6 +64,7 @@ class Explorer:
         perturb: True for PBT (perturb or resample vectors); False for PB2, whose model already
             chose new values and which only needs them put back on the simplex.
         resample_probability: chance that a vector is resampled instead of perturbed.
+        caps: the largest sampling weight of each domain (``inf``: none), or None.
     """
 
     def __init__(
@@ -71,8 +75,10 @@ class Explorer:
         seed: int = 0,
         perturb: bool = True,
         resample_probability: float = 0.25,
+        caps: np.ndarray | None = None,
     ) -> None:
         self.space = space
+        self.caps = None if caps is None else np.asarray(caps, dtype=np.float64)
         self.names = list(names)
         self.sizes = np.asarray(sizes, dtype=np.float64)
         self.rng = np.random.default_rng(seed)
@@ -80,15 +86,21 @@ class Explorer:
         self.resample_probability = resample_probability
 
     # -- explore ----------------------------------------------------------------------------
+    def project(self, w: np.ndarray, spec: VectorSpec) -> np.ndarray:
+        """``w`` on the simplex with ``spec``'s floor, and within the caps when ``spec`` is the
+        space's sampling weights."""
+        caps = self.caps if spec is self.space.sample_weights else None
+        return floor_project(w, spec.floor, caps)
+
     def explore_vector(self, parent: np.ndarray, spec: VectorSpec) -> np.ndarray:
         k = parent.size
-        parent = floor_project(parent, spec.floor)
+        parent = self.project(parent, spec)
         if self.rng.random() < self.resample_probability:
             # A Dirichlet whose mean is the parent: a big jump that still remembers it.
             child = self.rng.dirichlet(spec.resample_concentration * k * parent)
         else:
             child = parent * np.exp(spec.sigma * self.rng.standard_normal(k))
-        return floor_project(child, spec.floor)
+        return self.project(child, spec)
 
     def __call__(self, config: dict[str, Any]) -> dict[str, Any]:
         """Explore a trial config ``{"spec": {...}}`` in place (Ray's custom_explore_fn)."""
@@ -97,7 +109,7 @@ class Explorer:
             if not isinstance(trial.get(key), dict):
                 continue
             w = as_vector(self.names, trial[key])
-            w = self.explore_vector(w, spec) if self.perturb else floor_project(w, spec.floor)
+            w = self.explore_vector(w, spec) if self.perturb else self.project(w, spec)
             trial[key] = as_dict(self.names, w)
         if self.space.temperature is not None:
             for key, (lo, hi) in self.space.temperature.bounds().items():
@@ -120,7 +132,7 @@ class Explorer:
                 t = anchor_temperature(name)
                 k = len(self.names)
                 w = np.full(k, 1.0 / k) if t is None else temperature_weights(self.sizes, t)
-            out.append(floor_project(np.asarray(w, dtype=np.float64), spec.floor))
+            out.append(self.project(np.asarray(w, dtype=np.float64), spec))
         return out
 
     def _init_vector(self, spec: VectorSpec, member: int) -> np.ndarray:
@@ -131,9 +143,7 @@ class Explorer:
             # the anchors themselves first; then members one explore step from each in turn
             return start if member < len(anchors) else self.explore_vector(start, spec)
         if spec.init == "dirichlet":
-            return floor_project(
-                self.rng.dirichlet(np.full(k, spec.init_concentration)), spec.floor
-            )
+            return self.project(self.rng.dirichlet(np.full(k, spec.init_concentration)), spec)
         if spec.init == "file":
             start = weights_from_file(spec.init_file, self.names)
         elif spec.init == "uniform":
@@ -142,7 +152,7 @@ class Explorer:
             start = self.sizes / self.sizes.sum()
         else:
             start = temperature_weights(self.sizes, spec.init_temperature)
-        start = floor_project(start, spec.floor)
+        start = self.project(start, spec)
         # Member 0 starts exactly at the named mixture; the others one explore step away.
         return start if member == 0 else self.explore_vector(start, spec)
 

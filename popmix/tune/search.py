@@ -216,7 +216,8 @@ def _swarm_optimum(
     swarm runs (or read back, on a resume), then the predicted optima trained in a Tuner of
     their own. Returns (surfaces by seed, the optimum trials' records)."""
     exp, names = plan.exp, plan.domains.names
-    surfaces = surfaces_for(exp, records, seeds, names, plan.exp_dir)
+    caps = exp.weight_caps(names, plan.domains.sizes)
+    surfaces = surfaces_for(exp, records, seeds, names, plan.exp_dir, caps)
     for note in fit_notes(surfaces):
         print(f"popmix search: swarm: {note}", file=sys.stderr, flush=True)
     specs = optimum_specs(surfaces, names)

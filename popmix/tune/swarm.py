@@ -17,7 +17,8 @@ finds each fitted surface in ``swarm-seed<S>.json`` of the experiment folder (so
 never changes on a resume) and restores or starts the second Tuner.
 
 Mixtures: alpha_i = concentration * k * prior_i (so concentration 1 around the uniform prior
-is the flat distribution on the simplex), floored by :func:`popmix._util.simplex.floor_project`,
+is the flat distribution on the simplex), floored by :func:`popmix._util.simplex.floor_project`
+(and kept within ``data.max_epochs``'s caps, as the optimum is: :func:`cap_optimum`),
 drawn from a generator seeded by (``search.seed``, the run seed): a search repeats its swarm.
 Every swarm run trains with the seed itself (one model initialisation across the swarm, as its
 optimum is trained: the fit compares mixtures, not initialisations).
@@ -117,23 +118,28 @@ def prior(spec: SwarmSpec, sizes: Sequence[float] | np.ndarray) -> np.ndarray:
 
 
 def draw_mixtures(
-    spec: SwarmSpec, sizes: Sequence[float] | np.ndarray, search_seed: int, seed: int
+    spec: SwarmSpec,
+    sizes: Sequence[float] | np.ndarray,
+    search_seed: int,
+    seed: int,
+    caps: np.ndarray | None = None,
 ) -> np.ndarray:
     """The swarm's ``spec.size`` mixtures for one seed, shape (size, k): Dirichlet draws of
-    alpha = concentration * k * prior, each floored; the same seeds give the same draws."""
+    alpha = concentration * k * prior, each floored (and moved within ``caps``, the largest
+    weight per domain, when given); the same seeds give the same draws."""
     p = prior(spec, sizes)
     k = len(p)
     rng = np.random.default_rng(np.random.SeedSequence([int(search_seed), int(seed), 13]))
     alpha = spec.concentration * k * p
     draws = rng.dirichlet(alpha, size=spec.size)
-    return np.stack([floor_project(w, spec.floor) for w in draws])
+    return np.stack([floor_project(w, spec.floor, caps) for w in draws])
 
 
 def run_specs(exp: Experiment, seed: int, names: Sequence[str], sizes: Any) -> list[TrialSpec]:
     """The swarm-run trials of one seed: draw i trains mixture i for the swarm's steps."""
     s = exp.search
     steps = s.swarm.run_steps(exp.train.steps, s.population)
-    mixtures = draw_mixtures(s.swarm, sizes, s.seed, seed)
+    mixtures = draw_mixtures(s.swarm, sizes, s.seed, seed, exp.weight_caps(names, sizes))
     return [
         TrialSpec(
             SWARM_RUN,
@@ -173,11 +179,38 @@ def swarm_data(
     return weights.reshape(len(runs), len(names)), losses.reshape(len(runs), len(names)), runs
 
 
+def cap_optimum(
+    surface: dict[str, Any], names: Sequence[str], floor: float, caps: np.ndarray | None
+) -> dict[str, Any]:
+    """``surface`` with its optimum moved within ``caps`` (the nearest point of the capped
+    simplex), recording the fitted one as ``optimum_uncapped`` and the caps as ``caps``; the
+    surface as it is when nothing is capped or the optimum already meets the caps.
+
+    The fit's optimum is projected, not searched again within the caps: the nearest capped
+    mixture, not necessarily the one the surface predicts best among capped mixtures."""
+    if caps is None:
+        return surface
+    fitted = np.asarray(optimum_weights(surface, names), dtype=np.float64)
+    capped = floor_project(fitted, floor, caps)
+    if np.array_equal(capped, fitted):
+        return surface
+    return {
+        **surface,
+        "optimum": [float(x) for x in capped],
+        "optimum_uncapped": [float(x) for x in fitted],
+        "caps": [float(c) if np.isfinite(c) else None for c in caps],
+    }
+
+
 def fit_seed(
-    exp: Experiment, records: list[dict[str, Any]], seed: int, names: Sequence[str]
+    exp: Experiment,
+    records: list[dict[str, Any]],
+    seed: int,
+    names: Sequence[str],
+    caps: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """The fitted surface of one seed's swarm (``Surface.to_dict()``), with how many runs it
-    was fitted on.
+    was fitted on; its optimum kept within ``caps`` (:func:`cap_optimum`).
 
     Raises:
         ConfigError: fewer finished swarm runs than the fit needs, or losses it cannot fit.
@@ -203,7 +236,7 @@ def fit_seed(
     except ValueError as e:  # the fit's one line, e.g. a diverged run's non-finite loss
         raise ConfigError(f"seed {seed}: the swarm's fit failed: {e}") from None
     return {
-        **surface.to_dict(),
+        **cap_optimum(surface.to_dict(), names, s.swarm.floor, caps),
         "seed": seed,
         "runs": len(runs),
         "run_trial_ids": [r["trial_id"] for r in runs],
@@ -216,6 +249,7 @@ def surfaces_for(
     seeds: Sequence[int],
     names: Sequence[str],
     exp_dir: Path,
+    caps: np.ndarray | None = None,
 ) -> dict[int, dict[str, Any]]:
     """Each seed's surface: the one fitted before (a resumed search) or fitted now and kept
     in the experiment folder. A seed whose fit fails gets ``{"error": line}``.
@@ -238,7 +272,7 @@ def surfaces_for(
                 continue
             stale = True
         try:
-            surface = fit_seed(exp, records, seed, names)
+            surface = fit_seed(exp, records, seed, names, caps)
         except ConfigError as e:
             out[seed] = {"seed": seed, "error": str(e)}
             continue
@@ -299,6 +333,7 @@ def optimum_schedule(
 
 __all__ = [
     "check_fit_available",
+    "cap_optimum",
     "check_swarm",
     "draw_mixtures",
     "fit_notes",

@@ -140,6 +140,7 @@ def seed_explorers(group: SeedGroup, perturb: bool) -> dict[int, Explorer]:
             seed=s.seed * 1000 + seed,
             perturb=perturb,
             resample_probability=s.resample_probability,
+            caps=group.exp.weight_caps(group.names, group.sizes),
         )
         for seed in group.seeds
     }
