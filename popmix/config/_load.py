@@ -424,6 +424,14 @@ def is_space_file(raw: Any) -> bool:
     return isinstance(raw, dict) and bool(raw) and set(raw) <= keys
 
 
+#: why a policy that needs a reference model's losses (DoReMi) cannot train yet
+REFERENCE_NOT_WIRED = (
+    "needs each step's excess loss against a reference model (the same seed's stratified "
+    "run), which the training loop does not measure yet; its update rule is in "
+    "popmix.policies.DoReMiPolicy, to drive with your own losses"
+)
+
+
 def check_method_params(
     exp: Experiment,
     sizes: Any,
@@ -448,6 +456,8 @@ def check_method_params(
                 policy.bind(list(names))
         except PolicyError as e:
             raise ConfigError(f"{where}: baselines.{m}: {e}") from None
+        if policy.needs.reference:
+            raise ConfigError(f"{where}: {m}: {REFERENCE_NOT_WIRED}")
         if policy.needs.gradients is not None and exp.model.kind != "popmix":
             # per-domain gradients are read off popmix's own layers (popmix.train.measure)
             raise ConfigError(

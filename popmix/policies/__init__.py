@@ -25,6 +25,7 @@ from popmix.policies._base import (
 from popmix.policies._convert import loss_weights
 from popmix.policies._cooldown import CooldownPolicy
 from popmix.policies._doge import DoGEPolicy
+from popmix.policies._doremi import DoReMiPolicy
 from popmix.policies._mixture import MixturePolicy
 from popmix.policies._schedule import SchedulePolicy
 from popmix.policies._static import (
@@ -51,6 +52,7 @@ POLICIES: dict[str, type[MixingPolicy]] = {
         SchedulePolicy,
         DoGEPolicy,
         AioliPolicy,
+        DoReMiPolicy,
     )
 }
 
@@ -103,6 +105,7 @@ __all__ = [
     "POLICIES",
     "AioliPolicy",
     "DoGEPolicy",
+    "DoReMiPolicy",
     "CooldownPolicy",
     "DomainSignals",
     "GradientNeeds",

@@ -54,6 +54,8 @@ class LoopNeeds:
         eval_windows: validation windows per domain for the held-out losses the policy asks
             for with :meth:`MixingPolicy.evaluates_before` (0: it never asks).
         held_out: domains never put in a training batch (DoGE's OOD target).
+        reference: per-domain excess losses against a frozen reference model on the same
+            batch, sent to :meth:`update` as ``excess_loss`` (DoReMi).
     """
 
     apply: str | None = None
@@ -62,6 +64,7 @@ class LoopNeeds:
     gradients: GradientNeeds | None = None
     eval_windows: int = 0
     held_out: tuple[int, ...] = ()
+    reference: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,9 @@ class DomainSignals:
             columns for domains absent from the batch.
         target_dots: ⟨g_i, g_target⟩, shape (n_domains,), when the gradient target is not
             ``"others"``.
+        excess_loss: per domain, the mean over its tokens in this step's batch of
+            max(ℓ_model − ℓ_reference, 0), each token's excess clipped *before* the mean,
+            when the policy asks for ``reference``; NaN for a domain absent from the batch.
     """
 
     step: int
@@ -91,6 +97,7 @@ class DomainSignals:
     lr: float = 0.0
     grad_dots: np.ndarray | None = None
     target_dots: np.ndarray | None = None
+    excess_loss: np.ndarray | None = None
 
 
 class MixingPolicy(abc.ABC):

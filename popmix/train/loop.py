@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from popmix.config import ConfigError, ModelConfig, TrainConfig
+from popmix.config import REFERENCE_NOT_WIRED, ConfigError, ModelConfig, TrainConfig
 from popmix.data import model_vocab
 from popmix.data.domains import DomainSet, check_vocab
 from popmix.data.sampler import MixtureSampler, eval_windows
@@ -119,6 +119,8 @@ class Trainer:
         self.needs = needs = policy.needs
         cuda = CudaState.probe()
         self.device = resolve_device(cfg.device, cuda)
+        if needs.reference:
+            raise ConfigError(f"{policy.name} {REFERENCE_NOT_WIRED}")
         if needs.gradients is not None and model_cfg.kind != "popmix":
             # measure.py reads each domain's gradient off TinyGPT's own layers
             raise ConfigError(

@@ -33,6 +33,7 @@ FACTORIES = {
     },
     "doge": {"mu": 0.05, "eps": 0.01},
     "aioli": {"eta": 0.5, "lp_rounds": 1, "lp_steps": 2, "update_steps": 15, "ema": 0.3},
+    "doremi": {"eta": 0.5, "smoothing": 1e-3},
 }
 
 
@@ -52,6 +53,7 @@ def signals(step: int, rng: np.random.Generator, k: int = len(SIZES)) -> DomainS
         lr=1e-3,
         grad_dots=grads @ grads.T,
         target_dots=None,
+        excess_loss=np.where(counts > 0, rng.uniform(0.0, 1.0, size=k), np.nan),
     )
 
 
@@ -97,7 +99,7 @@ def test_weights_on_simplex_every_step(name):
 
 def test_adaptive_policies_actually_move(name):
     traj = trajectory(make(name), 0, TOTAL)
-    if name in ("doge", "aioli", "cooldown", "schedule"):
+    if name in ("doge", "aioli", "doremi", "cooldown", "schedule"):
         assert not np.allclose(traj[0], traj[-1])
 
 
@@ -150,7 +152,12 @@ def test_non_finite_signals_give_finite_weights(name):
         gram = np.full((k, k), np.nan)
         policy.update(
             DomainSignals(
-                step, train_loss=bad, counts=np.ones(k, dtype=np.int64), lr=np.nan, grad_dots=gram
+                step,
+                train_loss=bad,
+                counts=np.ones(k, dtype=np.int64),
+                lr=np.nan,
+                grad_dots=gram,
+                excess_loss=bad,
             )
         )
         w = policy.weights(step + 1)
