@@ -351,8 +351,20 @@ def render(plan: Plan, out: Path) -> str:
     search = _section(
         "search",
         dataclasses.replace(exp.search, space=space),
-        ("searcher", "space", "population", "report_every", "objective", "reference"),
+        (
+            "searcher",
+            "space",
+            "population",
+            "report_every",
+            "perturbation_interval",
+            "rounds",
+            "fitness",
+            "objective",
+            "reference",
+        ),
         notes={
+            "perturbation_interval": "reports between PBT's decisions",
+            "rounds": "the whole population ranked on the same step (docs/explanation/methods.md)",
             "space": {
                 "sampling": "per-domain sampling weights",
                 "temperature": "a temperature schedule: T_start, T_end, the switch",

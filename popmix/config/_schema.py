@@ -587,7 +587,7 @@ class SearchSpec:
     space: str = "sampling.yaml"
     population: int = 4
     report_every: int = 50
-    perturbation_interval: int = 4
+    perturbation_interval: int = 1
     quantile_fraction: float = 0.25
     resample_probability: float = 0.25
     objective: str = "mean"
@@ -596,8 +596,8 @@ class SearchSpec:
     exploit_margin: float | Literal["auto"] = "auto"
     reference: str = "stratified"
     swarm: SwarmSpec = field(default_factory=SwarmSpec)
-    rounds: Literal["sync", "async"] = "async"
-    fitness: Literal["last", "average"] = "last"
+    rounds: Literal["sync", "async"] = "sync"
+    fitness: Literal["last", "average"] = "average"
     fitness_reads: int = 3
 
     def validate(self) -> None:
@@ -1043,7 +1043,7 @@ class VectorSpec:
     """
 
     init: Literal["anchors", "dirichlet", "uniform", "proportional", "temperature", "file"] = (
-        "dirichlet"
+        "anchors"
     )
     anchors: tuple[str, ...] = ("stratified", "temperature:3", "proportional")
     init_file: str = ""
@@ -1076,7 +1076,7 @@ class TemperatureSpec:
     t_end: tuple[float, float] = (0.5, 3.0)
     switch_frac: tuple[float, float] = (0.1, 0.9)
     shape: Literal["step", "linear"] = "step"
-    init: Literal["uniform", "anchors"] = "uniform"
+    init: Literal["uniform", "anchors"] = "anchors"
     anchors: tuple[tuple[float, float, float], ...] = (
         (5.0, 1.0, 0.5),
         (3.0, 3.0, 0.5),

@@ -230,6 +230,10 @@ def test_weights_from_starts_the_population_and_the_old_spelling_still_works(
     f.write_text("{}")  # read by the search (faked here); the CLI only checks it exists
     assert main(["search", spelling, str(f)]) == 0
     vec = searched["space"].sample_weights
+    # the default space starts from anchors: the file becomes the first of them
+    assert (vec.init, vec.init_file) == ("anchors", str(f))
+    assert main(["search", spelling, str(f), "--space", "sampling_and_loss"]) == 0
+    vec = searched["space"].sample_weights  # init: temperature there: the file replaces it
     assert (vec.init, vec.init_file) == ("file", str(f))
 
 

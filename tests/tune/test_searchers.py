@@ -77,7 +77,7 @@ def test_an_unknown_searcher_is_one_line_and_exit_2_before_ray(argv, capsys):
 
 
 def test_pbt_runs_its_members_first_under_rays_pbt_with_its_lineage_and_margin():
-    from popmix.tune.schedulers import PopulationPBT
+    from popmix.tune.schedulers import PopulationPBT, RoundsPBT
 
     space = SearchSpace(loss_weights=VectorSpec(), temperature=TemperatureSpec())
     group = group_of("pbt", space, exploit_margin=0.05, perturbation_interval=2)
@@ -91,7 +91,11 @@ def test_pbt_runs_its_members_first_under_rays_pbt_with_its_lineage_and_margin()
         expected = [explorer.initial_config(m) for m in range(3)]
         assert [t.params for t in trials if t.is_member and t.seed == seed] == expected
     pbt = parts.scheduler
-    assert isinstance(pbt, PopulationPBT) and parts.search_alg is None
+    # synchronous rounds are the default; Ray's asynchronous rule is one setting away
+    assert isinstance(pbt, RoundsPBT) and parts.search_alg is None
+    asynchronous = SEARCHERS["pbt"].tuner_parts(group_of("pbt", space, rounds="async"))
+    assert isinstance(asynchronous.scheduler, PopulationPBT)
+    assert not isinstance(asynchronous.scheduler, RoundsPBT)
     assert pbt.margin_setting == 0.05 and pbt._perturbation_interval == 2
     assert set(pbt._hyperparam_mutations[CONFIG_KEY]) == {"t_start", "t_end", "switch_frac"}
     assert pbt._custom_explore_fn.by_seed[1].perturb  # PBT perturbs the vectors itself
@@ -103,7 +107,9 @@ def test_pb2_bounds_every_weight_and_lets_its_model_choose():
     space = SearchSpace(sample_weights=VectorSpec(floor=0.01))
     parts = SEARCHERS["pb2"].tuner_parts(group_of("pb2", space))
     pb2 = parts.scheduler
-    assert type(pb2).__name__ == "PopulationPB2"
+    assert type(pb2).__name__ == "RoundsPB2"
+    asynchronous = SEARCHERS["pb2"].tuner_parts(group_of("pb2", space, rounds="async"))
+    assert type(asynchronous.scheduler).__name__ == "PopulationPB2"
     assert pb2._hyperparam_bounds[CONFIG_KEY]["sample_weights"] == {n: [0.01, 1.0] for n in NAMES}
     assert not pb2._custom_explore_fn.by_seed[0].perturb  # PB2's values, put back on the simplex
 
