@@ -12,8 +12,8 @@ Files written under ``<storage>/<name>/`` (the experiment folder, also TensorBoa
   the noise of the two validation reads), written as they happen;
 
 and under ``--out`` (default: the experiment folder) what :mod:`popmix.tune.outputs` writes:
-``summary.json``, ``best_schedule.json``, ``lineage.json`` and, for each baseline that learns
-its weights (DoGE, Aioli), ``<method>_weights-seed<S>.json``.
+``summary.json`` (with the recommended mixture), ``best_schedule.json``, ``lineage.json`` and,
+for every method and seed that finished, ``<method>_weights-seed<S>.json``.
 
 :func:`run_search` runs in three parts: :func:`resolve` (everything checked and loaded, no
 Ray), a :class:`popmix.tune.cluster.RaySession` (what the search changes in this process,
@@ -37,7 +37,7 @@ from popmix.config import ConfigError, Experiment, SearchSpace, check_method_par
 from popmix.data import load_experiment_domains
 from popmix.data.domains import DomainSet, domain_groups
 from popmix.records.summary import Summary, read_summary
-from popmix.records.table import format_table
+from popmix.records.table import format_answer, format_table
 from popmix.tune.callbacks import Interrupted, MirrorStorage, ProgressPrinter, catch_sigint
 from popmix.tune.cluster import (
     QUIET_LOGGERS,
@@ -195,6 +195,14 @@ def resolve(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> Resolve
     return ResolvedSearch(exp, searcher, space, domains, name, exp_dir, out, remote)
 
 
+def _as_typed(folder: Path) -> str:
+    """``folder`` as the user would type it: relative to the working folder when inside it."""
+    try:
+        return str(folder.relative_to(Path.cwd()))
+    except ValueError:
+        return str(folder)
+
+
 def _trainable(plan: ResolvedSearch, settings: TrialSettings, cpus: float) -> Any:
     return tune.with_resources(
         tune.with_parameters(MixtureTrainable, domains=plan.domains, settings=settings),
@@ -341,6 +349,10 @@ def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> Summ
             + (f", {out / 'best_schedule.json'}" if best else "")
         )
         say(f"compare every trial: tensorboard --logdir {exp_dir}")
+        answer = format_answer(summary, _as_typed(out))
+        if answer and not interrupted.is_set():
+            # the last thing printed: what to take from the search, and the command that does
+            print(f"\n{answer}")
     if interrupted.is_set():
         raise KeyboardInterrupt(
             f"wrote what finished to {out / 'summary.json'}; continue it with popmix search "
