@@ -63,3 +63,16 @@ def test_a_split_is_a_gap_many_within_cluster_spreads_wide():
     # tight seeds whose largest gap is wide against their spread but 0.5% of the value
     assert split_seeds([7.874, 7.875, 7.863, 7.924, 7.913]) == []
     assert split_seeds([80.4, 81.6, 91.5]) == []  # too few to tell
+
+
+def test_seeds_to_resolve_by_hand():
+    from popmix._util.stats import seeds_to_resolve
+
+    # difference 1, spread 2: 17 seeds give 2.120 * 2 / sqrt 17 = 1.028 > 1, 18 give
+    # 2.110 * 2 / sqrt 18 = 0.995 < 1 (t table, 16 and 17 degrees of freedom)
+    assert seeds_to_resolve(-1.0, 2.0) == 18
+    assert seeds_to_resolve(1.0, 2.0) == 18  # the size matters, not the sign
+    assert seeds_to_resolve(0.0, 2.0) is None
+    assert seeds_to_resolve(-1e-6, 2.0) is None  # beyond a thousand seeds
+    # no spread: any two seeds resolve it
+    assert seeds_to_resolve(-0.5, 0.0) == 2

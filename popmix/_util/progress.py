@@ -149,4 +149,54 @@ class ProgressBar:
         self.close(stopped=exc_type is not None)
 
 
-__all__ = ["ProgressBar", "format_duration"]
+class StepsProgress:
+    """The share of a whole search's optimizer steps done, and the time left at the pace so
+    far: one aggregate beside the per-trial lines.
+
+    ``done`` may start above 0 (a resumed search: the steps its ledgers counted); the pace is
+    that of the steps done since this object was made. Steps past ``total`` (an exploit that
+    continues from an earlier step trains some twice) are counted, the share capped at 100%.
+
+    Example:
+        >>> t = iter([0.0, 30.0])  # a resumed search: 100 steps before, 100 in its 30 s
+        >>> p = StepsProgress(400, done=100, clock=lambda: next(t))
+        >>> p.add(100)
+        >>> p.line()
+        '50% of all 400 optimizer steps done, about 1:00 left'
+    """
+
+    def __init__(
+        self, total: int, done: int = 0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.total = max(1, int(total))
+        self.done = self.start_done = int(done)
+        self.clock = clock
+        self.start = clock()
+        self.last_line = self.start
+
+    def add(self, steps: int) -> None:
+        self.done += max(0, int(steps))
+
+    def left(self) -> float | None:
+        """Seconds left (None before a step was done here)."""
+        here = self.done - self.start_done
+        if here <= 0:
+            return None
+        return (self.clock() - self.start) / here * max(0, self.total - self.done)
+
+    def due(self, every_s: float) -> bool:
+        """Whether ``every_s`` seconds have passed since the last time this said so."""
+        now = self.clock()
+        if now - self.last_line < every_s:
+            return False
+        self.last_line = now
+        return True
+
+    def line(self) -> str:
+        share = min(100, int(100 * self.done / self.total))
+        left = self.left()
+        eta = "time left unknown yet" if left is None else f"about {format_duration(left)} left"
+        return f"{share}% of all {self.total:,} optimizer steps done, {eta}"
+
+
+__all__ = ["ProgressBar", "StepsProgress", "format_duration"]

@@ -1,6 +1,6 @@
 """Small-sample statistics for comparisons over seeds: means with 95% intervals, paired
-differences with a verdict, the smallest difference n seeds resolve, and seeds that split off
-into a cluster of their own.
+differences with a verdict, the smallest difference n seeds resolve (and the seeds a
+difference needs), and seeds that split off into a cluster of their own.
 
 Student's t with n - 1 degrees of freedom throughout (seeds are few, their spread unknown).
 NumPy only, no SciPy: the quantiles are a table for up to 10 degrees of freedom and the
@@ -74,6 +74,26 @@ def resolvable_difference(paired_std: float, n: int) -> float:
     the half-width of the paired interval: t(n-1) * sd / sqrt(n), with ``paired_std`` the
     standard deviation of one seed's paired difference."""
     return t975(n - 1) * paired_std / math.sqrt(n)
+
+
+#: beyond this many seeds :func:`seeds_to_resolve` gives up: no search runs that many
+MOST_SEEDS = 1000
+
+
+def seeds_to_resolve(diff_mean: float, paired_std: float, most: int = MOST_SEEDS) -> int | None:
+    """An estimate of the seeds in all that would resolve a paired difference of
+    ``diff_mean``: the smallest n >= 2 whose 95% half-width t(n-1) * sd / sqrt(n) falls below
+    ``|diff_mean|``, taking the observed mean and spread (``paired_std``, one seed's paired
+    difference) as the truth. None for no difference, or beyond ``most`` seeds.
+
+    An estimate only: both the mean and the spread are themselves noisy on a few seeds."""
+    d = abs(diff_mean)
+    if not (math.isfinite(d) and math.isfinite(paired_std)) or d == 0.0:
+        return None
+    for n in range(2, most + 1):
+        if resolvable_difference(paired_std, n) < d:
+            return n
+    return None
 
 
 def split_seeds(values: Sequence[float], ratio: float = SPLIT_RATIO) -> list[int]:

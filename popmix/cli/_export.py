@@ -13,8 +13,10 @@ class ExportCommand(Command):
     name = "export"
     help = "write a run's mixture for your trainer: HF interleave_datasets, Megatron blends, ..."
     description = (
-        "Turn the weights a run or search found (RUN_DIR's best_schedule.json, weights.json or "
-        "bracket_schedule.json, or any popmix weights file) into your trainer's format. Each "
+        "Turn the weights a run or search found into your trainer's format: of a search's "
+        "folder the mixture it recommends (its summary names it; --method M for another "
+        "method's), of a run's or bracket's its weights.json or bracket_schedule.json, or any "
+        "popmix weights file. Each "
         "point of the schedule starts a phase that runs to the next (the last to the end of "
         "the budget). hf: a JSON (YAML for a .yaml --out) of the static probabilities and the "
         "phases for datasets.interleave_datasets, and a Python snippet beside it (OUT with the "
@@ -33,6 +35,12 @@ class ExportCommand(Command):
             help="a popmix run or search folder, or a popmix weights file",
         )
         p.add_argument("--format", required=True, choices=FORMATS, help="what to write")
+        p.add_argument(
+            "--method",
+            metavar="M",
+            help="of a search's folder: export method M's mixture (of its seed best on "
+            "validation) instead of the recommended one",
+        )
         p.add_argument(
             "--map",
             metavar="YAML",
@@ -101,6 +109,7 @@ class ExportCommand(Command):
                 total=args.total,
                 map_file=args.map,
                 tokens_per_step=args.tokens_per_step,
+                method=args.method,
             )
             repetition: list[str] = []
             if args.target_tokens is None and (args.cap or args.max_epochs is not None):
@@ -147,6 +156,8 @@ class ExportCommand(Command):
             f"{len(m.phases)} phase(s) over {m.total} {m.unit}); data from {m.data_from}",
             file=err,
         )
+        if m.chosen:
+            print(f"  exported {m.chosen}", file=err)
         for note in m.notes:
             print(f"  note: {note}", file=err)
         for line in repetition:

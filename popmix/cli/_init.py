@@ -14,9 +14,7 @@ import dataclasses
 import datetime
 import json
 import math
-import os
 import re
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +27,9 @@ from popmix.config import (
     experiment_from_dict,
     with_overrides,
 )
+
+# this machine's CPUs, GPUs and pace: shared with popmix search --dry-run
+from popmix.tune.plan import TIMED_STEPS, seconds_per_step, usable_cpus, visible_gpus
 
 #: ISO 639-1: the two-letter language codes. A corpus whose every domain is named by one
 #: (``en``, ``pt-BR``, ``zh_Hans``) or whose names all start with one (``en_wiki``) is read as
@@ -55,10 +56,6 @@ MAX_SEEDS = 5
 #: seeds without a calibration: the fewest that give an interval with some room (2 seeds'
 #: t quantile is 12.7, 3 seeds' 4.3)
 UNCALIBRATED_SEEDS = 3
-#: steps timed for --budget-minutes (after two untimed ones: allocation, first-call costs)
-TIMED_STEPS = 8
-#: each domain's sample while timing: enough windows, nothing near the corpus's size
-_TIMING_SAMPLE = 1 << 16
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,51 +180,6 @@ def calibration_of(exp: Experiment, names: list[str], storage: Path) -> Noise | 
     return dataclasses.replace(
         noise, seeds=n, paired_std=float(sd), mean_ppl=float(mean), resolves=resolves
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# this machine
-
-
-def usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def visible_gpus() -> int:
-    """GPUs torch can use here (0 with a CPU-only build)."""
-    from popmix.train.device import CudaState
-
-    state = CudaState.probe()
-    return state.count if state.usable else 0
-
-
-def seconds_per_step(exp: Experiment, device: str) -> float:
-    """One optimizer step of the experiment's proxy on this machine's ``device``, on a small
-    sample of the corpus itself (its vocabulary and windows, not their amount, set the cost)."""
-    import torch
-
-    from popmix.data import load_experiment_domains
-    from popmix.policies import build_policy
-    from popmix.train import Trainer
-
-    small = with_overrides(exp, [("data.sample_tokens", _TIMING_SAMPLE), ("train.device", device)])
-    domains = load_experiment_domains(small)
-    trainer = Trainer(
-        domains,
-        build_policy("stratified", domains.sizes, small.train.steps),
-        small.model,
-        small.train,
-    )
-    trainer.train(2)
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    trainer.train(TIMED_STEPS)
-    trainer.pop_train_losses()  # reads the losses back: the device has finished the steps
-    return (time.perf_counter() - start) / TIMED_STEPS
 
 
 # ---------------------------------------------------------------------------------------------

@@ -161,6 +161,12 @@ class SearchCommand(Command):
         )
         add_alias(g, "--init-weights", "--weights-from", dest="init_weights", metavar="FILE")
         g.add_argument("--asha", action="store_true", help="Optuna: stop bad trials early")
+        g.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="print the plan (trials, steps, whether they fit, a wall time from steps "
+            "timed here) and exit, starting and writing nothing",
+        )
         argument_group(p, "confirmation").add_argument(
             "--confirm",
             action="store_true",
@@ -212,6 +218,7 @@ class SearchCommand(Command):
             ("--asha", args.asha),
             ("--seed", args.seed is not None),
             ("--weights-from", args.init_weights),
+            ("--dry-run", args.dry_run),
             ("--name", args.name),
             ("--out", args.out),
             ("--storage", args.storage != "runs"),
@@ -235,7 +242,7 @@ class SearchCommand(Command):
 
     def run(self, args: argparse.Namespace) -> int:
         from popmix.config import load_space, resolve_space_path
-        from popmix.tune.search import SearchOptions, run_search
+        from popmix.tune.search import SearchOptions, dry_run, run_search
 
         if args.resume:
             return self.resume(args)
@@ -264,6 +271,9 @@ class SearchCommand(Command):
             cpus=args.cpus,
             quiet=args.quiet,
         )
+        if args.dry_run:
+            print(dry_run(exp, space, opts))
+            return 0
         summary = run_search(exp, space, opts)
         if not summary.rows:
             return 1

@@ -24,6 +24,7 @@ from popmix.export._mixture import (
     read_run_record,
     read_schedule,
     schedule_phases,
+    search_choice,
 )
 from popmix.export._writers import (
     FORMATS,
@@ -58,6 +59,7 @@ __all__ = [
     "read_run_record",
     "read_schedule",
     "schedule_phases",
+    "search_choice",
     "to_csv",
     "to_hf",
     "to_json",

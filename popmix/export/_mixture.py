@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from popmix.records.summary import SUMMARY_FILE, SummaryError, read_summary
-from popmix.records.weights import WeightsFileError, WeightsSchedule
+from popmix.records.weights import WeightsFileError, WeightsSchedule, method_weights_file
 
 
 class ExportError(ValueError):
@@ -74,6 +74,9 @@ class Mixture:
     notes: tuple[str, ...] = ()
     #: what ``--cap`` did at ``--target-tokens`` (:func:`popmix.export.check_repetition`)
     repetition: Mapping[str, Any] | None = None
+    #: which of a search's mixtures this is, in words (None: the file given, or the one
+    #: the folder holds)
+    chosen: str | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,49 @@ def find_weights_file(path: str | Path) -> Path:
     )
     made_by = ", ".join(f"{name} ({cmd})" for name, cmd in RUN_FILES)
     raise ExportError(f"{path}: holds no weights file ({made_by}){hint}")
+
+
+def search_choice(folder: Path, method: str | None) -> tuple[Path, str] | None:
+    """The file of a search's folder to export, and what it is in words: ``method``'s
+    weights (of its seed best on validation), else the mixture the search recommends. None
+    for a folder whose summary records no recommendation (a search before it did, a run or a
+    bracket folder): :func:`find_weights_file` then picks, as before.
+
+    Raises:
+        ExportError: ``method`` is no method of the search, or left no weights file.
+    """
+    try:
+        summary = read_summary(folder / SUMMARY_FILE)
+    except SummaryError:
+        if method is not None:
+            raise ExportError(
+                f"--method {method}: {folder} holds no search summary; --method picks a "
+                "method of a search's folder"
+            ) from None
+        return None
+    if method is None:
+        rec = summary.recommendation
+        if rec is None or rec.method is None or not rec.file:
+            return None
+        kind = (
+            "the recommended mixture"
+            if rec.resolved
+            else "the recommended mixture, the reference's"
+        )
+        return folder / rec.file, f"{kind}: {rec.method}, {rec.why}"
+    methods = list(dict.fromkeys(r.method for r in summary.rows))
+    if method not in methods:
+        raise ExportError(
+            f"--method {method}: not a method of this search (its methods: {', '.join(methods)})"
+        )
+    seed = summary.best_seed(method)
+    path = folder / method_weights_file(method, seed if seed is not None else 0)
+    if not path.is_file():
+        raise ExportError(
+            f"--method {method}: {path} does not exist ({method} did not finish on seed "
+            f"{seed}, or the search predates per-method weights files); give a weights file"
+        )
+    return path, f"{method}'s mixture, of seed {seed} (its best on validation)"
 
 
 def _load_json(path: Path) -> Any:
@@ -355,10 +401,13 @@ def load_mixture(
     total: int | None = None,
     map_file: str | Path | None = None,
     tokens_per_step: int | None = None,
+    method: str | None = None,
 ) -> Mixture:
     """The export of ``path`` (a run folder or a weights file).
 
     Args:
+        method: of a search's folder, this method's weights (default: the recommended
+            mixture, see :func:`search_choice`).
         unit: ``steps`` or ``tokens`` (steps times the tokens per step).
         total: the user's run length in ``unit``: the phases are rescaled to it, keeping each
             phase's share of the budget; default the run's own budget.
@@ -371,7 +420,15 @@ def load_mixture(
     """
     if unit not in UNITS:
         raise ExportError(f"unknown unit {unit!r}; use steps or tokens")
-    source = find_weights_file(path)
+    choice = None
+    if Path(path).is_dir():
+        choice = search_choice(Path(path), method)
+    elif method is not None:
+        raise ExportError(
+            f"--method {method}: {path} is a weights file already; --method picks a method "
+            "of a search's folder"
+        )
+    source = choice[0] if choice else find_weights_file(path)
     schedule = read_schedule(source)
     record = read_run_record(source)
     notes: list[str] = []
@@ -447,4 +504,5 @@ def load_mixture(
         tokens_per_step=per_step,
         prefix_tokens=prefix_sizes,
         notes=tuple(notes),
+        chosen=choice[1] if choice else None,
     )

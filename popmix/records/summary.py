@@ -15,7 +15,8 @@ a format this popmix does not know is refused in one line naming the file and th
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -305,6 +306,79 @@ class Exploits:
         return [(n, v[0], v[1], v[2]) for n, v in sorted(sums.items())]
 
 
+def _weights(d: Any) -> dict[str, float] | None:
+    return None if d is None else {str(k): float(v) for k, v in d.items()}
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a recommendation rests on: ``method``'s paired differences of mean test
+    perplexity against the reference and against best-of-n (None where that did not run),
+    and, where one is unresolved, an estimate of the seeds in all that would resolve it
+    (:func:`popmix._util.stats.seeds_to_resolve`; None when the difference points the other
+    way, or one seed gives no spread to estimate from)."""
+
+    method: str
+    vs_reference: Paired | None = None
+    vs_best_of_n: Paired | None = None
+    seeds_needed: int | None = None
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> Evidence | None:
+        if not d:
+            return None
+        needed = d.get("seeds_needed")
+        return cls(
+            str(d["method"]),
+            Paired.from_dict(d.get("vs_reference")),
+            Paired.from_dict(d.get("vs_best_of_n")),
+            None if needed is None else int(needed),
+        )
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """``recommendation``: the mixture the search recommends and why.
+
+    ``resolved`` is true when ``method`` was resolved better than the reference and than
+    best-of-n (where it ran); otherwise ``method`` is the reference, and ``evidence`` is the
+    method that came closest. ``file`` is the weights file in the search's folder that
+    ``popmix export`` writes by default; ``weights`` its final weights, ``first_weights`` those
+    at step 0 where the schedule changes (``phases`` > 1), ``prior`` the proportional mixture.
+    ``method`` is None when the reference did not run (``why`` says so)."""
+
+    method: str | None
+    reference: str
+    resolved: bool = False
+    seed: int | None = None
+    file: str | None = None
+    weights: dict[str, float] | None = None
+    first_weights: dict[str, float] | None = None
+    phases: int = 1
+    prior: dict[str, float] | None = None
+    evidence: Evidence | None = None
+    why: str = ""
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> Recommendation | None:
+        if not d:
+            return None
+        seed = d.get("seed")
+        return cls(
+            d.get("method"),
+            str(d.get("reference") or ""),
+            bool(d.get("resolved")),
+            None if seed is None else int(seed),
+            d.get("file"),
+            _weights(d.get("weights")),
+            _weights(d.get("first_weights")),
+            int(d.get("phases") or 1),
+            _weights(d.get("prior")),
+            Evidence.from_dict(d.get("evidence")),
+            str(d.get("why") or ""),
+        )
+
+
 def _rows(rows: Any) -> tuple[Row, ...]:
     return tuple(Row.from_dict(r) for r in rows)
 
@@ -319,6 +393,7 @@ _SECTIONS: dict[str, Callable[[Any], Any]] = {
     "comparisons": lambda items: tuple(Comparison.from_dict(c) for c in items),
     "oracle": Oracle.from_dict,
     "exploits": Exploits.from_dict,
+    "recommendation": Recommendation.from_dict,
     "domains": tuple,
     "wall_time_s": _float,
 }
@@ -341,6 +416,7 @@ class Summary:
     reference: str = ""
     oracle: Oracle | None = None
     exploits: Exploits | None = None
+    recommendation: Recommendation | None = None
     retries: int = 0
     experiment: str | None = None
     benchmark: str | None = None
@@ -399,6 +475,21 @@ class Summary:
         """The table's rows of ``method``, in seed order."""
         return [r for r in self.rows if r.method == method]
 
+    def best_seed(self, method: str) -> int | None:
+        """The seed whose run of ``method`` is best on validation (what a search transfers
+        of a method with several seeds), else its first seed; None if it did not run."""
+        rows = self.rows_of(method)
+        return best_seed([(r.seed, r.objective if r.status == "ok" else None) for r in rows])
+
+
+def best_seed(runs: Sequence[tuple[int, float | None]]) -> int | None:
+    """Of (seed, validation objective) pairs, the seed of the lowest finite objective, else
+    the first seed; None for none. One rule for the summary's writer and its readers."""
+    done = [(obj, seed) for seed, obj in runs if obj is not None and math.isfinite(obj)]
+    if done:
+        return min(done)[1]
+    return runs[0][0] if runs else None
+
 
 def read_summary(path: str | Path) -> Summary:
     """The summary in ``path`` (a ``summary.json``, or the folder holding one).
@@ -424,6 +515,7 @@ __all__ = [
     "OLD_NAMES",
     "SUMMARY_FILE",
     "Comparison",
+    "Evidence",
     "Exploits",
     "GroupResult",
     "Groups",
@@ -431,9 +523,11 @@ __all__ = [
     "MethodResult",
     "Oracle",
     "Paired",
+    "Recommendation",
     "Row",
     "Summary",
     "SummaryError",
+    "best_seed",
     "read_methods",
     "read_summary",
 ]

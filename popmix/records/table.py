@@ -13,13 +13,16 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from popmix._util.stats import MOST_SEEDS
 from popmix.records.summary import (
     Comparison,
+    Evidence,
     Exploits,
     Groups,
     Interval,
     MethodResult,
     Paired,
+    Recommendation,
     Summary,
 )
 
@@ -192,8 +195,101 @@ def format_table(summary: Summary) -> str:
     return "\n".join(lines)
 
 
+def _verdict(p: Paired | None) -> str:
+    """A paired difference with its interval and verdict, for the answer."""
+    if p is None or p.diff_mean is None:
+        return "did not run on the same seeds"
+    if p.ci95 is None:
+        return f"{p.diff_mean:+.3f} on 1 seed (no interval): {p.verdict}"
+    lo, hi = p.ci95
+    return f"{p.diff_mean:+.3f} [95% {lo:+.3f}, {hi:+.3f}] over {p.n} seeds: {p.verdict}"
+
+
+def _mixture_lines(rec: Recommendation, method: str) -> list[str]:
+    """The recommended mixture per domain beside the proportional prior (and, for a
+    schedule, beside its weights at step 0)."""
+    if not rec.weights:
+        return [f"  (no weights file: {method} left no finished run to take weights from)"]
+    prior = rec.prior or {}
+    width = max(len("domain"), *(len(d) for d in rec.weights)) + 2
+    cols = [(f"{method} final" if rec.first_weights else method, rec.weights)]
+    if rec.first_weights:
+        cols.insert(0, (f"{method} step 0", rec.first_weights))
+    cols.append(("proportional", prior))
+    col = max(14, *(len(name) + 2 for name, _ in cols))
+    lines = ["  " + f"{'domain':<{width}}" + "".join(f"{name:>{col}}" for name, _ in cols)]
+    for d in rec.weights:
+        cells = "".join(f"{_cell(values.get(d), '.4f'):>{col}}" for _, values in cols)
+        lines.append("  " + f"{d:<{width}}" + cells)
+    if rec.first_weights:
+        lines.append(
+            f"  a schedule of {rec.phases} phases: its weights at step 0 and its last ones "
+            "above; the export writes every phase"
+        )
+    return lines
+
+
+def format_answer(summary: Summary, folder: str) -> str:
+    """The answer ``popmix search`` prints after its table: the recommended mixture per
+    domain beside the proportional prior, which method it came from, its verdicts against
+    the reference and best-of-n, and the command that exports it (``folder``: the search's
+    folder as the user would type it). Empty for a summary without a recommendation."""
+    rec = summary.recommendation
+    if rec is None:
+        return ""
+    if rec.method is None:
+        return f"answer: none; {rec.why}"
+    ref, ev = rec.reference, rec.evidence
+    seed = "" if rec.seed is None else f" (its seed-{rec.seed} run)"
+    if rec.resolved and ev is not None:
+        lines = [
+            f"answer: take {rec.method}'s mixture{seed}: {rec.why}",
+            f"  vs {ref} (the reference): {_verdict(ev.vs_reference)}",
+        ]
+        if ev.vs_best_of_n is not None:
+            lines.append(f"  vs best-of-n: {_verdict(ev.vs_best_of_n)}")
+    else:
+        lines = [f"answer: take {ref}'s mixture, the reference: {rec.why}"]
+        if ev is not None:
+            lines.append(f"  closest: {ev.method}, vs {ref}: {_verdict(ev.vs_reference)}")
+            if ev.vs_best_of_n is not None:
+                lines.append(f"    vs best-of-n: {_verdict(ev.vs_best_of_n)}")
+            lines.append("  " + _seeds_line(ev, ref))
+    lines += _mixture_lines(rec, rec.method)
+    if rec.file:
+        lines.append(
+            f"next: popmix export {folder} --format hf --out mix.json   (exports {rec.file}; "
+            "--method M for another method's)"
+        )
+    return "\n".join(lines)
+
+
+def _seeds_line(ev: Evidence, reference: str) -> str:
+    """How many seeds would resolve the closest method's difference: an estimate."""
+    p = ev.vs_reference
+    worse = [
+        x for x in (ev.vs_reference, ev.vs_best_of_n) if x is not None and (x.diff_mean or 0) >= 0
+    ]
+    if worse:
+        against = "best-of-n" if worse[0] is ev.vs_best_of_n else reference
+        return (
+            f"no estimate of the seeds needed: {ev.method}'s mean is not below {against}'s "
+            "(the observed difference points the other way)"
+        )
+    if ev.seeds_needed is None:
+        if p is not None and p.n < 2:
+            return "1 seed gives no spread to estimate the seeds needed: run --seeds 3 or more"
+        return f"more than {MOST_SEEDS} seeds would be needed to resolve a difference this small"
+    more = max(0, ev.seeds_needed - (p.n if p is not None else 0))
+    return (
+        f"about {ev.seeds_needed} seeds in all ({more} more) would resolve a difference this "
+        "size (an estimate, from the observed mean and spread)"
+    )
+
+
 __all__ = [
     "exploits_line",
+    "format_answer",
     "format_comparisons",
     "format_groups",
     "format_methods",

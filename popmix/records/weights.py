@@ -40,6 +40,12 @@ _POINT_KEYS = ("step", "weights", "loss_weights", "temperature", "trial_id")
 CORE_KEYS = ("format", "method", "domains", "total_steps", "points", "final_weights", "lineage")
 
 
+def method_weights_file(method: str, seed: int) -> str:
+    """The name of the weights file a search writes for ``method`` on ``seed`` (every
+    method of the table, one per seed it ran): ``<method>_weights-seed<S>.json``."""
+    return f"{method}_weights-seed{seed}.json"
+
+
 class WeightsFileError(ValueError):
     """A weights file or schedule that cannot be used: one line, naming the file and the fault."""
 
@@ -404,4 +410,10 @@ class WeightsSchedule:
         return dataclasses.replace(self, **changes)
 
 
-__all__ = ["FORMAT", "SchedulePoint", "WeightsFileError", "WeightsSchedule"]
+__all__ = [
+    "FORMAT",
+    "SchedulePoint",
+    "WeightsFileError",
+    "WeightsSchedule",
+    "method_weights_file",
+]

@@ -28,6 +28,7 @@ from typing import Any
 from ray.tune import Callback
 
 from popmix._util.atomic import write_json
+from popmix._util.progress import StepsProgress
 from popmix.records.trial import TrialSpec
 from popmix.tune.resume import rebase
 from popmix.tune.storage import MIRROR_EVERY_S, RemoteStorage, in_use, prune
@@ -226,19 +227,36 @@ def trial_label(config: dict[str, Any], seed: bool = False) -> str:
 
 
 class ProgressPrinter(Callback):
-    """Prints ``[mm:ss] label step s/N objective x`` as trials report, and trial ends."""
+    """Prints ``[mm:ss] label step s/N objective x`` as trials report, and trial ends; with
+    ``overall`` (the whole search's steps, shared by every seed group's printer), an
+    aggregate line ``[mm:ss] all  <group>: P% of all N optimizer steps done, about m:ss left``
+    at most every ``overall_every_s`` seconds and when a trial ends."""
 
     def __init__(
         self,
         total_steps: int,
         every_report: bool = True,
         seed_in_label: bool = False,
+        overall: StepsProgress | None = None,
+        group: str = "",
+        overall_every_s: float = 15.0,
     ) -> None:
         self.total_steps = total_steps
         self.every_report = every_report  # False: only each trial's end
         self.seed_in_label = seed_in_label
         self.start = time.time()
         self.labels: dict[str, str] = {}
+        self.overall = overall
+        self.group = group  # which seed(s) of how many, for the aggregate line
+        self.overall_every_s = overall_every_s
+
+    def _print_overall(self, force: bool = False) -> None:
+        if self.overall is None:
+            return
+        # a trial's end always shows it; between ends, no more than one every overall_every_s
+        if self.overall.due(0.0 if force else self.overall_every_s):
+            where = f"{self.group}: " if self.group else ""
+            self._print(f"{'all':<16} {where}{self.overall.line()}")
 
     def _print(self, text: str) -> None:
         elapsed = int(time.time() - self.start)
@@ -250,6 +268,8 @@ class ProgressPrinter(Callback):
         return self.labels[trial.trial_id]
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info):
+        if self.overall is not None:
+            self.overall.add(int(result.get("steps_this_report", 0)))
         if not self.every_report:
             return
         obj = result.get("objective")
@@ -260,6 +280,7 @@ class ProgressPrinter(Callback):
             f"{self._label(trial):<16} step {result.get('step', 0):>6}/{total}  "
             f"objective {obj_s}{extra}"
         )
+        self._print_overall()
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info):
         r = trial.last_result or {}
@@ -270,6 +291,7 @@ class ProgressPrinter(Callback):
                 f"{self._label(trial):<16} done: test mean ppl {r['test_mean_ppl']:.3f}, "
                 f"worst {r['test_worst_ppl']:.3f}"
             )
+        self._print_overall(force=True)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info):
         self._print(f"{self._label(trial):<16} failed (see {trial.path} for its error)")

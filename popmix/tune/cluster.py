@@ -86,6 +86,14 @@ def resolve_cpus(exp: Experiment, n_trials: int) -> float:
 
     total = ray.cluster_resources().get("CPU", 1.0)
     largest = max((n.get("CPU", 0.0) for n in alive_nodes()), default=total)
+    return cpus_per_trial(exp, n_trials, total, largest)
+
+
+def cpus_per_trial(exp: Experiment, n_trials: int, total: float, largest: float) -> float:
+    """:func:`resolve_cpus` on given resources (``total`` CPUs, the ``largest`` node's), as
+    ``popmix search --dry-run`` reckons them for this machine without starting Ray."""
+    if exp.resources.cpus_per_trial != "auto":
+        return float(exp.resources.cpus_per_trial)
     return max(0.01, min(largest, round(total / n_trials, 2)))
 
 
@@ -186,7 +194,11 @@ def seeds_that_fit(exp: Experiment, per_seed: int) -> int:
     least 1 and at most the experiment's seeds."""
     import ray
 
-    total = ray.cluster_resources()
+    return seeds_fitting(exp, per_seed, ray.cluster_resources())
+
+
+def seeds_fitting(exp: Experiment, per_seed: int, total: dict[str, float]) -> int:
+    """:func:`seeds_that_fit` on given ``total`` resources (Ray's names: ``CPU``, ``GPU``)."""
     cpus = exp.resources.cpus_per_trial
     fit = int(total.get("CPU", 0.0) // (per_seed * (1.0 if cpus == "auto" else float(cpus))))
     gpus = exp.resources.gpus_per_trial

@@ -1,5 +1,5 @@
 """What a search leaves in its ``--out`` folder once its Tuners have run: ``summary.json``,
-``best_schedule.json``, ``lineage.json``, each learned baseline's weights, the TensorBoard
+``best_schedule.json``, ``lineage.json``, every method's weights per seed, the TensorBoard
 comparison across seeds and, with a swarm, its surfaces, optima and figures.
 
 Written from the trials' plain records (:func:`popmix.tune.runner.trial_records`) through the
@@ -17,13 +17,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from popmix.analysis.surface_figures import surface_figures
 from popmix.config import SWARM, Experiment, experiment_to_dict
 from popmix.data import model_vocab
 from popmix.data.domains import DomainSet, check_vocab, domain_groups
-from popmix.policies import learns_weights
 from popmix.records.summary import FORMAT, SUMMARY_FILE, Row, Summary
-from popmix.records.weights import SchedulePoint, WeightsSchedule
+from popmix.records.weights import WeightsSchedule
 from popmix.tune.searchers import Searcher, searcher_for
 from popmix.tune.summarize import (
     best_schedule,
@@ -31,6 +32,8 @@ from popmix.tune.summarize import (
     group_intervals,
     method_intervals,
     oracle_gaps,
+    recommend,
+    row_schedules,
     summarize,
     swarm_section,
 )
@@ -82,7 +85,8 @@ def write_outputs(
     surfaces: dict[int, dict[str, Any]] | None = None,
     searcher: Searcher | None = None,
 ) -> tuple[Summary, WeightsSchedule | None]:
-    """summary.json, best_schedule.json, lineage.json and <method>_weights-seed<S>.json;
+    """summary.json (with its recommendation), best_schedule.json, lineage.json and
+    <method>_weights-seed<S>.json for every method and seed that finished;
     with a swarm, surface.json, swarm_optimum[-seed<S>].json and the surface's plots.
 
     Args:
@@ -106,6 +110,11 @@ def write_outputs(
     )
     # restarts after a dead worker process or node, over every trial
     summary["retries"] = sum(r.get("retries") or 0 for r in records)
+    sizes = np.asarray(domains.sizes, dtype=np.float64)
+    # the answer: what to take from this search, beside the proportional prior
+    summary["recommendation"] = recommend(
+        summary, records, names, list(sizes / sizes.sum()) if sizes.sum() > 0 else []
+    )
     summary["oracle"] = oracle_for(exp, domains)
     if summary["oracle"] and summary["oracle"]["applies"]:
         oracle_gaps(summary, summary["oracle"])
@@ -183,17 +192,11 @@ def write_outputs(
         print(f"popmix: could not write the TensorBoard method summary: {e}", file=sys.stderr)
     if surfaces:
         write_swarm(written, surfaces, names, exp.train.steps, out, exp_dir / "tensorboard")
-    for r in records:
-        if r["member"] < 0 and learns_weights(r["policy"]) and r["schedule"]:
-            # DoGE's two-stage use: train a final model on these (time-averaged) weights with
-            # popmix run --weights-from <file> --replay final.
-            sched = r["schedule"]
-            sched.replace(
-                points=tuple(SchedulePoint(p.step, p.weights) for p in sched.points),
-                method=r["method"],
-                lineage=(),
-                info={"seed": r["seed"], "trial_id": r["trial_id"]},
-            ).write(out / f"{r['method']}_weights-seed{r['seed']}.json")
+    # every method's weights, one file per seed: the recommended one is among them, and
+    # popmix export --method M finds any other (DoGE's, Aioli's time-averaged, for their
+    # two-stage use: popmix run --weights-from <file> --replay final)
+    for name, sched in row_schedules(summary, records, names).items():
+        sched.write(out / name)
     return written, best
 
 

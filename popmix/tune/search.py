@@ -12,8 +12,8 @@ Files written under ``<storage>/<name>/`` (the experiment folder, also TensorBoa
   the noise of the two validation reads), written as they happen;
 
 and under ``--out`` (default: the experiment folder) what :mod:`popmix.tune.outputs` writes:
-``summary.json``, ``best_schedule.json``, ``lineage.json`` and, for each baseline that learns
-its weights (DoGE, Aioli), ``<method>_weights-seed<S>.json``.
+``summary.json`` (with the recommended mixture), ``best_schedule.json``, ``lineage.json`` and,
+for every method and seed that finished, ``<method>_weights-seed<S>.json``.
 
 :func:`run_search` runs in three parts: :func:`resolve` (everything checked and loaded, no
 Ray), a :class:`popmix.tune.cluster.RaySession` (what the search changes in this process,
@@ -25,6 +25,7 @@ baselines and the swarm's runs.
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 import time
 from dataclasses import dataclass
@@ -33,11 +34,12 @@ from typing import Any
 
 from ray import tune
 
+from popmix._util.progress import StepsProgress
 from popmix.config import ConfigError, Experiment, SearchSpace, check_method_params
 from popmix.data import load_experiment_domains
 from popmix.data.domains import DomainSet, domain_groups
 from popmix.records.summary import Summary, read_summary
-from popmix.records.table import format_table
+from popmix.records.table import format_answer, format_table
 from popmix.tune.callbacks import Interrupted, MirrorStorage, ProgressPrinter, catch_sigint
 from popmix.tune.cluster import (
     QUIET_LOGGERS,
@@ -52,6 +54,7 @@ from popmix.tune.cluster import (
 )
 from popmix.tune.explore import weights_from_file
 from popmix.tune.outputs import write_outputs
+from popmix.tune.plan import trial_counts
 from popmix.tune.proxy import calibration_warning
 from popmix.tune.resume import finished, read_search_file, rebase, rebased, write_search_file
 from popmix.tune.runner import TunerRun, run_tuner
@@ -195,6 +198,25 @@ def resolve(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> Resolve
     return ResolvedSearch(exp, searcher, space, domains, name, exp_dir, out, remote)
 
 
+def _steps_done(exp_dir: Path) -> int:
+    """Optimizer steps the ledgers of ``exp_dir`` counted (a resumed search's so far)."""
+    done = 0
+    for ledger in exp_dir.glob("ledger-*.json"):
+        try:
+            done += sum(int(n) for n in json.loads(ledger.read_text()).get("steps", {}).values())
+        except (OSError, ValueError, AttributeError):
+            continue  # a ledger that cannot be read only costs the progress line its start
+    return done
+
+
+def _as_typed(folder: Path) -> str:
+    """``folder`` as the user would type it: relative to the working folder when inside it."""
+    try:
+        return str(folder.relative_to(Path.cwd()))
+    except ValueError:
+        return str(folder)
+
+
 def _trainable(plan: ResolvedSearch, settings: TrialSettings, cpus: float) -> Any:
     return tune.with_resources(
         tune.with_parameters(MixtureTrainable, domains=plan.domains, settings=settings),
@@ -289,19 +311,27 @@ def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> Summ
             print(unstable, file=sys.stderr, flush=True)
         start = time.time()
         groups = seed_groups(exp.seeds, per_tuner)
+        # the whole search's steps, one aggregate beside the per-trial lines; a resumed
+        # search starts from the steps its ledgers counted
+        overall = StepsProgress(trial_counts(exp)[1] * len(exp.seeds), done=_steps_done(exp_dir))
         try:
             for i, seeds in enumerate(groups):
                 if interrupted.is_set():
                     break
+                which = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds}"
                 if len(groups) > 1:
-                    which = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds}"
                     say(f"  {which} ({i + 1} of {len(groups)})", flush=True)
                 elif len(seeds) > 1:
                     say(f"  seeds {seeds} at once", flush=True)
                 progress = (
                     None
                     if opts.quiet
-                    else ProgressPrinter(exp.train.steps, seed_in_label=len(seeds) > 1)
+                    else ProgressPrinter(
+                        exp.train.steps,
+                        seed_in_label=len(seeds) > 1,
+                        overall=overall,
+                        group=f"{which} ({i + 1} of {len(groups)})",
+                    )
                 )
                 group = seed_group(exp, plan.space, domains, seeds, exp_dir, progress)
                 # with a swarm, its runs wait for a slot (search.swarm.parallel)
@@ -342,12 +372,41 @@ def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> Summ
             + (f", {out / 'best_schedule.json'}" if best else "")
         )
         say(f"compare every trial: tensorboard --logdir {exp_dir}")
+        answer = format_answer(summary, _as_typed(out))
+        if answer and not interrupted.is_set():
+            # the last thing printed: what to take from the search, and the command that does
+            print(f"\n{answer}")
     if interrupted.is_set():
         raise KeyboardInterrupt(
             f"wrote what finished to {out / 'summary.json'}; continue it with popmix search "
             f"--resume {exp_dir}"
         )
     return summary
+
+
+def dry_run(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> str:
+    """``popmix search --dry-run``: the plan of the search (:mod:`popmix.tune.plan`), after
+    every check :func:`resolve` makes; starts no Ray and writes nothing.
+
+    Raises:
+        ConfigError, DataError: as :func:`run_search` would, before it starts.
+    """
+    from popmix.tune.plan import format_plan, plan_search
+
+    plan = resolve(exp, space, opts)
+    found = plan_search(
+        plan.exp,
+        trials_per_seed(plan.exp),
+        cpus=opts.cpus,
+        per_tuner=plan.searcher.seeds_per_tuner,
+    )
+    text = format_plan(found, plan.exp, _as_typed(plan.out))
+    if opts.address is not None:
+        text += (
+            f"\n  (--address {opts.address}: the cluster's nodes are checked when the search "
+            "starts; the resources and pace above are this machine's)"
+        )
+    return text
 
 
 def resume_search(exp_dir: str | Path, opts: SearchOptions) -> tuple[Summary, Path, bool]:
@@ -399,4 +458,4 @@ def resume_search(exp_dir: str | Path, opts: SearchOptions) -> tuple[Summary, Pa
         return run_search(saved.exp, saved.space, resumed), Path(resumed.out or folder), True
 
 
-__all__ = ["SearchOptions", "resolve", "resume_search", "run_search"]
+__all__ = ["SearchOptions", "dry_run", "resolve", "resume_search", "run_search"]

@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from popmix._util.stats import mean_ci, paired
+from popmix._util.stats import mean_ci, paired, seeds_to_resolve
 from popmix.config import BEST_OF_N, BEST_OF_N_POLICY, SWARM, SWARM_RUN
-from popmix.records.weights import WeightsSchedule
+from popmix.records.summary import best_seed
+from popmix.records.weights import SchedulePoint, WeightsSchedule, method_weights_file
 
 ROW_KEYS = (
     "method",
@@ -391,6 +392,157 @@ def oracle_gaps(
                 continue
             shares.append((ref - own) / (ref - target))
         entry["oracle_gap_closed"] = mean_ci(shares) if shares else None
+
+
+def _paired_with_spread(
+    by: dict[tuple[str, int], Any], method: str, other: str
+) -> tuple[dict[str, Any], float | None] | None:
+    """``method - other`` on mean test perplexity over their common seeds (as
+    :func:`popmix._util.stats.paired`) and the standard deviation of one seed's difference
+    (None below 2 pairs); None when they share no seed."""
+    common = sorted(s for m, s in by if m == method and (other, s) in by)
+    if not common:
+        return None
+    a = [by[(method, s)].get("test_mean_ppl") for s in common]
+    b = [by[(other, s)].get("test_mean_ppl") for s in common]
+    p = paired(a, b)
+    diffs = [x - y for x, y in zip(a, b) if x is not None and y is not None]
+    spread = float(np.std(diffs, ddof=1)) if len(diffs) >= 2 else None
+    return p, spread
+
+
+def _needed(p: dict[str, Any], spread: float | None) -> int | None:
+    """Seeds in all that would resolve ``p``'s difference where it points to better; None
+    otherwise (resolved already, pointing to worse, or no spread to estimate from)."""
+    d = p.get("diff_mean")
+    if p["verdict"] == "better" or d is None or d >= 0 or spread is None:
+        return None
+    return seeds_to_resolve(d, spread)
+
+
+def recommend(
+    summary: dict[str, Any], records: list[dict[str, Any]], names: list[str], prior: list[float]
+) -> dict[str, Any]:
+    """``summary.json``'s ``recommendation``: the mixture to take from this search.
+
+    A method is recommended when it is resolved better than the reference and, where
+    best-of-n ran on its seeds, than best-of-n (the control for picking the luckiest of
+    several runs); of several, the one with the lowest mean difference. Otherwise the
+    reference's mixture is, and the evidence is the method with the lowest mean difference
+    (the closest to being resolved better) with an estimate of the seeds that would resolve
+    it. The weights are those of the method's seed best on validation
+    (:func:`popmix.records.summary.best_seed`), from the weights file the search writes for it
+    (:func:`popmix.records.weights.method_weights_file`). Needs ``rows`` and ``methods``.
+    """
+    reference = summary["reference"]
+    rows = summary["rows"]
+    by = {(r["method"], r["seed"]): r for r in rows}
+    evidence: list[dict[str, Any]] = []
+    for method, entry in summary["methods"].items():
+        vs = entry.get("vs_reference")
+        if method in (reference, BEST_OF_N) or vs is None or vs.get("diff_mean") is None:
+            continue
+        ref = _paired_with_spread(by, method, reference)
+        bon = _paired_with_spread(by, method, BEST_OF_N)
+        needed = [] if ref is None else [_needed(*ref)]
+        needed += [] if bon is None else [_needed(*bon)]
+        unresolved = [n for n in needed if n is not None]
+        evidence.append(
+            {
+                "method": method,
+                "vs_reference": vs,
+                "vs_best_of_n": None if bon is None else bon[0],
+                # the harder of the comparisons still open
+                "seeds_needed": max(unresolved) if unresolved else None,
+            }
+        )
+    resolved = [
+        e
+        for e in evidence
+        if e["vs_reference"]["verdict"] == "better"
+        and (e["vs_best_of_n"] is None or e["vs_best_of_n"]["verdict"] == "better")
+    ]
+    base: dict[str, Any] = {
+        "reference": reference,
+        "prior": {n: float(p) for n, p in zip(names, prior)},
+    }
+    if resolved:
+        best = min(resolved, key=lambda e: e["vs_reference"]["diff_mean"])
+        chosen = best["method"]
+        others = "best-of-n" if best["vs_best_of_n"] else None
+        why = f"resolved better than {reference}" + (f" and {others}" if others else "")
+        base.update(resolved=True, evidence=best, why=why)
+    else:
+        closest = min(evidence, key=lambda e: e["vs_reference"]["diff_mean"], default=None)
+        chosen = reference
+        why = f"no method is resolved better than {reference}"
+        base.update(resolved=False, evidence=closest, why=why)
+    seed = best_seed(
+        [
+            (s, r.get("objective") if r["status"] == "ok" else None)
+            for (m, s), r in by.items()
+            if m == chosen
+        ]
+    )
+    if seed is None:
+        return base | {
+            "method": None,
+            "resolved": False,
+            "why": f"the reference {reference} did not run; nothing to recommend",
+        }
+    schedule = _row_schedule(by[(chosen, seed)], records)
+    base.update(method=chosen, seed=seed)
+    if schedule is not None:
+        final = schedule.aligned(names).final_weights
+        base.update(
+            file=method_weights_file(chosen, seed),
+            weights={n: float(w) for n, w in zip(names, final)},
+            phases=len(schedule.points),
+        )
+        if len(schedule.points) > 1:
+            first = schedule.aligned(names).points[0].weights
+            base["first_weights"] = {n: float(w) for n, w in zip(names, first)}
+    return base
+
+
+def _row_schedule(row: dict[str, Any], records: list[dict[str, Any]]) -> WeightsSchedule | None:
+    """The schedule the trial of a finished table row trained on (None for a row that did
+    not finish: a failed run's weights are nothing to transfer)."""
+    if row.get("status") != "ok":
+        return None
+    for r in records:
+        if r["trial_id"] == row.get("trial_id") and r.get("schedule") is not None:
+            sched: WeightsSchedule = r["schedule"]
+            return sched
+    return None
+
+
+def row_schedules(
+    summary: dict[str, Any], records: list[dict[str, Any]], names: list[str]
+) -> dict[str, WeightsSchedule]:
+    """Every row's weights file, by its name (:func:`popmix.records.weights.method_weights_file`):
+    the schedule its trial trained on (PBT: the seed's best member's; best-of-n: its pick's;
+    the swarm: its optimum's run), in ``names``' order, with where it came from. Points keep
+    their step, weights and temperature; a member's file keeps its lineage."""
+    out: dict[str, WeightsSchedule] = {}
+    for row in summary["rows"]:
+        sched = _row_schedule(row, records)
+        if sched is None:
+            continue
+        out[method_weights_file(row["method"], row["seed"])] = sched.aligned(names).replace(
+            points=tuple(
+                SchedulePoint(p.step, p.weights, temperature=p.temperature)
+                for p in sched.aligned(names).points
+            ),
+            method=row["method"],
+            info={
+                "seed": row["seed"],
+                "trial_id": row["trial_id"],
+                "objective": row.get("objective"),
+                "test_mean_ppl": row.get("test_mean_ppl"),
+            },
+        )
+    return out
 
 
 def exploit_counts(lineage: dict[str, Any], margin: float | str) -> dict[str, Any]:
