@@ -78,6 +78,38 @@ def exploit_lines(folder: Path, summary: dict[str, Any]) -> list[str]:
     ]
 
 
+def kind_lines(folder: Path, summary: dict[str, Any]) -> list[str]:
+    """Where a known best mixture exists (oracle16's): each seed's answer of the population
+    (its best member's final weights, ``lineage.json``) summed by kind of domain (the name
+    without its digits), beside stratified's and the oracle's."""
+    oracle = (summary.get("oracle") or {}).get("weights")
+    lineage = folder / "lineage.json"
+    if not oracle or not lineage.is_file():
+        return []
+    domains = summary["domains"]
+    kinds: dict[str, list[str]] = {}
+    for d in domains:
+        kinds.setdefault(d.rstrip("0123456789"), []).append(d)
+
+    def by_kind(w: dict[str, float]) -> str:
+        return ", ".join(f"{k} {sum(w[d] for d in ds):.2f}" for k, ds in kinds.items())
+
+    lines = [
+        "  weights by kind of domain:",
+        f"    oracle       {by_kind(oracle)}",
+        f"    stratified   {by_kind({d: 1 / len(domains) for d in domains})}",
+    ]
+    pop = summary.get("population_method") or "pbt"
+    best = {r["seed"]: r.get("trial_id") for r in summary.get("rows", []) if r["method"] == pop}
+    members = json.loads(lineage.read_text()).get("members", {})
+    for seed, trial in sorted(best.items()):
+        m = members.get(trial) or {}
+        if m.get("final_weights"):
+            w = dict(zip(m["domains"], m["final_weights"]))
+            lines.append(f"    {pop} seed {seed:<3} {by_kind(w)}")
+    return lines
+
+
 def report(name: str, folder: Path, label: str = "") -> list[str]:
     summary = json.loads((folder / "summary.json").read_text())
     lines = [f"{name}{label}: {folder}"]
@@ -96,7 +128,7 @@ def report(name: str, folder: Path, label: str = "") -> list[str]:
             lines.append(
                 f"  {pop} - {against}: {fmt(c, '+.3f')} {c.get('verdict', '')} (per seed {per})"
             )
-    return lines + exploit_lines(folder, summary)
+    return lines + exploit_lines(folder, summary) + kind_lines(folder, summary)
 
 
 def main() -> None:
