@@ -81,7 +81,8 @@ class ReferenceModel:
         if model_cfg.kind == "hf":
             model = HFCausalLM(model_cfg, vocab_size, 0)
         else:
-            model = TinyGPT(model_cfg)
+            # its own generator: building it leaves torch's global one as it was
+            model = TinyGPT(model_cfg, torch.Generator().manual_seed(0))
         try:
             model.load_state_dict(trainer["model"])
         except RuntimeError as e:
