@@ -125,8 +125,15 @@ class RunCommand(Command):
         g.add_argument(
             "--method",
             default="stratified",
-            help="stratified (default), proportional, temperature, unimax, cooldown, fixed, doge "
-            "or aioli",
+            help="stratified (default), proportional, temperature, unimax, cooldown, fixed, "
+            "doge, aioli or doremi",
+        )
+        g.add_argument(
+            "--reference-checkpoint",
+            metavar="PATH",
+            help="doremi: its reference model, a finished stratified run's checkpoint (popmix run "
+            "--save-checkpoint's checkpoint.pt, or a search trial's state.pt); without it, "
+            "popmix run trains that stratified run first and keeps it in OUT/reference/",
         )
         g.add_argument(
             "--param",
@@ -221,6 +228,10 @@ class RunCommand(Command):
             raise UsageError("give either --weights or --weights-from, not both")
         if args.method != "fixed" and args.weights is not None:
             raise UsageError(f"--weights is only used by --method fixed, not {args.method!r}")
+        if args.reference_checkpoint is not None and args.method != "doremi":
+            raise UsageError(
+                f"--reference-checkpoint is only used by --method doremi, not {args.method!r}"
+            )
         exp = self.experiment(args)
         if args.method == "fixed" and "weights" not in exp.method_params("fixed"):
             raise UsageError("--method fixed needs --weights w1,w2,... (one per domain)")
@@ -263,21 +274,56 @@ class RunCommand(Command):
                     flush=True,
                 )
 
+        reference = None
+        if policy.needs.reference:
+            reference = args.reference_checkpoint or train_reference(
+                exp, domains, cfg, out / "reference", log, args.quiet
+            )
         ckpt = out / "checkpoint.pt" if args.save_checkpoint else None
-        result = run_training(domains, policy, exp.model, cfg, log=log, checkpoint=ckpt)
+        result = run_training(
+            domains, policy, exp.model, cfg, log=log, checkpoint=ckpt, reference=reference
+        )
         (out / "result.json").write_text(json.dumps(result, indent=2))
         (out / "weights.json").write_text(json.dumps(weight_schedule(result), indent=2))
         print(format_table(result))
         if result["extra_step_equivalents"]:
             print(
                 f"extra work beyond the training steps: {result['extra_step_equivalents']:.1f} "
-                "step-equivalents (evaluations, held-out gradients)"
+                "step-equivalents (evaluations, held-out gradients, a reference model's "
+                "forwards and training steps)"
             )
         print(
             f"wrote {out / 'result.json'} and {out / 'weights.json'} (replay or transfer it "
             f"with --weights-from {out / 'weights.json'} [--replay final])"
         )
         return 0
+
+
+def train_reference(
+    exp: Experiment, domains: Any, cfg: Any, folder: Path, log: Any, quiet: bool
+) -> Path:
+    """DoReMi's reference when none is given: the stratified run of the same seed and budget,
+    trained here first; its checkpoint, result and weights are kept in ``folder``."""
+    from popmix.policies import build_policy
+    from popmix.train import run_training
+    from popmix.train.run import weight_schedule
+
+    folder.mkdir(parents=True, exist_ok=True)
+    print(
+        f"popmix run: doremi needs a reference model: training stratified first (seed "
+        f"{cfg.seed}, {cfg.steps} steps), kept in {folder} (reuse it with "
+        f"--reference-checkpoint {folder / 'checkpoint.pt'})",
+        flush=True,
+    )
+    params = exp.method_params("stratified")
+    policy = build_policy("stratified", domains.sizes, cfg.steps, params, cfg.seed)
+    checkpoint = folder / "checkpoint.pt"
+    result = run_training(domains, policy, exp.model, cfg, log=log, checkpoint=checkpoint)
+    (folder / "result.json").write_text(json.dumps(result, indent=2))
+    (folder / "weights.json").write_text(json.dumps(weight_schedule(result), indent=2))
+    if not quiet:
+        print(f"  reference: mean test ppl {result['test_mean_ppl']:.3f}; now doremi", flush=True)
+    return checkpoint
 
 
 def _yaml_value(text: str, key: str) -> Any:

@@ -54,7 +54,8 @@ class SearchCommand(Command):
             "--methods",
             "methods",
             "comma-separated methods: pbt, swarm, best-of-n, stratified, proportional, "
-            "temperature, unimax, cooldown, doge, aioli, fixed",
+            "temperature, unimax, cooldown, doge, aioli, doremi (after stratified, its "
+            "reference), fixed",
             type=methods,
         ),
         Flag("--seeds", "seeds", SEEDS_HELP + " or a list like 0,5,7", type=seeds),

@@ -5,7 +5,6 @@
 """
 
 from popmix.config._load import (
-    REFERENCE_NOT_WIRED,
     apply_overrides,
     build,
     check_method_params,
@@ -54,7 +53,6 @@ from popmix.config._schema import (
 )
 
 __all__ = [
-    "REFERENCE_NOT_WIRED",
     "anchor_temperature",
     "tokenizer_file",
     "APPLY_MODES",

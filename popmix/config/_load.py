@@ -424,14 +424,6 @@ def is_space_file(raw: Any) -> bool:
     return isinstance(raw, dict) and bool(raw) and set(raw) <= keys
 
 
-#: why a policy that needs a reference model's losses (DoReMi) cannot train yet
-REFERENCE_NOT_WIRED = (
-    "needs each step's excess loss against a reference model (the same seed's stratified "
-    "run), which the training loop does not measure yet; its update rule is in "
-    "popmix.policies.DoReMiPolicy, to drive with your own losses"
-)
-
-
 def check_method_params(
     exp: Experiment,
     sizes: Any,
@@ -456,8 +448,21 @@ def check_method_params(
                 policy.bind(list(names))
         except PolicyError as e:
             raise ConfigError(f"{where}: baselines.{m}: {e}") from None
-        if policy.needs.reference:
-            raise ConfigError(f"{where}: {m}: {REFERENCE_NOT_WIRED}")
+        if policy.needs.reference and exp.model.kind == "custom":
+            # the excess loss is measured per token on popmix's own forward
+            raise ConfigError(
+                f"{where}: {m} scores the proxy's tokens against a reference model, which a "
+                f"model.custom trainer does not expose; remove {m} from methods"
+            )
+        if (
+            policy.needs.reference
+            and m in exp.baseline_methods()
+            and "stratified" not in (exp.methods)
+        ):
+            raise ConfigError(
+                f"{where}: {m} trains against the same seed's stratified run (its reference "
+                "model, trained once per seed): add stratified to methods"
+            )
         if policy.needs.gradients is not None and exp.model.kind != "popmix":
             # per-domain gradients are read off popmix's own layers (popmix.train.measure)
             raise ConfigError(

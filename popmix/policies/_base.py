@@ -197,6 +197,11 @@ class MixingPolicy(abc.ABC):
         domain in its parameters resolves it here and raises :class:`PolicyError` if absent)."""
         return None
 
+    def bind_vocab(self, vocab_size: int) -> None:
+        """Told the model's vocabulary size once, by the loop, before training (DoReMi's
+        starting excess, log |V|); most policies ignore it."""
+        return None
+
     def diagnostics(self) -> dict[str, float]:
         """Scalars about the method's own working, logged at every report (e.g. DoGE's share of
         clipped scores); empty for most policies."""

@@ -46,7 +46,8 @@ class DoReMiPolicy(MixingPolicy):
             the Aioli re-implementation's scripts use 0.01).
         smoothing: c, the mix with uniform after each step (the official run scripts' 1e-3;
             its argument's default is 1e-4).
-        vocab_size: |V|, for the starting excess log |V| (popmix's byte-level text: 256).
+        vocab_size: |V|, for the starting excess log |V|; None: the model's, which the loop
+            gives (:meth:`bind_vocab`: 256 for byte-level text, else the tokenizer's).
     """
 
     name = "doremi"
@@ -58,7 +59,7 @@ class DoReMiPolicy(MixingPolicy):
         seed: int = 0,
         eta: float = 1.0,
         smoothing: float = 1e-3,
-        vocab_size: int = 256,
+        vocab_size: int | None = None,
     ) -> None:
         super().__init__(sizes, total_steps, seed)
         self.eta = eta
@@ -78,10 +79,16 @@ class DoReMiPolicy(MixingPolicy):
             raise PolicyError(f"doremi eta must be a positive number, got {self.eta!r}")
         if not (isinstance(self.smoothing, (int, float)) and 0 <= self.smoothing <= 1):
             raise PolicyError(f"doremi smoothing must be in [0, 1], got {self.smoothing!r}")
+        if self.vocab_size is None:
+            return
         if isinstance(self.vocab_size, bool) or not isinstance(self.vocab_size, int):
             raise PolicyError(f"doremi vocab_size must be a whole number, got {self.vocab_size!r}")
         if self.vocab_size < 2:
             raise PolicyError(f"doremi vocab_size must be at least 2, got {self.vocab_size}")
+
+    def bind_vocab(self, vocab_size: int) -> None:
+        if self.vocab_size is None:
+            self.vocab_size = int(vocab_size)
 
     @property
     def needs(self) -> LoopNeeds:
@@ -101,7 +108,8 @@ class DoReMiPolicy(MixingPolicy):
         """α after one step with per-domain excess losses ``excess`` (used where ``present``;
         elsewhere the previous λ); updates λ."""
         k = self.n_domains
-        previous = np.full(k, math.log(self.vocab_size)) if self.scores is None else self.scores
+        vocab = 256 if self.vocab_size is None else self.vocab_size  # unbound: bytes
+        previous = np.full(k, math.log(vocab)) if self.scores is None else self.scores
         scores = np.where(present, excess, previous)
         self.scores = scores
         log_alpha = np.log(self.alpha_now) + self.eta * scores
@@ -157,5 +165,5 @@ class DoReMiPolicy(MixingPolicy):
         return {
             "eta": float(self.eta),
             "smoothing": float(self.smoothing),
-            "vocab_size": int(self.vocab_size),
+            "vocab_size": None if self.vocab_size is None else int(self.vocab_size),
         }

@@ -40,7 +40,7 @@ from popmix.policies import MixingPolicy, build_policy, vector_parameters
 #: the trial config's one top-level key.
 CONFIG_KEY = "spec"
 #: the spec's own keys in the config; every other key is one of the method's parameters.
-FIXED_KEYS = ("method", "seed", "member", "draw", "steps")
+FIXED_KEYS = ("method", "seed", "member", "draw", "steps", "reference")
 #: the policy every population member runs, whatever the searcher.
 MEMBER_POLICY = "mixture"
 #: methods whose label is not their policy's name: best-of-n's runs, and ``popmix confirm``'s
@@ -69,6 +69,9 @@ class TrialSpec:
             ``swarm-run``, its place in the swarm (every swarm run trains with ``seed``).
         steps: the trial's own ``train.steps`` (a swarm run's short budget); None: the
             experiment's.
+        reference: the checkpoint of the frozen reference model a DoReMi trial scores its
+            batches against (its seed's stratified trial), relative to the experiment
+            folder; None for every other trial.
         params: a baseline's parameters (those the experiment gives; the rest are the policy's
             defaults), or a member's searched values (``sample_weights``, ``loss_weights``,
             ``t_start``, ``t_end``, ``switch_frac``); per-domain vectors as ``{domain: weight}``.
@@ -80,6 +83,7 @@ class TrialSpec:
     params: Mapping[str, Any] = field(default_factory=dict)
     draw: int = 0
     steps: int | None = None
+    reference: str | None = None
 
     def __post_init__(self) -> None:
         params = copy.deepcopy(dict(self.params or {}))  # a copy: no caller's dict leaks in
@@ -101,6 +105,8 @@ class TrialSpec:
             spec["draw"] = self.draw
         if self.steps is not None:
             spec["steps"] = self.steps
+        if self.reference is not None:
+            spec["reference"] = self.reference
         return {CONFIG_KEY: {**spec, **copy.deepcopy(dict(self.params))}}
 
     @classmethod
@@ -113,6 +119,7 @@ class TrialSpec:
             member=spec.pop("member", -1),
             draw=spec.pop("draw", 0),
             steps=spec.pop("steps", None),
+            reference=spec.pop("reference", None),
             params=spec,
         )
 

@@ -157,13 +157,17 @@ class HFCausalLM(nn.Module):
     def example_losses(self, tokens: torch.Tensor) -> torch.Tensor:
         """Mean next-token cross-entropy (nats) of each window: shape (B,) for tokens (B, T+1);
         the mean of all of them is ``model(input_ids, labels=input_ids).loss``."""
+        return self.token_losses(tokens).mean(dim=1)
+
+    def token_losses(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Next-token cross-entropy (nats) of every position: shape (B, T) for tokens (B, T+1)."""
         logits = self(tokens[:, :-1])
         if logits.dtype not in (torch.float32, torch.float64):
             logits = logits.float()
         tok_loss = F.cross_entropy(
             logits.reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1), reduction="none"
         )
-        return tok_loss.view(tokens.shape[0], -1).mean(dim=1)
+        return tok_loss.view(tokens.shape[0], -1)
 
 
 __all__ = ["HFCausalLM", "check_hf_model", "hf_config_object"]

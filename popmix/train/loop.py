@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from popmix.config import REFERENCE_NOT_WIRED, ConfigError, ModelConfig, TrainConfig
+from popmix.config import ConfigError, ModelConfig, TrainConfig
 from popmix.data import model_vocab
 from popmix.data.domains import DomainSet, check_vocab
 from popmix.data.sampler import MixtureSampler, eval_windows
@@ -30,6 +30,7 @@ from popmix.train.health import TrainingHealth
 from popmix.train.hf_model import HFCausalLM
 from popmix.train.measure import per_domain_mean
 from popmix.train.model import TinyGPT
+from popmix.train.reference import ReferenceModel, excess_loss
 
 
 class Diverged(RuntimeError):
@@ -99,10 +100,18 @@ class Trainer:
             own step) or your trainer (``custom``, a :class:`popmix.train.ProxyTrainer`,
             whose ``train_step`` replaces the model step; everything around it stays).
         cfg: training settings.
+        reference: a finished run's checkpoint (a file or a checkpoint folder) whose frozen
+            model scores every training batch, for a policy that asks for excess losses
+            (DoReMi: the same seed's stratified run); read again on a resume.
     """
 
     def __init__(
-        self, domains: DomainSet, policy: MixingPolicy, model_cfg: ModelConfig, cfg: TrainConfig
+        self,
+        domains: DomainSet,
+        policy: MixingPolicy,
+        model_cfg: ModelConfig,
+        cfg: TrainConfig,
+        reference: str | os.PathLike | None = None,
     ) -> None:
         cfg.validate()
         model_cfg.validate()
@@ -115,12 +124,23 @@ class Trainer:
             model_cfg = replace(model_cfg, vocab_size=self.vocab_size)
         self.domains, self.policy, self.model_cfg, self.cfg = domains, policy, model_cfg, cfg
         policy.bind(domains.names)
+        policy.bind_vocab(self.vocab_size)
         #: what the policy asked the loop to measure (read once: a policy's needs are fixed)
         self.needs = needs = policy.needs
         cuda = CudaState.probe()
         self.device = resolve_device(cfg.device, cuda)
-        if needs.reference:
-            raise ConfigError(f"{policy.name} {REFERENCE_NOT_WIRED}")
+        if needs.reference and reference is None:
+            raise ConfigError(
+                f"{policy.name} needs a reference model (the same seed's stratified run): "
+                "give its checkpoint (popmix run --reference-checkpoint), or run it in popmix "
+                "search beside stratified"
+            )
+        if needs.reference and model_cfg.kind == "custom":
+            # the excess is measured per token on popmix's own forward
+            raise ConfigError(
+                f"{policy.name} scores the proxy's tokens against a reference model, which a "
+                "model.custom trainer does not expose; use popmix's model or model.hf_config"
+            )
         if needs.gradients is not None and model_cfg.kind != "popmix":
             # measure.py reads each domain's gradient off TinyGPT's own layers
             raise ConfigError(
@@ -179,6 +199,11 @@ class Trainer:
         self._example_losses = (
             torch.compile(self.model.example_losses) if cfg.compile else self.model.example_losses
         )
+        # DoReMi's forward keeps every token's loss, for the per-token excess
+        self._token_losses: Any = None
+        if needs.reference and not isinstance(self.model, _UserModel):
+            token_losses = self.model.token_losses
+            self._token_losses = torch.compile(token_losses) if cfg.compile else token_losses
         #: seconds the first compiled step took (compilation included); None until it ran
         self.compile_warmup_s: float | None = None
         decay = [p for n, p in self.model.named_parameters() if p.dim() >= 2]
@@ -215,8 +240,21 @@ class Trainer:
             "exact",
             split="validation",
         )
-        #: work beyond the plain training steps, in windows (see :meth:`extra_step_equivalents`)
-        self.extra = {"eval_windows": 0, "forward_windows": 0, "backward_windows": 0}
+        #: work beyond the plain training steps, in windows (see :meth:`extra_step_equivalents`),
+        #: and the steps of the reference model this run needed (DoReMi's stratified run)
+        self.extra = {
+            "eval_windows": 0,
+            "forward_windows": 0,
+            "backward_windows": 0,
+            "reference_steps": 0,
+        }
+        #: the frozen model whose losses the policy's excess losses are measured against
+        self.reference: ReferenceModel | None = None
+        if needs.reference and reference is not None:
+            self.reference = ReferenceModel.load(
+                reference, model_cfg, self.vocab_size, self.device
+            )
+            self.extra["reference_steps"] = self.reference.steps
         self._grads: measure.DomainGradients | None = None  # this step's, for its model step
         sizes = domains.sizes.astype(np.float64)
         k = len(domains)
@@ -361,6 +399,17 @@ class Trainer:
             assert self._grads is not None
             for p, g in zip(self.model.parameters(), self._grads.combine(weights)):
                 p.grad = g.view_as(p)
+        elif self.reference is not None:
+            # DoReMi (official doremiv1): the excess over the reference on this batch updates
+            # the weights first; the loss is then weighted by the *updated* weights.
+            token_loss = self._measure_excess(batch, step, lr)
+            weights = self.policy.weights(step + 1)
+            example_loss = token_loss.mean(dim=1)
+            # the batch came from the fixed base q (loss mode), so only its example weights
+            # change: domain i's by the updated α_i / q_i
+            example_weight = torch.from_numpy(loss_weights(weights, self.base_q))
+            example_weight = example_weight.to(self.device, torch.float32)[batch.ids]
+            (example_loss * example_weight).mean().backward()
         else:
             loss, example_loss = self.batch_loss(batch)
             loss.backward()
@@ -442,6 +491,27 @@ class Trainer:
         )
         return grads.example_loss
 
+    def _measure_excess(self, batch: Batch, step: int, lr: float) -> torch.Tensor:
+        """The proxy's per-token losses on the batch (with their graph), after handing the
+        policy each domain's excess over the frozen reference on the same tokens (one host
+        sync per step; the reference's forward counted as extra work)."""
+        assert self.reference is not None
+        with autocast(self.device, self.precision):
+            token_loss = self._token_losses(batch.tokens)
+        reference_loss = self.reference.token_losses(batch.tokens, self.precision)
+        self.extra["forward_windows"] += batch.tokens.shape[0]
+        detached = token_loss.detach()
+        self.policy.update(
+            DomainSignals(
+                step=step,
+                train_loss=per_domain_mean(batch.ids, batch.counts, detached.mean(dim=1)),
+                counts=batch.counts,
+                lr=lr,
+                excess_loss=excess_loss(detached, reference_loss, batch.ids, batch.counts),
+            )
+        )
+        return token_loss
+
     def _target_batch(self, target: str) -> torch.Tensor:
         """A held-out batch for a gradient target: every domain, or one (OOD); counted."""
         k = len(self.domains)
@@ -457,10 +527,11 @@ class Trainer:
 
     def extra_step_equivalents(self) -> float:
         """Extra work in training-step equivalents (a step = forward + backward ≈ 3 forwards
-        over batch_size windows): evaluations a policy asked for and held-out gradients."""
+        over batch_size windows): evaluations a policy asked for, held-out gradients, the
+        reference model's forwards, and the steps the reference model trained."""
         e = self.extra
         forwards = e["eval_windows"] + e["forward_windows"] + 2 * e["backward_windows"]
-        return forwards / (3.0 * self.cfg.batch_size)
+        return forwards / (3.0 * self.cfg.batch_size) + e.get("reference_steps", 0)
 
     def train(self, n_steps: int) -> None:
         """Train ``n_steps`` more steps (not past ``cfg.steps``)."""

@@ -90,10 +90,14 @@ class TinyGPT(nn.Module):
 
     def example_losses(self, tokens: torch.Tensor) -> torch.Tensor:
         """Mean next-token cross-entropy (nats) of each window: shape (B,) for tokens (B, T+1)."""
+        return self.token_losses(tokens).mean(dim=1)
+
+    def token_losses(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Next-token cross-entropy (nats) of every position: shape (B, T) for tokens (B, T+1)."""
         logits = self(tokens[:, :-1])
         if logits.dtype not in (torch.float32, torch.float64):
             logits = logits.float()  # half-precision logits: the loss in float32
         tok_loss = F.cross_entropy(
             logits.reshape(-1, self.vocab_size), tokens[:, 1:].reshape(-1), reduction="none"
         )
-        return tok_loss.view(tokens.shape[0], -1).mean(dim=1)
+        return tok_loss.view(tokens.shape[0], -1)

@@ -116,12 +116,15 @@ def run_training(
     cfg: TrainConfig,
     log: Callable[[dict[str, Any]], None] | None = None,
     checkpoint: str | Path | None = None,
+    reference: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train one model on ``domains`` with ``policy`` and return the result record.
 
     Args:
         log: called with each validation record as training goes on.
         checkpoint: where to save the final training state (optional).
+        reference: a finished run's checkpoint, the frozen reference model of a policy that
+            asks for one (DoReMi; see :class:`popmix.train.Trainer`).
 
     Returns:
         The content of ``result.json``: per-domain test loss and perplexity, their mean and
@@ -133,7 +136,7 @@ def run_training(
         Diverged: the training loss became non-finite (raised at the next validation point).
     """
     start = time.perf_counter()
-    trainer = Trainer(domains, policy, model_cfg, cfg)
+    trainer = Trainer(domains, policy, model_cfg, cfg, reference=reference)
     interval = cfg.eval_interval or cfg.steps
     history = []
     while trainer.step < cfg.steps:
@@ -163,6 +166,8 @@ def run_training(
         "tokens_seen": trainer.tokens_seen,
         "extra_step_equivalents": trainer.extra_step_equivalents(),
         "extra": dict(trainer.extra),
+        # DoReMi's reference model, whose steps count in extra_step_equivalents
+        "reference": None if trainer.reference is None else str(trainer.reference.path),
         # the run's health (popmix.train.health): the largest gradient norm, the loss spikes
         "grad_norm_max": trainer.health.grad_norm_max,
         # the step-to-step spread of the gradient norm, pooled within reports

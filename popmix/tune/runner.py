@@ -148,8 +148,9 @@ def trial_records(grid: Any, ledger: Any, interrupted: bool = False) -> list[dic
         spec = TrialSpec.from_config(config) if config else TrialSpec("?")
         metrics = dict(result.metrics or {})
         trial_id = metrics.get("trial_id") or known_id or result.path
-        schedule = None
+        schedule, checkpoint = None, None
         if result.checkpoint is not None:
+            checkpoint = result.checkpoint.path  # its final one (DoReMi's reference)
             with result.checkpoint.as_directory() as d:
                 p = Path(d, "schedule.json")
                 if p.is_file():
@@ -182,6 +183,7 @@ def trial_records(grid: Any, ledger: Any, interrupted: bool = False) -> list[dic
                 "params": dict(spec.params),
                 "error": None if result.error is None else _error_line(result.error),
                 "path": result.path,
+                "checkpoint": checkpoint,
             }
         )
     return records

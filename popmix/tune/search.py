@@ -56,6 +56,8 @@ from popmix.tune.explore import weights_from_file
 from popmix.tune.outputs import write_outputs
 from popmix.tune.plan import trial_counts
 from popmix.tune.proxy import calibration_warning
+from popmix.tune.reference import TUNER_SUFFIX as DOREMI_SUFFIX
+from popmix.tune.reference import check_reference, doremi_specs, runs_later
 from popmix.tune.resume import finished, read_search_file, rebase, rebased, write_search_file
 from popmix.tune.runner import TunerRun, run_tuner
 from popmix.tune.searchers import Searcher, TunerParts, searcher_for
@@ -166,6 +168,7 @@ def resolve(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> Resolve
         )
     if exp.runs_swarm():
         check_swarm(exp, len(domains))
+    check_reference(exp, remote=is_uri(opts.storage))
     name = opts.name or f"{exp.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     remote = None
     if is_uri(opts.storage):
@@ -254,6 +257,44 @@ def _swarm_optimum(
     refitted = any(s.get("refitted") for s in surfaces.values())
     trainable = _trainable(plan, threads, cpus)
     return surfaces, run_tuner(trainable, run, interrupted, resume=resume and not refitted)
+
+
+def _doremi_phase(
+    plan: ResolvedSearch,
+    seeds: list[int],
+    records: list[dict[str, Any]],
+    settings: TrialSettings,
+    progress: Any,
+    interrupted: Interrupted,
+    resume: bool,
+    say: Any,
+) -> list[dict[str, Any]]:
+    """DoReMi's trials of ``seeds``, in a Tuner of their own after the group's: each scores
+    its batches against its seed's finished stratified trial (the reference, trained once in
+    the group's Tuner and read from its final checkpoint, never retrained). Returns their
+    records."""
+    names = plan.domains.names
+    specs, missing = doremi_specs(plan.exp, seeds, names, records, plan.exp_dir)
+    if missing:
+        print(
+            f"popmix search: doremi: no finished stratified run (its reference) for seed(s) "
+            f"{missing}, so no doremi trial there",
+            file=sys.stderr,
+            flush=True,
+        )
+    if not specs:
+        return []
+    say(
+        f"  doremi: training against the stratified reference of seed(s) {[t.seed for t in specs]}"
+    )
+    # alone on the cluster now: the DoReMi trials share all its CPUs; their references'
+    # paths are relative to the experiment folder, wherever it is now
+    cpus = resolve_cpus(plan.exp, len(specs))
+    later = dataclasses.replace(
+        settings, threads=max(1, int(cpus)), reference_root=str(plan.exp_dir)
+    )
+    run = plan.tuner_run(seeds, TunerParts.grid(specs), progress, suffix=DOREMI_SUFFIX)
+    return run_tuner(_trainable(plan, later, cpus), run, interrupted, resume=resume)
 
 
 def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> Summary:
@@ -346,6 +387,10 @@ def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> Summ
                     )
                     surfaces.update(found[0])
                     records += found[1]
+                if runs_later(exp) and not interrupted.is_set():
+                    records += _doremi_phase(
+                        plan, seeds, records, settings, progress, interrupted, opts.resume, say
+                    )
         finally:
             # Whatever finished is written, even after an interrupt or an error.
             wall = time.time() - start

@@ -17,7 +17,11 @@ class TrialSettings:
     """What every trial of a search shares, passed to the trainable once
     (``tune.with_parameters``): the experiment's model and training settings, the report
     interval, the objective, torch threads per trial and the searched temperature schedule's
-    shape. A trial's own seed and device are set from its spec and its resources."""
+    shape. A trial's own seed and device are set from its spec and its resources.
+
+    ``reference_root``: the folder a trial's ``reference`` checkpoint path is relative to (the
+    experiment folder where it is now, so a search moved before its resume still finds its
+    DoReMi trials' references); None: the paths are used as they are."""
 
     model: ModelConfig
     train: TrainConfig
@@ -25,6 +29,7 @@ class TrialSettings:
     objective: str = "mean"
     threads: int = 1
     shape: str = "step"
+    reference_root: str | None = None
 
     @classmethod
     def of(

@@ -58,7 +58,11 @@ class MixtureTrainable(tune.Trainable):
         cfg = s.train_config(spec.run_seed, self._device(), spec.steps)
         policy = spec.build_policy(self.domains.sizes, self.domains.names, cfg.steps, s.shape)
         self.spec = spec
-        self.trainer = Trainer(self.domains, policy, s.model, cfg)
+        # a DoReMi trial's frozen reference, read again from its path on every (re)build
+        reference = None
+        if spec.reference is not None:
+            reference = Path(s.reference_root or "", spec.reference)
+        self.trainer = Trainer(self.domains, policy, s.model, cfg, reference=reference)
         self._node = ray.get_runtime_context().get_node_id()
         self._warmup_reported = False
         self.schedule: list[dict[str, Any]] = []  # weights whenever they change, by step

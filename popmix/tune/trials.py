@@ -13,15 +13,18 @@ from typing import Any
 from popmix.config import BEST_OF_N, Experiment, SearchSpace
 from popmix.data.domains import DomainSet
 from popmix.records.trial import TrialSpec
+from popmix.tune.reference import group_methods
 from popmix.tune.searchers import SeedGroup
 from popmix.tune.swarm import run_specs
 
 
 def baseline_specs(exp: Experiment, seed: int, names: list[str]) -> list[TrialSpec]:
     """The methods that run as single trials, with the experiment's parameters; best-of-n as
-    one trial per draw it trains itself (see :meth:`Experiment.best_of_n_draws`)."""
+    one trial per draw it trains itself (see :meth:`Experiment.best_of_n_draws`). DoReMi is
+    not among them: it runs once its seed's stratified trial has finished
+    (:mod:`popmix.tune.reference`)."""
     specs = []
-    for method in exp.baseline_methods():
+    for method in group_methods(exp):
         if method == BEST_OF_N:
             base = TrialSpec.single(exp, method, seed, names)
             specs += [base.replace(draw=k) for k in exp.best_of_n_draws()]
@@ -33,7 +36,7 @@ def baseline_specs(exp: Experiment, seed: int, names: list[str]) -> list[TrialSp
 def trials_per_seed(exp: Experiment) -> int:
     """Trials of one seed that run at once in its Tuner (the swarm's: as many as it trains at
     once, ``search.swarm.parallel``)."""
-    singles = len(exp.baseline_methods()) - (BEST_OF_N in exp.methods)
+    singles = len(group_methods(exp)) - (BEST_OF_N in exp.methods)
     population = exp.search.population if exp.runs_population() else 0
     swarm = exp.search.swarm.concurrent(exp.search.population) if exp.runs_swarm() else 0
     return population + singles + len(exp.best_of_n_draws()) + swarm

@@ -1,5 +1,5 @@
-"""DoReMi's update against hand-computed steps (the official "doremiv1" rule), and its
-refusal to train until the loop measures reference losses."""
+"""DoReMi's update against hand-computed steps (the official "doremiv1" rule), and what a
+search checks before it runs it."""
 
 from __future__ import annotations
 
@@ -70,7 +70,17 @@ def test_bad_parameters(params, match):
         build_policy("doremi", SIZES, 10, params)
 
 
-def test_a_search_refuses_doremi_in_one_line_until_the_loop_measures_reference_losses():
-    exp = Experiment(methods=("pbt", "doremi"))
-    with pytest.raises(ConfigError, match="doremi: needs each step's excess loss"):
-        check_method_params(exp, SIZES, ["a", "b", "c"])
+def test_a_search_refuses_doremi_without_its_reference_method_in_one_line():
+    with pytest.raises(ConfigError, match="add stratified to methods"):
+        check_method_params(Experiment(methods=("pbt", "doremi")), SIZES, ["a", "b", "c"])
+    check_method_params(Experiment(methods=("stratified", "doremi")), SIZES, ["a", "b", "c"])
+
+
+def test_an_unbound_vocabulary_is_the_models():
+    p = build_policy("doremi", SIZES, 10, {})
+    assert p.vocab_size is None
+    p.bind_vocab(50257)
+    assert p.vocab_size == 50257 and p.hparams()["vocab_size"] == 50257
+    p = build_policy("doremi", SIZES, 10, {"vocab_size": 300})
+    p.bind_vocab(256)  # a value given stays
+    assert p.vocab_size == 300
