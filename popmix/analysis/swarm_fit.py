@@ -1,6 +1,10 @@
 """The swarm's response surface: per-domain loss as a function of the mixture, its optimum and
 error bars (NumPy, SciPy and scikit-learn only: no torch, no Ray).
 
+Why one module of some 830 lines: the two models, the cross-validation that chooses between
+them, the bootstrap behind the error bars and the optimum all work on the same runs and the
+same fitted parameters; split, a fit and its error bars would be read in different files.
+
 A swarm is n runs, each trained on one static mixture w (a row of ``weights``) and ending with a
 per-domain validation loss (a row of ``losses``, nats). :func:`fit_surface` fits two models and
 keeps the one that predicts held-out runs better:

@@ -28,99 +28,41 @@ import dataclasses
 import json
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from ray import tune
 
 from popmix._util.progress import StepsProgress
 from popmix.config import ConfigError, Experiment, SearchSpace, check_method_params
 from popmix.data import load_experiment_domains
-from popmix.data.domains import DomainSet, domain_groups
+from popmix.data.domains import domain_groups
 from popmix.records.summary import Summary, read_summary
 from popmix.records.table import format_answer, format_table
-from popmix.tune.callbacks import Interrupted, MirrorStorage, ProgressPrinter, catch_sigint
+from popmix.tune.callbacks import ProgressPrinter, catch_sigint
 from popmix.tune.cluster import (
-    QUIET_LOGGERS,
     RaySession,
     SearchOptions,
     check_address,
     check_storage,
-    resolve_cpus,
     seeds_that_fit,
     trial_resources,
     tune_environment,
 )
 from popmix.tune.explore import weights_from_file
 from popmix.tune.outputs import write_outputs
+from popmix.tune.phases import doremi_phase, swarm_optimum
 from popmix.tune.plan import trial_counts
 from popmix.tune.proxy import calibration_warning
-from popmix.tune.reference import TUNER_SUFFIX as DOREMI_SUFFIX
-from popmix.tune.reference import check_reference, doremi_specs, runs_later
+from popmix.tune.reference import check_reference, runs_later
+from popmix.tune.resolved import ResolvedSearch, trainable_for
 from popmix.tune.resume import finished, read_search_file, rebase, rebased, write_search_file
-from popmix.tune.runner import TunerRun, run_tuner
-from popmix.tune.searchers import Searcher, TunerParts, searcher_for
+from popmix.tune.runner import run_tuner
+from popmix.tune.searchers import searcher_for
 from popmix.tune.spec import TrialSettings
 from popmix.tune.storage import RemoteStorage, is_uri
 from popmix.tune.swarm import (
-    TUNER_SUFFIX,
     check_swarm,
-    fit_notes,
-    optimum_specs,
-    surfaces_for,
 )
-from popmix.tune.trainable import MixtureTrainable
-from popmix.tune.trials import seed_group, seed_groups, trials_per_seed, tuner_name
-
-
-@dataclass(frozen=True)
-class ResolvedSearch:
-    """A search's inputs, checked and resolved before Ray starts (:func:`resolve`)."""
-
-    exp: Experiment
-    searcher: Searcher  # the experiment's (search.searcher), checked
-    space: SearchSpace
-    domains: DomainSet
-    name: str
-    exp_dir: Path  # <storage>/<name>: Tune's folders, TensorBoard, lineage rows
-    out: Path  # where summary.json and the weights files go
-    #: a --storage URI: Tune writes the trials there, exp_dir is the driver's local copy of
-    #: its own files, mirrored there (popmix.tune.storage)
-    remote: RemoteStorage | None = None
-
-    def tuner_run(
-        self,
-        seeds: list[int],
-        parts: TunerParts,
-        progress: Any = None,
-        suffix: str = "",
-        max_concurrent: int | None = None,
-    ) -> TunerRun:
-        """The Tuner of ``seeds`` (``suffix``: the swarm optimum's, ``seed0-swarm``): every
-        report checkpointed, its ledger kept for a resume, its trials at a ``--storage`` URI
-        with the experiment folder mirrored there."""
-        name = tuner_name(seeds) + suffix
-        storage, fs, callbacks = str(self.exp_dir), None, []
-        if self.remote is not None:
-            storage, fs = self.remote.path(self.name), self.remote.fs
-            callbacks.append(MirrorStorage(self.remote, self.exp_dir, self.name))
-        return TunerRun(
-            name=name,
-            storage=storage,
-            filesystem=fs,
-            tensorboard=self.exp_dir / "tensorboard",
-            parts=parts,
-            max_failures=self.exp.resources.max_failures,
-            ledger=self.exp_dir / f"ledger-{name}.json",
-            every_report=True,
-            max_concurrent=max_concurrent,
-            callbacks=(*callbacks, *([progress] if progress else [])),
-        )
-
-    def logger_levels(self) -> dict[str, int]:
-        """The loggers a search quietens, and to what."""
-        return {**QUIET_LOGGERS, **self.searcher.logger_levels()}
+from popmix.tune.trials import seed_group, seed_groups, trials_per_seed
 
 
 def resolve(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> ResolvedSearch:
@@ -220,83 +162,6 @@ def _as_typed(folder: Path) -> str:
         return str(folder)
 
 
-def _trainable(plan: ResolvedSearch, settings: TrialSettings, cpus: float) -> Any:
-    return tune.with_resources(
-        tune.with_parameters(MixtureTrainable, domains=plan.domains, settings=settings),
-        {"cpu": cpus, "gpu": plan.exp.resources.gpus_per_trial},
-    )
-
-
-def _swarm_optimum(
-    plan: ResolvedSearch,
-    seeds: list[int],
-    records: list[dict[str, Any]],
-    settings: TrialSettings,
-    progress: Any,
-    interrupted: Interrupted,
-    resume: bool,
-    say: Any,
-) -> tuple[dict[int, dict[str, Any]], list[dict[str, Any]]]:
-    """The swarm's second phase for ``seeds``: each seed's surface fitted on its finished
-    swarm runs (or read back, on a resume), then the predicted optima trained in a Tuner of
-    their own. Returns (surfaces by seed, the optimum trials' records)."""
-    exp, names = plan.exp, plan.domains.names
-    caps = exp.weight_caps(names, plan.domains.sizes)
-    surfaces = surfaces_for(exp, records, seeds, names, plan.exp_dir, caps)
-    for note in fit_notes(surfaces):
-        print(f"popmix search: swarm: {note}", file=sys.stderr, flush=True)
-    specs = optimum_specs(surfaces, names)
-    if not specs:
-        return surfaces, []
-    say(f"  swarm: training the predicted optimum of seed(s) {[t.seed for t in specs]}")
-    # alone on the cluster now: the optimum trials share all its CPUs
-    cpus = resolve_cpus(exp, len(specs))
-    threads = dataclasses.replace(settings, threads=max(1, int(cpus)))
-    run = plan.tuner_run(seeds, TunerParts.grid(specs), progress, suffix=TUNER_SUFFIX)
-    # a refitted optimum is a new trial: the saved Tuner trained the stale one
-    refitted = any(s.get("refitted") for s in surfaces.values())
-    trainable = _trainable(plan, threads, cpus)
-    return surfaces, run_tuner(trainable, run, interrupted, resume=resume and not refitted)
-
-
-def _doremi_phase(
-    plan: ResolvedSearch,
-    seeds: list[int],
-    records: list[dict[str, Any]],
-    settings: TrialSettings,
-    progress: Any,
-    interrupted: Interrupted,
-    resume: bool,
-    say: Any,
-) -> list[dict[str, Any]]:
-    """DoReMi's trials of ``seeds``, in a Tuner of their own after the group's: each scores
-    its batches against its seed's finished stratified trial (the reference, trained once in
-    the group's Tuner and read from its final checkpoint, never retrained). Returns their
-    records."""
-    names = plan.domains.names
-    specs, missing = doremi_specs(plan.exp, seeds, names, records, plan.exp_dir)
-    if missing:
-        print(
-            f"popmix search: doremi: no finished stratified run (its reference) for seed(s) "
-            f"{missing}, so no doremi trial there",
-            file=sys.stderr,
-            flush=True,
-        )
-    if not specs:
-        return []
-    say(
-        f"  doremi: training against the stratified reference of seed(s) {[t.seed for t in specs]}"
-    )
-    # alone on the cluster now: the DoReMi trials share all its CPUs; their references'
-    # paths are relative to the experiment folder, wherever it is now
-    cpus = resolve_cpus(plan.exp, len(specs))
-    later = dataclasses.replace(
-        settings, threads=max(1, int(cpus)), reference_root=str(plan.exp_dir)
-    )
-    run = plan.tuner_run(seeds, TunerParts.grid(specs), progress, suffix=DOREMI_SUFFIX)
-    return run_tuner(_trainable(plan, later, cpus), run, interrupted, resume=resume)
-
-
 def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> Summary:
     """Run the experiment; returns the summary (also written to ``summary.json``).
 
@@ -329,7 +194,7 @@ def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> Summ
             storage = plan.remote.given if plan.remote else str(exp_dir.parent)
             write_search_file(exp_dir, exp, plan.space, out, storage, plan.name)
         settings = TrialSettings.of(exp, space, cpus)
-        trainable = _trainable(plan, settings, cpus)
+        trainable = trainable_for(plan, settings, cpus)
         methods = (
             ([exp.population_method] if exp.runs_population() else [])
             + (["swarm"] if exp.runs_swarm() else [])
@@ -382,13 +247,13 @@ def run_search(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> Summ
                 )
                 records += run_tuner(trainable, run, interrupted, resume=opts.resume)
                 if exp.runs_swarm() and not interrupted.is_set():
-                    found = _swarm_optimum(
+                    found = swarm_optimum(
                         plan, seeds, records, settings, progress, interrupted, opts.resume, say
                     )
                     surfaces.update(found[0])
                     records += found[1]
                 if runs_later(exp) and not interrupted.is_set():
-                    records += _doremi_phase(
+                    records += doremi_phase(
                         plan, seeds, records, settings, progress, interrupted, opts.resume, say
                     )
         finally:

@@ -12,8 +12,9 @@ import pytest
 from popmix.config import ConfigError, Experiment
 from popmix.data import load_domains
 from popmix.records.trial import TrialSpec
-from popmix.tune import search
+from popmix.tune import phases
 from popmix.tune.reference import check_reference, doremi_specs, reference_checkpoint
+from popmix.tune.resolved import ResolvedSearch
 from popmix.tune.spec import TrialSettings
 from popmix.tune.trials import baseline_specs, trials_per_seed
 
@@ -69,7 +70,7 @@ def test_the_phase_is_a_tuner_of_its_own_after_the_group_with_the_checkpoint(
 ):
     exp = Experiment(methods=("stratified", "doremi"), seeds=(3,))
     domains = load_domains("synthetic", 3)
-    plan = search.ResolvedSearch(
+    plan = ResolvedSearch(
         exp,
         None,
         None,
@@ -79,16 +80,16 @@ def test_the_phase_is_a_tuner_of_its_own_after_the_group_with_the_checkpoint(
         tmp_path,  # type: ignore[arg-type]
     )
     ran = []
-    monkeypatch.setattr(search, "resolve_cpus", lambda exp, n: 2.0)
-    monkeypatch.setattr(search, "_trainable", lambda plan, settings, cpus: settings)
+    monkeypatch.setattr(phases, "resolve_cpus", lambda exp, n: 2.0)
+    monkeypatch.setattr(phases, "trainable_for", lambda plan, settings, cpus: settings)
     monkeypatch.setattr(
-        search,
+        phases,
         "run_tuner",
         lambda trainable, run, interrupted, resume: ran.append((trainable, run, resume)) or [],
     )
     group = [rec("stratified", 3, checkpoint=str(tmp_path / "seed3/stratified_x/checkpoint_1"))]
     settings = TrialSettings(exp.model, exp.train, 10)
-    search._doremi_phase(plan, [3], group, settings, None, None, True, lambda *a: None)
+    phases.doremi_phase(plan, [3], group, settings, None, None, True, lambda *a: None)
     ((settings_used, run, resume),) = ran
     assert run.name == "seed3-doremi" and resume
     assert settings_used.reference_root == str(tmp_path) and settings_used.threads == 2
@@ -99,7 +100,7 @@ def test_the_phase_is_a_tuner_of_its_own_after_the_group_with_the_checkpoint(
 
 def test_no_finished_reference_no_doremi_tuner(tmp_path, monkeypatch, capsys):
     exp = Experiment(methods=("stratified", "doremi"), seeds=(0,))
-    plan = search.ResolvedSearch(
+    plan = ResolvedSearch(
         exp,
         None,
         None,
@@ -108,9 +109,9 @@ def test_no_finished_reference_no_doremi_tuner(tmp_path, monkeypatch, capsys):
         tmp_path,
         tmp_path,  # type: ignore
     )
-    monkeypatch.setattr(search, "run_tuner", lambda *a, **k: pytest.fail("no Tuner expected"))
+    monkeypatch.setattr(phases, "run_tuner", lambda *a, **k: pytest.fail("no Tuner expected"))
     settings = TrialSettings(exp.model, exp.train, 10)
-    out = search._doremi_phase(
+    out = phases.doremi_phase(
         plan, [0], [rec("stratified", 0, "error")], settings, None, None, False, print
     )
     assert out == []
