@@ -62,7 +62,7 @@ def trained(monkeypatch):
 
     seen = {}
 
-    def fake(domains, policy, model_cfg, cfg, log=None, checkpoint=None):
+    def fake(domains, policy, model_cfg, cfg, log=None, checkpoint=None, reference=None):
         seen.update(domains=domains, policy=policy, model=model_cfg, cfg=cfg)
         raise SystemExit(0)  # stop before any output is written
 
