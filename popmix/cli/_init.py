@@ -56,6 +56,12 @@ MAX_SEEDS = 5
 #: seeds without a calibration: the fewest that give an interval with some room (2 seeds'
 #: t quantile is 12.7, 3 seeds' 4.3)
 UNCALIBRATED_SEEDS = 3
+#: PBT decisions a budget sized by --budget-minutes keeps at the least: on oracle16 the gain
+#: came with a decision at every report (docs/benchmarks/oracle16.md#pbt-in-rounds), and a
+#: population that is never ranked is best-of-n at a higher price
+MIN_DECISIONS = 4
+#: ... reporting at most this often (each report validates every domain)
+MIN_REPORT_EVERY = 10
 
 
 # ---------------------------------------------------------------------------------------------
@@ -599,7 +605,13 @@ class InitCommand(Command):
         lanes = max(1, n_gpus)
         per_model = args.budget_minutes * 60 * lanes / (step_s * trials * len(exp.seeds))
         every = exp.search.report_every
-        least = every * exp.search.perturbation_interval  # one PBT decision
+        # PBT decides at every perturbation_interval-th report but the last: keep at least
+        # MIN_DECISIONS of them, reporting more often on a short budget rather than leaving a
+        # population that never ranks its members
+        need = exp.search.perturbation_interval * MIN_DECISIONS + 1
+        if per_model < every * need:
+            every = max(MIN_REPORT_EVERY, int(per_model // need) // 10 * 10)
+        least = every * need
         sized = max(least, int(per_model // every) * every)
         minutes = sized * trials * len(exp.seeds) * step_s / lanes / 60
         timed = f"a step took {step_s * 1000:.0f} ms here ({device}, {TIMED_STEPS} timed)"
@@ -615,12 +627,21 @@ class InitCommand(Command):
             f"{trials} trials x {len(exp.seeds)} seeds x {sized} steps is about "
             f"{minutes:.0f} minutes of training (reports and checkpoints add to it)"
         )
+        overrides: list[tuple[str, Any]] = [("train.steps", sized)]
+        if every != exp.search.report_every:
+            overrides.append(("search.report_every", every))
+            why.append(
+                f"a report every {every} steps (not {exp.search.report_every}), so that PBT "
+                f"ranks its members {(sized // every - 1) // exp.search.perturbation_interval} "
+                "times"
+            )
         if sized == least and per_model < least:
             why.append(
                 f"the budget allows only {per_model:.0f} steps: {least} is the fewest that "
-                "give PBT one decision; give more minutes, fewer seeds or fewer methods"
+                f"give PBT {MIN_DECISIONS} decisions; give more minutes, fewer seeds or fewer "
+                "methods"
             )
-        return with_overrides(exp, [("train.steps", sized)])
+        return with_overrides(exp, overrides)
 
     @staticmethod
     def _print(plan: Plan, out: Path) -> None:

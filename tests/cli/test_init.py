@@ -210,8 +210,20 @@ def test_budget_minutes_sizes_the_steps_from_timed_steps(tmp_path, capsys):
     _, data = init(tmp_path, folder, "--experiment", "smoke", "--budget-minutes", "2")
     steps = data["train"]["steps"]
     every = data["search"]["report_every"]
-    assert steps % every == 0 and steps >= every * data["search"]["perturbation_interval"]
+    # a short budget reports more often, so that PBT still ranks its members 4 times
+    interval = data["search"]["perturbation_interval"]
+    assert steps % every == 0 and (steps // every - 1) // interval >= 4
     assert re.search(r"a step took \d+ ms here \(cpu", capsys.readouterr().out)
+
+
+def test_a_short_budget_reports_more_often_so_that_pbt_still_decides(tmp_path, capsys):
+    folder = corpus(tmp_path / "mine", {"a": 6000, "b": 3000})
+    # the default proxy reports every 50 steps; 6 seconds of it cannot hold 5 such reports
+    _, data = init(tmp_path, folder, "--budget-minutes", "0.1")
+    steps, every = data["train"]["steps"], data["search"]["report_every"]
+    assert 10 <= every < 50 and steps % every == 0
+    assert (steps // every - 1) // data["search"]["perturbation_interval"] >= 4
+    assert f"a report every {every} steps (not 50)" in capsys.readouterr().out
 
 
 def test_init_then_search_runs_the_file_unchanged(tmp_path, ray_session, monkeypatch, capsys):
