@@ -48,3 +48,30 @@ def ray_session():
     )
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture
+def popmix_process():
+    """Start ``popmix ARGV...`` as a process of its own (Ray on loopback, its output in
+    ``stdout``), for the tests that stop a search and resume it."""
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+        "RAY_AUTH_MODE": "disabled",
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
+
+    def start(argv: list[str], **kw) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "popmix.cli", *argv],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            **kw,
+        )
+
+    return start

@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -153,31 +151,16 @@ SEARCH = [
 ]  # fmt: skip
 
 
-def popmix(args: list[str], **kw) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-        "RAY_AUTH_MODE": "disabled",
-        "RAY_USAGE_STATS_ENABLED": "0",
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "popmix.cli", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        **kw,
-    )
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT], ids=["sigkill", "ctrl-c"])
-def test_a_stopped_search_resumes_and_finishes(tmp_path, how):
+def test_a_stopped_search_resumes_and_finishes(tmp_path, how, popmix_process):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     exp_dir = tmp_path / "runs" / "killed"
     args = ["search", *SEARCH, "--storage", str(tmp_path / "runs"), "--name", "killed"]
-    proc = popmix(args, start_new_session=True)  # its own process group, Ray's daemons in it
+    proc = popmix_process(
+        args, start_new_session=True
+    )  # its own process group, Ray's daemons in it
     ledger = exp_dir / "ledger-seed0.json"
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
@@ -196,7 +179,7 @@ def test_a_stopped_search_resumes_and_finishes(tmp_path, how):
         assert proc.returncode == 130 and f"popmix search --resume {exp_dir}" in stopped
         assert json.loads((exp_dir / "summary.json").read_text())["interrupted"]
 
-    resumed = popmix(["search", "--resume", str(exp_dir), "--cpus", "2", "--quiet"])
+    resumed = popmix_process(["search", "--resume", str(exp_dir), "--cpus", "2", "--quiet"])
     out, _ = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, out[-3000:]
     assert "Traceback" not in out, out[-3000:]
@@ -217,6 +200,6 @@ def test_a_stopped_search_resumes_and_finishes(tmp_path, how):
         ea.Reload()
         steps = [e.step for e in ea.Scalars("compare/objective")]
         assert steps == list(range(20, 401, 20)), (run.name, Counter(steps))
-    again = popmix(["search", "--resume", str(exp_dir), "--quiet"])
+    again = popmix_process(["search", "--resume", str(exp_dir), "--quiet"])
     assert "finished already" in again.communicate(timeout=120)[0]
     assert Path(exp_dir / "summary.json").read_text() == json.dumps(summary, indent=2)

@@ -7,8 +7,6 @@ import json
 import math
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -100,30 +98,15 @@ def test_every_round_decides_and_the_bad_member_is_replaced_first(
     assert pbt["population_train_steps"] == population * STEPS
 
 
-def popmix(argv: list[str], **kw) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-        "RAY_AUTH_MODE": "disabled",
-        "RAY_USAGE_STATS_ENABLED": "0",
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "popmix.cli", *argv],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        **kw,
-    )
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "sigkill"])
-def test_a_search_stopped_mid_round_resumes_and_decides_every_round_once(tmp_path, how):
+def test_a_search_stopped_mid_round_resumes_and_decides_every_round_once(
+    tmp_path, how, popmix_process
+):
     exp_dir = tmp_path / "runs" / "stopped"
     argv = [*args(tmp_path, 4), "--storage", str(tmp_path / "runs"), "--name", "stopped",
             "--quiet", "--cpus", "2", "--cpus-per-trial", "0.4"]  # fmt: skip
-    proc = popmix(argv, start_new_session=True)
+    proc = popmix_process(argv, start_new_session=True)
     rounds = exp_dir / "rounds-seed0.jsonl"
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
@@ -133,7 +116,7 @@ def test_a_search_stopped_mid_round_resumes_and_decides_every_round_once(tmp_pat
     assert proc.poll() is None, proc.communicate()[0][-2000:]
     os.killpg(proc.pid, how)
     proc.communicate(timeout=120)
-    resumed = popmix(["search", "--resume", str(exp_dir), "--cpus", "2", "--quiet"])
+    resumed = popmix_process(["search", "--resume", str(exp_dir), "--cpus", "2", "--quiet"])
     out, _ = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, out[-3000:]
     assert "Traceback" not in out, out[-3000:]
