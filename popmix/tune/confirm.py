@@ -345,7 +345,8 @@ def run_confirm(
                 report.update(section)
             else:
                 report["second_scale"] = section
-            say(format_confirm(section))
+            # the table is the command's result: printed under --quiet too, as search does
+            print(format_confirm(section), flush=True)
     out.write_text(json.dumps(report, indent=2, default=str))
     say(f"\nwrote {out}")
     if interrupted.is_set():

@@ -316,7 +316,7 @@ def test_doge_and_aioli_run_beside_pbt(ray_session, tmp_path):
 
 
 @pytest.mark.slow
-def test_confirm_retrains_the_answer_on_fresh_seeds_at_both_scales(pbt_run, tmp_path):
+def test_confirm_retrains_the_answer_on_fresh_seeds_at_both_scales(pbt_run, tmp_path, capsys):
     from popmix.tune.confirm import run_confirm
 
     exp_dir, summary = pbt_run
@@ -332,6 +332,8 @@ def test_confirm_retrains_the_answer_on_fresh_seeds_at_both_scales(pbt_run, tmp_
     (run / "summary.json").write_text(json.dumps(changed, default=str))
     report = run_confirm(run, SearchOptions(quiet=True))
     assert json.loads((run / "confirm.json").read_text())["seeds"] == [1, 2]
+    # --quiet leaves out the progress, not the result: both scales' tables are printed
+    assert capsys.readouterr().out.count("vs stratified (paired by seed)") == 2
     for section, steps, width in ((report, 60, 32), (report["second_scale"], 12, 48)):
         assert section["seeds"] == [1, 2] and section["steps"] == steps
         assert section["model"]["d_model"] == width
