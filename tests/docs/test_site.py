@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from _browser import needs_chromium, probed, with_probe
 
 from popmix.cli import COMMANDS, build_parser
 from popmix.cli._reference import cli_reference, flags_by_key, options
@@ -28,14 +29,9 @@ MKDOCS = (
     importlib.util.find_spec("mkdocs") is not None
     and importlib.util.find_spec("material") is not None
 )
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_mkdocs = pytest.mark.skipif(
     not MKDOCS,
     reason="mkdocs-material is not installed (pip install -e '.[docs]'); the site needs it",
-)
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="chromium is not installed (apt-get install chromium); the browser check needs it",
 )
 
 
@@ -209,32 +205,6 @@ def test_the_site_builds_strictly_with_the_generated_references(site):
     assert (site / "changelog" / "index.html").read_text().count("--weights-from") >= 1
 
 
-# Injected into a copy of the page: counts the images decoded in full (drawn to a canvas, their
-# last row opaque) and every error (a script's, a resource that failed, console.error) into the
-# title, which --dump-dom shows.
-_PROBE = """<script>
-window.__errors = 0;
-window.addEventListener("error", () => { window.__errors += 1; }, true);
-const _err = console.error; console.error = (...a) => { window.__errors += 1; _err(...a); };
-function whole(img) {
-  if (!img.complete || img.naturalWidth === 0) return false;
-  const c = document.createElement("canvas");
-  c.width = img.naturalWidth; c.height = img.naturalHeight;
-  const g = c.getContext("2d"); g.drawImage(img, 0, 0);
-  const row = g.getImageData(0, c.height - 1, c.width, 1).data;
-  for (let i = 3; i < row.length; i += 4) if (row[i] !== 255) return false;
-  return true;
-}
-window.addEventListener("load", async () => {
-  const imgs = [...document.images];
-  const settled = Promise.all(imgs.map(i => i.decode().catch(() => null)));
-  await Promise.race([settled, new Promise(r => setTimeout(r, 2000))]);
-  const ok = imgs.filter(i => { try { return whole(i); } catch (e) { return false; } }).length;
-  document.title = `probe decoded=${ok} images=${imgs.length} errors=${window.__errors}`;
-});
-</script>"""
-
-
 @pytest.fixture(scope="module")
 def served(site, tmp_path_factory):
     """The built site on loopback, as ``mkdocs serve`` or any static host gives it (Material's
@@ -254,30 +224,8 @@ def served(site, tmp_path_factory):
 def _open(root: Path, base: str, page: str, tmp: Path) -> tuple[dict[str, int], list[str]]:
     """(the probe's counts, the console lines chromium logged) of ``page`` of the site."""
     html = root / page / "index.html"
-    probed = html.with_name("probed.html")
-    probed.write_text(html.read_text().replace("<head>", "<head>" + _PROBE, 1))
-    assert CHROMIUM is not None
-    dom = subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--disable-gpu",
-            "--no-sandbox",
-            f"--user-data-dir={tmp / 'chromium-profile'}",
-            "--enable-logging=stderr",
-            "--v=0",
-            "--virtual-time-budget=5000",
-            "--dump-dom",
-            f"{base}/{page}probed.html",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    found = re.search(r"<title>probe decoded=(\d+) images=(\d+) errors=(\d+)</title>", dom.stdout)
-    assert found, f"{page} did not finish loading: {dom.stdout[:300]!r} {dom.stderr[-800:]!r}"
-    counts = dict(zip(("decoded", "images", "errors"), map(int, found.groups())))
-    return counts, [ln for ln in dom.stderr.splitlines() if ":CONSOLE" in ln]
+    html.with_name("probed.html").write_text(with_probe(html.read_text()))
+    return probed(f"{base}/{page}probed.html", tmp)
 
 
 @needs_mkdocs

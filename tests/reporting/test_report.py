@@ -6,13 +6,12 @@ import base64
 import dataclasses
 import json
 import re
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from _browser import chromium, needs_chromium, probed, with_probe
 
 from popmix.cli import main
 from popmix.records.summary import OLD_NAMES, Summary, SummaryError, read_methods, read_summary
@@ -164,75 +163,16 @@ def make_bracket(folder: Path) -> dict[str, Any]:
     return bracket
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="chromium is not installed (apt-get install chromium); the browser check needs it",
-)
-
-# Injected into a copy of the page (the report itself has no script): counts the images the
-# browser decoded in full (drawn to a canvas, their last row opaque: matplotlib's PNGs are
-# opaque, and a truncated PNG still has a size but leaves its lower rows empty) and every
-# error event (a script's, or a resource that failed to load), into the title --dump-dom shows.
-_PROBE = """<script>
-window.__errors = 0;
-window.addEventListener("error", () => { window.__errors += 1; }, true);
-const _err = console.error; console.error = (...a) => { window.__errors += 1; _err(...a); };
-function whole(img) {
-  if (!img.complete || img.naturalWidth === 0) return false;
-  const c = document.createElement("canvas");
-  c.width = img.naturalWidth; c.height = img.naturalHeight;
-  const g = c.getContext("2d"); g.drawImage(img, 0, 0);
-  const row = g.getImageData(0, c.height - 1, c.width, 1).data;
-  for (let i = 3; i < row.length; i += 4) if (row[i] !== 255) return false;
-  return true;
-}
-window.addEventListener("load", async () => {
-  const imgs = [...document.images];
-  // a decode that never settles (a truncated image) must not keep the title unset
-  const settled = Promise.all(imgs.map(i => i.decode().catch(() => null)));
-  await Promise.race([settled, new Promise(r => setTimeout(r, 2000))]);
-  const ok = imgs.filter(i => { try { return whole(i); } catch (e) { return false; } }).length;
-  document.title = `probe decoded=${ok} images=${imgs.length} errors=${window.__errors}`;
-});
-</script>"""
-
-
-def _chromium(*args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
-    assert CHROMIUM is not None
-    return subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--disable-gpu",
-            "--no-sandbox",
-            "--hide-scrollbars",
-            f"--user-data-dir={tmp / 'chromium-profile'}",
-            "--enable-logging=stderr",
-            "--v=0",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def open_in_browser(page: Path, tmp: Path) -> tuple[dict[str, int], list[str], np.ndarray]:
     """(the probe's counts, the console lines chromium logged, the screenshot's pixels) of
     ``page`` loaded from file:// in headless chromium."""
     import matplotlib.image
 
-    probed = tmp / f"probed-{page.name}"
-    text = page.read_text()
-    probed.write_text(text.replace("<head>", "<head>" + _PROBE, 1))
-    dom = _chromium("--virtual-time-budget=5000", "--dump-dom", probed.as_uri(), tmp=tmp)
-    found = re.search(r"<title>probe decoded=(\d+) images=(\d+) errors=(\d+)</title>", dom.stdout)
-    assert found, f"the page did not finish loading: {dom.stdout[:300]!r} {dom.stderr[-500:]!r}"
-    counts = dict(zip(("decoded", "images", "errors"), map(int, found.groups())))
-    console = [ln for ln in dom.stderr.splitlines() if ":CONSOLE" in ln]
+    copy = tmp / f"probed-{page.name}"
+    copy.write_text(with_probe(page.read_text()))
+    counts, console = probed(copy.as_uri(), tmp)
     shot = tmp / f"{page.stem}.png"
-    _chromium(f"--screenshot={shot}", "--window-size=1200,2000", page.as_uri(), tmp=tmp)
+    chromium(f"--screenshot={shot}", "--window-size=1200,2000", page.as_uri(), tmp=tmp)
     assert shot.is_file(), "chromium wrote no screenshot"
     return counts, console, matplotlib.image.imread(shot)
 
