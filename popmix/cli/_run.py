@@ -23,7 +23,7 @@ from popmix.cli._base import (
     argument_group,
     float_list,
 )
-from popmix.config import BEST_OF_N, Experiment
+from popmix.config import BEST_OF_N, RANDOM, Experiment
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -219,10 +219,10 @@ class RunCommand(Command):
         from popmix.train import run_training
         from popmix.train.run import weight_schedule
 
-        if args.method == BEST_OF_N:
+        if args.method in (BEST_OF_N, RANDOM):
             raise UsageError(
-                f"{BEST_OF_N} picks the best of n runs, so it runs in a search: popmix search "
-                f"--methods {BEST_OF_N},stratified (popmix run trains one model)"
+                f"{args.method} picks the best of n runs, so it runs in a search: popmix search "
+                f"--methods pbt,{args.method},stratified (popmix run trains one model)"
             )
         if args.weights_from and args.weights is not None:
             raise UsageError("give either --weights or --weights-from, not both")

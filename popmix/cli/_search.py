@@ -53,7 +53,8 @@ class SearchCommand(Command):
         Flag(
             "--methods",
             "methods",
-            "comma-separated methods: pbt, swarm, best-of-n, stratified, proportional, "
+            "comma-separated methods: pbt, swarm, best-of-n, random (the population's first "
+            "draws, held static), stratified, proportional, "
             "temperature, unimax, cooldown, doge, aioli, doremi (after stratified, its "
             "reference), fixed",
             type=methods,

@@ -21,6 +21,7 @@ import yaml
 from popmix.config._schema import (
     BEST_OF_N,
     BEST_OF_N_POLICY,
+    RANDOM,
     ConfigError,
     Experiment,
     SearchSpace,
@@ -437,6 +438,8 @@ def check_method_params(
     if names is not None:
         exp.weight_caps(list(names), sizes)  # caps naming no domain, or leaving no mixture
     for m in exp.baseline_methods() if methods is None else methods:
+        if m == RANDOM:
+            continue  # its draws are the population's members, checked with the space
         try:
             policy = build_policy(
                 BEST_OF_N_POLICY if m == BEST_OF_N else m,

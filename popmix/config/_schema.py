@@ -60,6 +60,13 @@ CONFIRM_FINAL = "best-final"
 #: ``methods``) as the swarm; ``methods: [pbt, swarm, ...]`` runs both.
 SWARM = "swarm"
 SWARM_RUN = "swarm-run"
+#: the no-learning control beside the population (``methods: [pbt, random]``): each seed's
+#: population members at their first values (the same draws PBT starts from), trained as
+#: static mixtures, never exploited or explored; the best on validation is reported on test,
+#: at the cost of every draw. Beside PBT it measures what PBT's selection and exploration
+#: add to its start; beside best-of-n, what drawing mixtures adds to drawing seeds. Under
+#: ``searcher: random`` the name stands for the population itself.
+RANDOM = "random"
 
 
 class ConfigError(ValueError):
@@ -770,7 +777,9 @@ class Experiment:
         name: the experiment's name: its run folders are ``runs/<name>-<time>``.
         methods: the methods a search runs as trials of one experiment: ``pbt`` (the searched
             population, whatever ``search.searcher``), ``swarm``, ``best-of-n`` (the best on
-            validation of n stratified seeds: the control for PBT's selection), and the
+            validation of n stratified seeds: the control for PBT's selection), ``random``
+            (the population's first draws trained as static mixtures: the control for what
+            PBT's exploits and explores add), and the
             baselines ``stratified``, ``proportional``, ``temperature``, ``unimax``,
             ``cooldown``, ``doge``, ``aioli``, ``fixed``.
         baselines: each method's parameters by name (``popmix run --method X`` and a search's
@@ -885,6 +894,7 @@ class Experiment:
                     *self.population_entries(),
                     SWARM,
                     BEST_OF_N,
+                    RANDOM,
                     *(m for m in POLICIES if m not in NOT_TRIALS),
                 )
             )
@@ -910,6 +920,14 @@ class Experiment:
         if BEST_OF_N not in self.methods:
             return range(0)
         return range(1 if BEST_OF_N_POLICY in self.methods else 0, self.best_of_n())
+
+    def random_draws(self) -> int:
+        """How many static draws ``random`` trains per seed beside the population: the
+        population's size, or 0 when ``random`` is not in ``methods`` or is the searcher (its
+        name then stands for the population itself)."""
+        if RANDOM not in self.baseline_methods():
+            return 0
+        return self.search.population
 
     def second_scale(self) -> Experiment:
         """The experiment at ``confirm``'s second scale (its model changes and steps)."""

@@ -31,6 +31,7 @@ from popmix.config import (
     BEST_OF_N_POLICY,
     CONFIRM_FINAL,
     CONFIRM_SCHEDULE,
+    RANDOM,
     SWARM,
     SWARM_RUN,
     Experiment,
@@ -52,6 +53,8 @@ METHOD_POLICIES = {
     # the swarm's runs and its predicted optimum: static mixtures (popmix.tune.swarm)
     SWARM_RUN: "fixed",
     SWARM: "fixed",
+    # random's draws: a population member's first values, held (never exploited)
+    RANDOM: MEMBER_POLICY,
 }
 
 
@@ -129,11 +132,11 @@ class TrialSpec:
         """The trial's one name within its seed, in every output (its TensorBoard run folder
         under ``seed<S>/``, the progress lines, the report's legends): ``<method>`` for a
         baseline, ``<method>-member<M>`` for a population member, ``best-of-n-draw<D>`` for
-        best-of-n's runs (draw 0 too: it runs where stratified does not), ``swarm-run<D>``
-        for the swarm's runs."""
+        best-of-n's runs (draw 0 too: it runs where stratified does not) and ``random``'s,
+        ``swarm-run<D>`` for the swarm's runs."""
         if self.is_member:
             return f"{self.method}-member{self.member}"
-        if self.method == BEST_OF_N:
+        if self.method in (BEST_OF_N, RANDOM):
             return f"{self.method}-draw{self.draw}"
         if self.method == SWARM_RUN:
             return f"{self.method}{self.draw}"
@@ -157,8 +160,9 @@ class TrialSpec:
         from (seed, k), so each draw has its own model initialisation and batches while the
         validation and test windows (fixed by the data) stay those of every method. Every
         swarm run trains with ``seed``: the swarm's mixtures are compared on one model
-        initialisation, as its optimum is trained."""
-        if self.draw == 0 or self.method == SWARM_RUN:
+        initialisation, as its optimum is trained, and so does each of ``random``'s draws, as
+        the population member whose first values it holds does."""
+        if self.draw == 0 or self.method in (SWARM_RUN, RANDOM):
             return self.seed
         return int(np.random.SeedSequence([self.seed, self.draw]).generate_state(1)[0] >> 1)
 
@@ -168,7 +172,7 @@ class TrialSpec:
 
     def policy_params(self, names: Sequence[str], shape: str = "step") -> dict[str, Any]:
         """The policy's keyword arguments: vectors as lists in ``names``' order; a member's
-        temperature schedule gets the search space's ``shape``."""
+        (or a ``random`` draw's) temperature schedule gets the search space's ``shape``."""
         vectors = vector_parameters(self.policy)
         out: dict[str, Any] = {}
         for key, value in self.params.items():
@@ -176,7 +180,7 @@ class TrialSpec:
                 out[key] = [float(value[n]) for n in names]
             else:
                 out[key] = value
-        if self.is_member and out.get("t_start") is not None:
+        if self.policy == MEMBER_POLICY and out.get("t_start") is not None:
             out["shape"] = shape
         return out
 

@@ -38,6 +38,7 @@ from popmix.config import (
     BEST_OF_N,
     CONFIRM_FINAL,
     CONFIRM_SCHEDULE,
+    RANDOM,
     SWARM,
     ConfigError,
     Experiment,
@@ -141,10 +142,11 @@ def confirm_seeds(exp: Experiment, n: int) -> list[int]:
 def confirm_methods(exp: Experiment) -> list[str]:
     """What a confirmation trains: the best member's schedule and final weights (when a
     population ran), the swarm's optimum (when a swarm ran), then the search's baselines
-    without best-of-n, and without DoReMi (:data:`LEFT_OUT`)."""
+    without best-of-n and random (the controls for the search's selection: the answer is
+    confirmed as one schedule), and without DoReMi (:data:`LEFT_OUT`)."""
     found = [CONFIRM_SCHEDULE, CONFIRM_FINAL] if exp.runs_population() else []
     found += [SWARM] if exp.runs_swarm() else []
-    return found + [m for m in exp.baseline_methods() if m not in (BEST_OF_N, DOREMI)]
+    return found + [m for m in exp.baseline_methods() if m not in (BEST_OF_N, RANDOM, DOREMI)]
 
 
 #: why a confirmation leaves DoReMi out (said once, when the search ran it)
@@ -217,7 +219,7 @@ def _search_means(found: FinishedSearch) -> dict[str, float]:
     out = {}
     for method, entry in found.summary.methods.items():
         mean = entry.test_mean_ppl.mean
-        if mean is None or method == BEST_OF_N:
+        if mean is None or method in (BEST_OF_N, RANDOM):
             continue
         # the population's answer is confirmed as its schedule; the swarm's as itself
         out[CONFIRM_SCHEDULE if method == population != SWARM else method] = float(mean)

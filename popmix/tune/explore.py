@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from popmix._util.simplex import floor_project
-from popmix.config import SearchSpace, VectorSpec, anchor_temperature
+from popmix.config import Experiment, SearchSpace, VectorSpec, anchor_temperature
 from popmix.policies import temperature_weights
 from popmix.records.weights import WeightsFileError, WeightsSchedule
 
@@ -84,6 +84,30 @@ class Explorer:
         self.rng = np.random.default_rng(seed)
         self.perturb = perturb
         self.resample_probability = resample_probability
+
+    @classmethod
+    def of_seed(
+        cls,
+        exp: Experiment,
+        space: SearchSpace,
+        names: list[str],
+        sizes: np.ndarray,
+        seed: int,
+        perturb: bool = True,
+    ) -> Explorer:
+        """Seed ``seed``'s explorer in ``exp``: its generator seeded by (``search.seed``,
+        ``seed``), so a seed draws the same values in any Tuner, and random's draws
+        (:func:`popmix.tune.trials.random_specs`) are the population's first values."""
+        s = exp.search
+        return cls(
+            space,
+            names,
+            sizes,
+            seed=s.seed * 1000 + seed,
+            perturb=perturb,
+            resample_probability=s.resample_probability,
+            caps=exp.weight_caps(names, sizes),
+        )
 
     # -- explore ----------------------------------------------------------------------------
     def project(self, w: np.ndarray, spec: VectorSpec) -> np.ndarray:

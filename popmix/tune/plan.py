@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from popmix._util.progress import format_duration
-from popmix.config import BEST_OF_N, ConfigError, Experiment, with_overrides
+from popmix.config import BEST_OF_N, RANDOM, ConfigError, Experiment, with_overrides
 from popmix.tune.cluster import check_trial_fits, cpus_per_trial, seeds_fitting
 
 #: steps timed (after two untimed ones: allocation, first-call costs)
@@ -129,7 +129,7 @@ def trial_counts(exp: Experiment) -> tuple[dict[str, int], int]:
     if exp.runs_population():
         trials[exp.population_method] = exp.search.population
         total += exp.search.population * steps
-    singles = [m for m in exp.baseline_methods() if m != BEST_OF_N]
+    singles = [m for m in exp.baseline_methods() if m not in (BEST_OF_N, RANDOM)]
     for m in singles:
         trials[m] = 1
     total += len(singles) * steps
@@ -137,6 +137,9 @@ def trial_counts(exp: Experiment) -> tuple[dict[str, int], int]:
     if draws:
         trials[f"{BEST_OF_N} draws"] = draws
         total += draws * steps
+    if exp.random_draws():
+        trials[f"{RANDOM} draws"] = exp.random_draws()
+        total += exp.random_draws() * steps
     if exp.runs_swarm():
         sw = exp.search.swarm
         trials["swarm runs and optimum"] = sw.size + 1

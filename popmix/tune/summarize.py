@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from popmix._util.stats import mean_ci, paired, seeds_to_resolve
-from popmix.config import BEST_OF_N, BEST_OF_N_POLICY, SWARM, SWARM_RUN
+from popmix.config import BEST_OF_N, BEST_OF_N_POLICY, RANDOM, SWARM, SWARM_RUN
 from popmix.records.summary import best_seed
 from popmix.records.weights import SchedulePoint, WeightsSchedule, method_weights_file
 
@@ -111,9 +111,14 @@ def summarize(records: list[dict[str, Any]], population_method: str) -> dict[str
         row["population_train_steps"] = sum(r.get("train_steps") or 0 for r in group)
         row["retries"] = sum(r.get("retries") or 0 for r in group)
         rows.append(row)
-    rows += _best_of_n_rows(records)
+    rows += _picked_rows(records, BEST_OF_N) + _picked_rows(records, RANDOM)
     for rec in records:
-        if rec.get("member", -1) < 0 and rec["method"] not in (BEST_OF_N, SWARM_RUN, SWARM):
+        if rec.get("member", -1) < 0 and rec["method"] not in (
+            BEST_OF_N,
+            RANDOM,
+            SWARM_RUN,
+            SWARM,
+        ):
             rows.append(_row(rec))
     rows += _swarm_rows(records)
     rows.sort(key=lambda r: (r["seed"], r["method"] != population_method, str(r["method"])))
@@ -141,18 +146,25 @@ def best_of_n_group(records: list[dict[str, Any]], seed: int) -> list[dict[str, 
     return sorted(draws, key=lambda r: r.get("draw", 0))
 
 
-def _best_of_n_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per seed: the draw best on *validation*, reported on test, at the cost of all."""
+def _picked_rows(records: list[dict[str, Any]], method: str) -> list[dict[str, Any]]:
+    """One row per seed of best-of-n or random: the draw best on *validation*, reported on
+    test, at the cost of all."""
     rows = []
-    for seed in sorted({r["seed"] for r in records if r["method"] == BEST_OF_N}):
-        group = best_of_n_group(records, seed)
+    for seed in sorted({r["seed"] for r in records if r["method"] == method}):
+        if method == BEST_OF_N:
+            group = best_of_n_group(records, seed)
+        else:
+            group = sorted(
+                (r for r in records if r["method"] == method and r["seed"] == seed),
+                key=lambda r: r.get("draw", 0),
+            )
         done = [r for r in group if _finished(r)]
         if done:
             best = min(done, key=lambda r: r["metrics"]["objective"])
             row = _row(best) | {"picked_draw": best.get("draw", 0)}
         else:
             row = {**_row(group[0]), "status": "failed", "test_mean_ppl": None}
-        row["method"] = BEST_OF_N
+        row["method"] = method
         row["members"] = len(group)
         row["members_finished"] = len(done)
         row["population_train_steps"] = sum(r.get("train_steps") or 0 for r in group)
@@ -257,13 +269,14 @@ def best_schedule(records: list[dict[str, Any]], names: list[str]) -> WeightsSch
 
 
 #: what the searched population is compared with in every summary, paired by seed: the
-#: control for its selection and the plain reference
-COMPARED_WITH = (BEST_OF_N, BEST_OF_N_POLICY)
+#: controls for its selection (best-of-n) and for its exploits and explores (random), and the
+#: plain reference
+COMPARED_WITH = (BEST_OF_N, RANDOM, BEST_OF_N_POLICY)
 
 
 def comparisons(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """The population (and the swarm, when it ran) against best-of-n and stratified (where
-    they ran), and the swarm against the population, paired by seed on mean test
+    """The population (and the swarm, when it ran) against best-of-n, random and stratified
+    (where they ran), and the swarm against the population, paired by seed on mean test
     perplexity: the per-seed differences, their mean, 95% interval and verdict
     (:func:`popmix._util.stats.paired`)."""
     by = {(r["method"], r["seed"]): r.get("test_mean_ppl") for r in summary["rows"]}

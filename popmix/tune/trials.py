@@ -1,6 +1,6 @@
-"""The trials of a search's Tuners beside the population: the baselines (and best-of-n's
-draws) and the swarm's runs of each seed group (:func:`seed_group`, what a searcher is given),
-how many of a seed's trials run at once, and the Tuners' names.
+"""The trials of a search's Tuners beside the population: the baselines (and best-of-n's and
+random's draws) and the swarm's runs of each seed group (:func:`seed_group`, what a searcher
+is given), how many of a seed's trials run at once, and the Tuners' names.
 
 NumPy only (no Ray): the searchers' tests build their groups here.
 """
@@ -10,9 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from popmix.config import BEST_OF_N, Experiment, SearchSpace
+import numpy as np
+
+from popmix.config import BEST_OF_N, RANDOM, Experiment, SearchSpace
 from popmix.data.domains import DomainSet
 from popmix.records.trial import TrialSpec
+from popmix.tune.explore import Explorer
 from popmix.tune.reference import group_methods
 from popmix.tune.searchers import SeedGroup
 from popmix.tune.swarm import run_specs
@@ -25,6 +28,8 @@ def baseline_specs(exp: Experiment, seed: int, names: list[str]) -> list[TrialSp
     (:mod:`popmix.tune.reference`)."""
     specs = []
     for method in group_methods(exp):
+        if method == RANDOM:
+            continue  # its draws need the space: random_specs
         if method == BEST_OF_N:
             base = TrialSpec.single(exp, method, seed, names)
             specs += [base.replace(draw=k) for k in exp.best_of_n_draws()]
@@ -33,13 +38,28 @@ def baseline_specs(exp: Experiment, seed: int, names: list[str]) -> list[TrialSp
     return specs
 
 
+def random_specs(
+    exp: Experiment, space: SearchSpace, names: list[str], sizes: np.ndarray, seed: int
+) -> list[TrialSpec]:
+    """``random``'s draws of ``seed`` (:data:`popmix.config.RANDOM`): the population's members
+    at their first values, drawn by an explorer seeded as the population's is
+    (:func:`popmix.tune.searchers.base.seed_explorers`), so draw m holds what member m starts
+    from; none when ``random`` is not run beside a population."""
+    explorer = Explorer.of_seed(exp, space, names, sizes, seed, perturb=False)
+    return [
+        TrialSpec(RANDOM, seed, draw=m, params=explorer.initial_config(m))
+        for m in range(exp.random_draws())
+    ]
+
+
 def trials_per_seed(exp: Experiment) -> int:
     """Trials of one seed that run at once in its Tuner (the swarm's: as many as it trains at
     once, ``search.swarm.parallel``)."""
-    singles = len(group_methods(exp)) - (BEST_OF_N in exp.methods)
+    draws = [m for m in (BEST_OF_N, RANDOM) if m in group_methods(exp)]
+    singles = len(group_methods(exp)) - len(draws)
     population = exp.search.population if exp.runs_population() else 0
     swarm = exp.search.swarm.concurrent(exp.search.population) if exp.runs_swarm() else 0
-    return population + singles + len(exp.best_of_n_draws()) + swarm
+    return population + singles + len(exp.best_of_n_draws()) + exp.random_draws() + swarm
 
 
 def seed_groups(seeds: tuple[int, ...], per_tuner: int) -> list[list[int]]:
@@ -72,11 +92,23 @@ def seed_group(
         sizes=sizes,
         seeds=seeds,
         population=exp.search.population if exp.runs_population() else 0,
-        fixed=[b for seed in seeds for b in baseline_specs(exp, seed, names)],
+        fixed=[
+            b
+            for seed in seeds
+            for b in baseline_specs(exp, seed, names)
+            + random_specs(exp, space, names, sizes, seed)
+        ],
         later=swarm,
         lineage_dir=lineage_dir,
         on_exploit=None if progress is None else progress.exploit,
     )
 
 
-__all__ = ["baseline_specs", "seed_group", "seed_groups", "trials_per_seed", "tuner_name"]
+__all__ = [
+    "baseline_specs",
+    "random_specs",
+    "seed_group",
+    "seed_groups",
+    "trials_per_seed",
+    "tuner_name",
+]

@@ -107,6 +107,7 @@ def test_fixed_weights_and_loss_mode_on_synthetic(tmp_path):
         (["--method", "fixed", "--tasks", "2"], "needs --weights"),
         (["--method", "magic"], "unknown method 'magic'"),
         (["--method", "best-of-n"], "best-of-n picks the best of n runs, so it runs in a search"),
+        (["--method", "random"], "random picks the best of n runs, so it runs in a search"),
         (["--benchmark", "wiki"], "unknown benchmark 'wiki'"),
         (["--tasks", "0"], "argument --tasks: must be at least 1, got 0"),
         (["--tasks", "17"], "--tasks 17 asks for more domains than 'brown16' has (16)"),

@@ -277,3 +277,26 @@ def test_oracle_gap_closed_is_each_seeds_share_of_the_stratified_to_oracle_gap()
     assert format_oracle(Summary.from_dict(summary)) == [
         "oracle: not measured against (model.d_model differs from the oracle's proxy)"
     ]
+
+
+def test_random_picks_its_best_draw_on_validation_and_is_compared_with_the_population():
+    records = []
+    for seed, (p, r_val, r_test) in enumerate([(9.0, 1.7, 9.5), (9.1, 1.8, 9.4), (9.0, 1.6, 9.6)]):
+        records += [
+            rec("pbt", 0, 1.0, p, seed=seed),
+            rec("random", -1, 2.0, 8.0, seed=seed) | {"draw": 0, "trial_id": f"r0-{seed}"},
+            rec("random", -1, r_val, r_test, seed=seed) | {"draw": 1, "trial_id": f"r1-{seed}"},
+            rec("stratified", -1, 1.0, 9.7, seed=seed),
+        ]
+    summary = summarize(records, "pbt")
+    rows = [r for r in summary["rows"] if r["method"] == "random"]
+    assert len(rows) == 3  # one per seed, not one per draw
+    # draw 1 is best on validation (its test perplexity is worse than draw 0's: not looked at)
+    assert [r["picked_draw"] for r in rows] == [1, 1, 1]
+    assert [r["test_mean_ppl"] for r in rows] == [9.5, 9.4, 9.6]
+    assert all(r["members"] == 2 and r["population_train_steps"] == 200 for r in rows)
+    from popmix.tune.summarize import comparisons
+
+    by = {c["against"]: c for c in comparisons(summary)}
+    assert by["random"]["per_seed"] == pytest.approx([-0.5, -0.3, -0.6])
+    assert set(by) == {"random", "stratified"}

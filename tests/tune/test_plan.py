@@ -86,3 +86,13 @@ def test_the_aggregate_progress_line_beside_the_trial_lines(monkeypatch):
     assert lines[2].endswith(
         "all              seed 0 (1 of 2): 50% of all 400 optimizer steps done, about 0:20 left"
     )
+
+
+def test_trial_counts_with_random_beside_the_population():
+    exp = with_overrides(default_experiment(), [("methods", ["pbt", "random", "stratified"])])
+    trials, steps = trial_counts(exp)
+    assert trials == {"pbt": 4, "stratified": 1, "random draws": 4}
+    assert steps == 9 * 1000
+    # under searcher: random the name is the population itself: no draws beside it
+    alone = with_overrides(exp, [("search.searcher", "random")])
+    assert trial_counts(alone)[0] == {"random": 4, "stratified": 1}

@@ -269,6 +269,33 @@ def test_best_of_n_beside_its_stratified_draw_and_every_run_reports_its_health(
         assert r.loss_spikes == 0 and (r.grad_norm_max or 0) > 0
 
 
+def test_random_beside_pbt_trains_the_members_first_values_and_is_compared(ray_session, tmp_path):
+    exp = smoke(population=2).replace(methods=("pbt", "random", "stratified"))
+    space = load_space(ROOT / "search_spaces" / "sampling.yaml")
+    summary = run_search(exp, space, SearchOptions(storage=str(tmp_path), name="rnd", quiet=True))
+    (row,) = summary.rows_of("random")
+    assert row.members == 2 and row.population_train_steps == 2 * exp.train.steps
+    picked = min(row.draws, key=lambda d: d.objective or math.inf)
+    assert row.trial_id == picked.trial_id and row.picked_draw == picked.draw
+    # the picked draw trained its member's first mixture, held: one phase, that mixture
+    from popmix.data import load_experiment_domains
+    from popmix.tune.trials import random_specs
+
+    domains = load_experiment_domains(exp)
+    (spec,) = [
+        t
+        for t in random_specs(exp, space, domains.names, domains.sizes, 0)
+        if t.draw == summary.rows_of("random")[0].picked_draw
+    ]
+    weights = json.loads((tmp_path / "rnd" / "random_weights-seed0.json").read_text())
+    assert len(weights["points"]) == 1 and weights["domains"] == domains.names
+    expected = [spec.params["sample_weights"][n] for n in domains.names]
+    np.testing.assert_allclose(weights["points"][0]["weights"], expected, atol=1e-9)
+    assert any(c.method == "pbt" and c.against == "random" for c in summary.comparisons)
+    runs = {p.name for p in (tmp_path / "rnd" / "tensorboard" / "seed0").iterdir()}
+    assert {"random-draw0", "random-draw1", "pbt-member0", "stratified"} <= runs
+
+
 def test_diverging_trials_are_stopped_and_reported(ray_session, tmp_path):
     exp = smoke(population=2)
     exp = exp.replace(train=dataclasses.replace(exp.train, lr=1e30, grad_clip=0.0, warmup_steps=0))

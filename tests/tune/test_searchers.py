@@ -163,6 +163,28 @@ def test_random_runs_pbts_first_draw_as_static_members_beside_the_baselines():
     assert SEARCHERS["random"].record(Experiment(), {"exploits": []}) == {}
 
 
+def test_random_beside_pbt_holds_each_members_first_values_as_a_static_draw():
+    space = SearchSpace(sample_weights=VectorSpec(init="temperature"))
+    exp = Experiment(
+        methods=("pbt", "random", "stratified"),
+        seeds=(0, 1),
+        search=SearchSpec(searcher="pbt", population=3),
+    )
+    group = seed_group(exp, space, _Domains(), [0, 1], lineage_dir=None)
+    members = [t for t in grid(SEARCHERS["pbt"].tuner_parts(group)) if t.is_member]
+    draws = [t for t in group.fixed if t.method == "random"]
+    assert [(t.seed, t.draw) for t in draws] == [(s, m) for s in (0, 1) for m in range(3)]
+    assert [t.params for t in draws] == [t.params for t in members]  # member m's first values
+    assert {t.name for t in draws} == {f"random-draw{m}" for m in range(3)}
+    # each draw trains as its member does: the mixture policy, on the seed itself
+    assert all(t.policy == "mixture" and t.run_seed == t.seed and not t.is_member for t in draws)
+    # under searcher: random, the name is the population: no draws beside it
+    alone = seed_group(
+        exp.replace(search=SearchSpec(searcher="random", population=3)), space, _Domains(), [0]
+    )
+    assert not [t for t in alone.fixed if t.method == "random"]
+
+
 @pytest.mark.slow
 def test_a_random_search_reports_random_in_every_output(ray_session, tmp_path, capsys):
     from popmix.reporting.report import write_report

@@ -131,17 +131,8 @@ class Searcher(abc.ABC):
 def seed_explorers(group: SeedGroup, perturb: bool) -> dict[int, Explorer]:
     """Each seed's :class:`Explorer` (its initial population and its explore step), seeded by
     (``search.seed``, the seed): a seed draws the same values in any Tuner."""
-    s = group.exp.search
     return {
-        seed: Explorer(
-            group.space,
-            group.names,
-            group.sizes,
-            seed=s.seed * 1000 + seed,
-            perturb=perturb,
-            resample_probability=s.resample_probability,
-            caps=group.exp.weight_caps(group.names, group.sizes),
-        )
+        seed: Explorer.of_seed(group.exp, group.space, group.names, group.sizes, seed, perturb)
         for seed in group.seeds
     }
 
