@@ -65,13 +65,9 @@ def popmix_process():
     }
 
     def start(argv: list[str], **kw) -> subprocess.Popen:
+        kw = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, **kw}
         return subprocess.Popen(
-            [sys.executable, "-m", "popmix.cli", *argv],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            **kw,
+            [sys.executable, "-m", "popmix.cli", *argv], env=env, text=True, **kw
         )
 
     return start

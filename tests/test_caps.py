@@ -178,3 +178,68 @@ def test_unimax_takes_the_data_budget_and_a_global_cap():
     assert given.method_params("unimax")["max_epochs"] == 1
     per = exp_with(target_tokens=10**9, max_epochs={"sw": 2})
     assert "max_epochs" not in per.method_params("unimax")
+
+
+# -- fixed weights (data.fixed_weights): kept out of the search ---------------------------------
+
+
+def test_a_fixed_weight_is_held_and_the_others_share_the_rest_by_hand():
+    fixed = np.array([np.nan, 0.1, np.nan])
+    # [0.5, 0.3, 0.2]: de held at 0.1; en and sw shifted up by one common 0.1 (theta = -0.1)
+    np.testing.assert_allclose(
+        floor_project(np.array([0.5, 0.3, 0.2]), 0.0, None, fixed), [0.6, 0.1, 0.3]
+    )
+    # with a cap on sw of 0.25: sw at its cap, en takes the rest: 1 - 0.1 - 0.25
+    caps = np.array([INF, INF, 0.25])
+    np.testing.assert_allclose(
+        floor_project(np.array([0.5, 0.3, 0.2]), 0.0, caps, fixed), [0.65, 0.1, 0.25]
+    )
+    # a vector already at its fixed weight comes back unchanged, bit for bit
+    w = np.array([0.5, 0.1, 0.4])
+    assert np.array_equal(floor_project(w, 1e-3, None, fixed), w)
+
+
+def test_fixed_weights_from_the_experiment_and_their_one_line_errors():
+    exp = exp_with(fixed_weights={"sw": 0.05})
+    np.testing.assert_array_equal(np.isnan(exp.weight_fixed(NAMES, SIZES)), [True, True, False])
+    assert (
+        exp.weight_fixed(NAMES, SIZES)[2] == 0.05 and exp_with().weight_fixed(NAMES, SIZES) is None
+    )
+    with pytest.raises(ConfigError, match="data.fixed_weights.fr: no such domain"):
+        exp_with(fixed_weights={"fr": 0.1}).weight_fixed(NAMES, SIZES)
+    with pytest.raises(ConfigError, match="data.fixed_weights.sw is above its repetition cap"):
+        exp_with(fixed_weights={"sw": 0.1}, target_tokens=10**8, max_epochs=4.0).weight_fixed(
+            NAMES, SIZES
+        )
+    with pytest.raises(ConfigError, match="leave the other domains 0.01"):
+        exp_with(fixed_weights={"en": 0.99}).weight_fixed(NAMES, SIZES, floor=0.1)
+    with pytest.raises(
+        ConfigError, match="data.fixed_weights.sw must be a weight between 0 and 1"
+    ):
+        experiment_from_dict({"data": {"fixed_weights": {"sw": 1.5}}}).validate()
+    with pytest.raises(ConfigError, match="data.fixed_weights sum to 1.1"):
+        experiment_from_dict({"data": {"fixed_weights": {"sw": 0.6, "de": 0.5}}}).validate()
+    loaded = experiment_from_dict({"data": {"fixed_weights": {"sw": 0.05}}})
+    assert loaded.data.fixed_weights == {"sw": 0.05}
+
+
+def test_explore_the_initial_population_and_the_swarm_hold_the_fixed_weights():
+    exp = exp_with(fixed_weights={"de": 0.2})
+    space = SearchSpace(sample_weights=VectorSpec(init="anchors", sigma=1.0))
+    ex = Explorer.of_seed(exp, space, NAMES, SIZES, seed=0)
+    for m in range(4):  # stratified, T = 3, proportional, a draw around them
+        w = ex.initial_config(m)["sample_weights"]
+        assert w["de"] == 0.2 and abs(sum(w.values()) - 1) < 1e-12
+    config = {"spec": ex.initial_config(0)}
+    for _ in range(200):
+        ex(config)
+        w = config["spec"]["sample_weights"]
+        assert w["de"] == 0.2 and abs(sum(w.values()) - 1) < 1e-12 and min(w.values()) >= 1e-3
+    fixed = exp.weight_fixed(NAMES, SIZES)
+    draws = draw_mixtures(SwarmSpec(size=20), SIZES, 0, 0, None, fixed)
+    np.testing.assert_array_equal(draws[:, 1], 0.2)
+    surface = {"names": NAMES, "optimum": [0.2, 0.3, 0.5]}
+    moved = cap_optimum(surface, NAMES, 1e-3, None, fixed)
+    # de to 0.2; en and sw shifted up by one common 0.05
+    np.testing.assert_allclose(moved["optimum"], [0.25, 0.2, 0.55])
+    assert moved["fixed"] == [None, 0.2, None] and "caps" not in moved

@@ -67,7 +67,9 @@ def epoch_caps(sizes: np.ndarray, budget_tokens: float, max_epochs: np.ndarray) 
         return np.where(np.isfinite(epochs), epochs * sizes / float(budget_tokens), np.inf)
 
 
-def floor_project(w: np.ndarray, floor: float, caps: np.ndarray | None = None) -> np.ndarray:
+def floor_project(
+    w: np.ndarray, floor: float, caps: np.ndarray | None = None, fixed: np.ndarray | None = None
+) -> np.ndarray:
     """Put ``w`` on the simplex with every entry at least ``floor`` (< 1/k), moving it least.
 
     Non-finite and negative entries count as 0, and ``w`` is first normalised to sum 1 (a
@@ -82,6 +84,10 @@ def floor_project(w: np.ndarray, floor: float, caps: np.ndarray | None = None) -
     point there (:func:`project_box_simplex`). A domain whose cap is below the floor gets its
     cap as its floor: the cap is the hard limit.
 
+    With ``fixed`` (a weight per domain, ``nan`` where the domain is searched; see
+    :meth:`popmix.config.Experiment.weight_fixed`) each fixed domain's bounds are its weight,
+    so it comes out at exactly that and the others share the rest, by the same projection.
+
     Raises:
         ValueError: the caps sum to less than 1 (the budget needs more repetition than they
             allow).
@@ -90,15 +96,19 @@ def floor_project(w: np.ndarray, floor: float, caps: np.ndarray | None = None) -
     w = np.where(np.isfinite(w) & (w > 0), w, 0.0)
     k = w.size
     if w.sum() <= 0:
-        return np.full(k, 1.0 / k)
+        w = np.full(k, 1.0 / k)
     if abs(w.sum() - 1.0) > 1e-12:
         w = w / w.sum()
-    if caps is None or not np.any(np.isfinite(caps)):
+    pinned = np.zeros(k, dtype=bool) if fixed is None else np.isfinite(fixed)
+    if (caps is None or not np.any(np.isfinite(caps))) and not pinned.any():
         if np.all(w >= floor):
             return w
         return floor + project_simplex(w - floor, 1.0 - floor * k)
-    upper = np.asarray(caps, dtype=np.float64)
+    upper = np.full(k, np.inf) if caps is None else np.asarray(caps, dtype=np.float64)
     lower = np.minimum(floor, upper)
+    if fixed is not None:
+        upper = np.where(pinned, fixed, upper)
+        lower = np.where(pinned, fixed, lower)
     if np.all(w >= lower) and np.all(w <= upper):
         return w
     return project_box_simplex(w, lower, upper)

@@ -8,6 +8,7 @@ stay fast.
 from __future__ import annotations
 
 import errno
+import os
 import sys
 from collections.abc import Sequence
 
@@ -80,6 +81,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except errors as e:
         print(f"popmix {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader went away (popmix ... | head): what it read was all it wanted. Python's
+        # own flush of stdout at exit would fail again, so stdout goes to devnull first.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt as e:
         detail = f"; {e}" if str(e) else ""
         print(f"popmix {args.command}: interrupted{detail}", file=sys.stderr)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import argparse
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, NoReturn
 
@@ -28,21 +29,31 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def positive_int(text: str) -> int:
+def _whole(text: str) -> int:
+    """``text`` as a whole number: ``1000``, ``1_000``, or a count of tokens written the way
+    one says it, ``1e9`` (an integral float)."""
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value != int(value):
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    return int(value)
+
+
+def positive_int(text: str) -> int:
+    value = _whole(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
 
 
 def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    value = _whole(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
     return value

@@ -398,6 +398,12 @@ class DataSpec:
             population, the swarm's draws and optimum keep their weights within the caps
             (the nearest point of the capped simplex); UniMax takes a number here as its own
             ``max_epochs`` unless ``baselines.unimax`` sets one.
+        fixed_weights: ``{domain: weight}``: sampling weights kept out of the search (a domain
+            whose share is decided already, as olmix allows). Every mixture popmix searches
+            (PBT's members from their first values through every explore, random's draws, the
+            swarm's draws and optimum) gives each listed domain its weight; the other
+            domains share the rest, within the floor and the caps. The baselines are not
+            changed: they are the mixtures a practitioner would otherwise use.
     """
 
     benchmark: str = "brown16"
@@ -420,6 +426,7 @@ class DataSpec:
     groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
     target_tokens: int | None = None
     max_epochs: float | dict[str, float] | None = None
+    fixed_weights: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # one setting with two names: whichever is given fills the other, so every reader of
@@ -453,6 +460,16 @@ class DataSpec:
             if value is not None and not (math.isfinite(value) and value > 0):
                 key = f"data.max_epochs.{name}" if name else "data.max_epochs"
                 raise ValueError(f"{key} must be a positive number of epochs, got {value!r}")
+        for name, value in self.fixed_weights.items():
+            if not (math.isfinite(value) and 0 < value < 1):
+                raise ValueError(
+                    f"data.fixed_weights.{name} must be a weight between 0 and 1, got {value!r}"
+                )
+        if self.fixed_weights and sum(self.fixed_weights.values()) >= 1:
+            raise ValueError(
+                f"data.fixed_weights sum to {sum(self.fixed_weights.values()):.6g}, which leaves "
+                "nothing to search; fix fewer domains or give them less"
+            )
 
     def epoch_limits(self, names: Sequence[str]) -> np.ndarray:
         """``max_epochs`` per domain of ``names`` (``inf``: not capped).
@@ -473,6 +490,22 @@ class DataSpec:
             )
         rest = float(limits.get("*", math.inf))
         return np.array([float(limits.get(n, rest)) for n in names])
+
+    def fixed_vector(self, names: Sequence[str]) -> np.ndarray | None:
+        """``fixed_weights`` per domain of ``names`` (``nan``: searched), or None without any.
+
+        Raises:
+            ValueError: ``fixed_weights`` names a domain that is not among ``names``.
+        """
+        if not self.fixed_weights:
+            return None
+        unknown = [n for n in self.fixed_weights if n not in names]
+        if unknown:
+            raise ValueError(
+                f"data.fixed_weights.{unknown[0]}: no such domain; known: "
+                f"{', '.join(list(names)[:6])}{'...' if len(names) > 6 else ''}"
+            )
+        return np.array([float(self.fixed_weights.get(n, math.nan)) for n in names])
 
 
 @dataclass(frozen=True)
@@ -1002,6 +1035,39 @@ class Experiment:
                 "data.max_epochs or lower data.target_tokens"
             )
         return caps
+
+    def weight_fixed(
+        self, names: Sequence[str], sizes: Any, floor: float = 0.0
+    ) -> np.ndarray | None:
+        """``data.fixed_weights`` per domain (``nan``: searched), or None without any.
+
+        Raises:
+            ConfigError: a domain that is not among ``names``, or fixed weights that leave
+                the other domains no mixture within ``floor`` and the caps.
+        """
+        where = self.source or "experiment"
+        try:
+            fixed = self.data.fixed_vector(list(names))
+        except ValueError as e:
+            raise ConfigError(f"{where}: {e}") from None
+        if fixed is None:
+            return None
+        caps = self.weight_caps(names, sizes)
+        pinned = np.isfinite(fixed)
+        free_upper = np.inf if caps is None else caps[~pinned].sum()
+        if caps is not None and np.any(fixed[pinned] > caps[pinned]):
+            bad = [n for n, f, c in zip(names, fixed, caps) if np.isfinite(f) and f > c][0]
+            raise ConfigError(
+                f"{where}: data.fixed_weights.{bad} is above its repetition cap; lower it, or "
+                "raise data.max_epochs"
+            )
+        rest = 1.0 - fixed[pinned].sum()
+        if floor * (~pinned).sum() > rest or free_upper < rest:
+            raise ConfigError(
+                f"{where}: data.fixed_weights leave the other domains {rest:.6g}, which their "
+                "floor and caps cannot take; fix less weight"
+            )
+        return fixed
 
 
 # ------------------------------------------------------------------------------------------------

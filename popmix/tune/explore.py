@@ -8,8 +8,9 @@ is a projection (:func:`popmix._util.simplex.floor_project`): a vector that meet
 alone, so an exploit without perturbation copies the donor's weights exactly and repeated
 exploits do not drift toward uniform. With repetition caps (``data.max_epochs``, see
 :meth:`popmix.config.Experiment.weight_caps`) the sampling weights are kept within them too, by
-the same projection onto the capped simplex; loss weights repeat no data and are not capped.
-Scalars
+the same projection onto the capped simplex, and fixed weights (``data.fixed_weights``) are
+held there by the same projection (their bounds are their weights); loss weights repeat no data
+and are neither capped nor fixed. Scalars
 (temperature-schedule parameters) use Ray's mutation and are clipped back into their bounds here.
 
 All randomness comes from the explorer's own ``np.random.Generator``.
@@ -65,6 +66,7 @@ class Explorer:
             chose new values and which only needs them put back on the simplex.
         resample_probability: chance that a vector is resampled instead of perturbed.
         caps: the largest sampling weight of each domain (``inf``: none), or None.
+        fixed: the sampling weights kept out of the search (``nan``: searched), or None.
     """
 
     def __init__(
@@ -76,9 +78,11 @@ class Explorer:
         perturb: bool = True,
         resample_probability: float = 0.25,
         caps: np.ndarray | None = None,
+        fixed: np.ndarray | None = None,
     ) -> None:
         self.space = space
         self.caps = None if caps is None else np.asarray(caps, dtype=np.float64)
+        self.fixed = None if fixed is None else np.asarray(fixed, dtype=np.float64)
         self.names = list(names)
         self.sizes = np.asarray(sizes, dtype=np.float64)
         self.rng = np.random.default_rng(seed)
@@ -107,14 +111,18 @@ class Explorer:
             perturb=perturb,
             resample_probability=s.resample_probability,
             caps=exp.weight_caps(names, sizes),
+            fixed=exp.weight_fixed(
+                names, sizes, space.sample_weights.floor if space.sample_weights else 0.0
+            ),
         )
 
     # -- explore ----------------------------------------------------------------------------
     def project(self, w: np.ndarray, spec: VectorSpec) -> np.ndarray:
-        """``w`` on the simplex with ``spec``'s floor, and within the caps when ``spec`` is the
-        space's sampling weights."""
-        caps = self.caps if spec is self.space.sample_weights else None
-        return floor_project(w, spec.floor, caps)
+        """``w`` on the simplex with ``spec``'s floor, and within the caps and at the fixed
+        weights when ``spec`` is the space's sampling weights."""
+        if spec is not self.space.sample_weights:
+            return floor_project(w, spec.floor)
+        return floor_project(w, spec.floor, self.caps, self.fixed)
 
     def explore_vector(self, parent: np.ndarray, spec: VectorSpec) -> np.ndarray:
         k = parent.size

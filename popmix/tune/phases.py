@@ -34,7 +34,8 @@ def swarm_optimum(
     their own. Returns (surfaces by seed, the optimum trials' records)."""
     exp, names = plan.exp, plan.domains.names
     caps = exp.weight_caps(names, plan.domains.sizes)
-    surfaces = surfaces_for(exp, records, seeds, names, plan.exp_dir, caps)
+    fixed = exp.weight_fixed(names, plan.domains.sizes, exp.search.swarm.floor)
+    surfaces = surfaces_for(exp, records, seeds, names, plan.exp_dir, caps, fixed)
     for note in fit_notes(surfaces):
         print(f"popmix search: swarm: {note}", file=sys.stderr, flush=True)
     specs = optimum_specs(surfaces, names)

@@ -85,6 +85,17 @@ def resolve(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> Resolve
     if exp.search.objective.startswith("domain:"):
         domains.index(exp.search.objective.split(":", 1)[1])
     check_method_params(exp, domains.sizes, domains.names)
+    if exp.data.fixed_weights:
+        if exp.runs_population() and space.sample_weights is None:
+            raise ConfigError(
+                f"{exp.source or 'experiment'}: data.fixed_weights holds sampling weights, and "
+                f"{space.source or 'the search space'} searches none; search sample_weights "
+                "or remove data.fixed_weights"
+            )
+        floor = space.sample_weights.floor if space.sample_weights else 0.0
+        exp.weight_fixed(domains.names, domains.sizes, floor)
+        if exp.runs_swarm():
+            exp.weight_fixed(domains.names, domains.sizes, exp.search.swarm.floor)
     if exp.runs_population():
         for key, vec in space.vectors().items():
             if vec.init_file and vec.init in (

@@ -123,23 +123,27 @@ def draw_mixtures(
     search_seed: int,
     seed: int,
     caps: np.ndarray | None = None,
+    fixed: np.ndarray | None = None,
 ) -> np.ndarray:
     """The swarm's ``spec.size`` mixtures for one seed, shape (size, k): Dirichlet draws of
     alpha = concentration * k * prior, each floored (and moved within ``caps``, the largest
-    weight per domain, when given); the same seeds give the same draws."""
+    weight per domain, and to the ``fixed`` weights, when given); the same seeds give the same
+    draws."""
     p = prior(spec, sizes)
     k = len(p)
     rng = np.random.default_rng(np.random.SeedSequence([int(search_seed), int(seed), 13]))
     alpha = spec.concentration * k * p
     draws = rng.dirichlet(alpha, size=spec.size)
-    return np.stack([floor_project(w, spec.floor, caps) for w in draws])
+    return np.stack([floor_project(w, spec.floor, caps, fixed) for w in draws])
 
 
 def run_specs(exp: Experiment, seed: int, names: Sequence[str], sizes: Any) -> list[TrialSpec]:
     """The swarm-run trials of one seed: draw i trains mixture i for the swarm's steps."""
     s = exp.search
     steps = s.swarm.run_steps(exp.train.steps, s.population)
-    mixtures = draw_mixtures(s.swarm, sizes, s.seed, seed, exp.weight_caps(names, sizes))
+    caps = exp.weight_caps(names, sizes)
+    fixed = exp.weight_fixed(names, sizes, s.swarm.floor)
+    mixtures = draw_mixtures(s.swarm, sizes, s.seed, seed, caps, fixed)
     return [
         TrialSpec(
             SWARM_RUN,
@@ -180,26 +184,35 @@ def swarm_data(
 
 
 def cap_optimum(
-    surface: dict[str, Any], names: Sequence[str], floor: float, caps: np.ndarray | None
+    surface: dict[str, Any],
+    names: Sequence[str],
+    floor: float,
+    caps: np.ndarray | None,
+    fixed: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """``surface`` with its optimum moved within ``caps`` (the nearest point of the capped
-    simplex), recording the fitted one as ``optimum_uncapped`` and the caps as ``caps``; the
-    surface as it is when nothing is capped or the optimum already meets the caps.
+    """``surface`` with its optimum moved within ``caps`` and to the ``fixed`` weights (the
+    nearest such point of the simplex), recording the fitted one as ``optimum_uncapped`` and
+    the caps and fixed weights as ``caps`` and ``fixed``; the surface as it is when nothing is
+    capped or fixed, or the optimum already meets them.
 
     The fit's optimum is projected, not searched again within the caps: the nearest capped
     mixture, not necessarily the one the surface predicts best among capped mixtures."""
-    if caps is None:
+    if caps is None and fixed is None:
         return surface
     fitted = np.asarray(optimum_weights(surface, names), dtype=np.float64)
-    capped = floor_project(fitted, floor, caps)
+    capped = floor_project(fitted, floor, caps, fixed)
     if np.array_equal(capped, fitted):
         return surface
-    return {
+    out = {
         **surface,
         "optimum": [float(x) for x in capped],
         "optimum_uncapped": [float(x) for x in fitted],
-        "caps": [float(c) if np.isfinite(c) else None for c in caps],
     }
+    if caps is not None:
+        out["caps"] = [float(c) if np.isfinite(c) else None for c in caps]
+    if fixed is not None:
+        out["fixed"] = [float(f) if np.isfinite(f) else None for f in fixed]
+    return out
 
 
 def fit_seed(
@@ -208,9 +221,11 @@ def fit_seed(
     seed: int,
     names: Sequence[str],
     caps: np.ndarray | None = None,
+    fixed: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """The fitted surface of one seed's swarm (``Surface.to_dict()``), with how many runs it
-    was fitted on; its optimum kept within ``caps`` (:func:`cap_optimum`).
+    was fitted on; its optimum kept within ``caps`` and at the ``fixed`` weights
+    (:func:`cap_optimum`).
 
     Raises:
         ConfigError: fewer finished swarm runs than the fit needs, or losses it cannot fit.
@@ -236,7 +251,7 @@ def fit_seed(
     except ValueError as e:  # the fit's one line, e.g. a diverged run's non-finite loss
         raise ConfigError(f"seed {seed}: the swarm's fit failed: {e}") from None
     return {
-        **cap_optimum(surface.to_dict(), names, s.swarm.floor, caps),
+        **cap_optimum(surface.to_dict(), names, s.swarm.floor, caps, fixed),
         "seed": seed,
         "runs": len(runs),
         "run_trial_ids": [r["trial_id"] for r in runs],
@@ -250,6 +265,7 @@ def surfaces_for(
     names: Sequence[str],
     exp_dir: Path,
     caps: np.ndarray | None = None,
+    fixed: np.ndarray | None = None,
 ) -> dict[int, dict[str, Any]]:
     """Each seed's surface: the one fitted before (a resumed search) or fitted now and kept
     in the experiment folder. A seed whose fit fails gets ``{"error": line}``.
@@ -272,7 +288,7 @@ def surfaces_for(
                 continue
             stale = True
         try:
-            surface = fit_seed(exp, records, seed, names, caps)
+            surface = fit_seed(exp, records, seed, names, caps, fixed)
         except ConfigError as e:
             out[seed] = {"seed": seed, "error": str(e)}
             continue

@@ -284,3 +284,25 @@ def test_run_on_a_pretokenized_corpus_takes_its_vocabulary(tmp_path, capsys):
     )
     assert rc == 2 and not (tmp_path / "x").exists()
     assert f"use model.vocab_size={vocab} or more" in capsys.readouterr().err
+
+
+def test_whole_numbers_may_be_written_as_1e9_but_not_as_fractions():
+    import argparse
+
+    from popmix.cli._base import non_negative_int, positive_int
+
+    assert positive_int("1e9") == 1_000_000_000 and positive_int("1_000") == 1000
+    assert non_negative_int("0") == 0
+    for bad in ("1.5", "2.5e0", "inf", "nan", "ten"):
+        with pytest.raises(argparse.ArgumentTypeError, match="expected a whole number"):
+            positive_int(bad)
+
+
+def test_a_reader_that_goes_away_is_not_a_traceback(popmix_process, tmp_path):
+    # popmix search --dry-run | head -1: the reader closes before popmix writes
+    import subprocess
+
+    proc = popmix_process(["search", "--smoke", "--dry-run"], stderr=subprocess.PIPE, cwd=tmp_path)
+    proc.stdout.close()
+    assert proc.wait(timeout=120) == 0
+    assert "Traceback" not in proc.stderr.read()

@@ -296,6 +296,31 @@ def test_random_beside_pbt_trains_the_members_first_values_and_is_compared(ray_s
     assert {"random-draw0", "random-draw1", "pbt-member0", "stratified"} <= runs
 
 
+def test_fixed_weights_hold_in_every_searched_mixture_and_not_in_the_baselines(
+    ray_session, tmp_path
+):
+    exp = smoke(population=3, perturbation_interval=1, exploit_margin=0.0)
+    exp = exp.replace(
+        methods=("pbt", "random", "stratified"),
+        data=dataclasses.replace(exp.data, fixed_weights={"religion": 0.4}),
+    )
+    space = load_space(ROOT / "search_spaces" / "sampling.yaml")
+    summary = run_search(exp, space, SearchOptions(storage=str(tmp_path), name="fx", quiet=True))
+    folder = tmp_path / "fx"
+    lineage = json.loads((folder / "lineage.json").read_text())
+    for m in lineage["members"].values():
+        at = m["domains"].index("religion")
+        # to rounding: the mixture policy renormalises what it is given
+        assert [p["weights"][at] for p in m["points"]] == pytest.approx([0.4] * len(m["points"]))
+        assert m["final_weights"][at] == pytest.approx(0.4)
+    for path in folder.glob("random_weights-seed*.json"):
+        w = json.loads(path.read_text())
+        assert w["final_weights"][w["domains"].index("religion")] == pytest.approx(0.4)
+    strat = json.loads((folder / "stratified_weights-seed0.json").read_text())
+    assert strat["final_weights"][0] == pytest.approx(1 / len(strat["domains"]))
+    assert summary.rows_of("pbt")[0].status == "ok"
+
+
 def test_diverging_trials_are_stopped_and_reported(ray_session, tmp_path):
     exp = smoke(population=2)
     exp = exp.replace(train=dataclasses.replace(exp.train, lr=1e30, grad_clip=0.0, warmup_steps=0))
