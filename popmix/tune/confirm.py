@@ -7,8 +7,10 @@ retrains, with the search's budget and proxy, on seeds the search never used:
 - ``best-final``: its final weights, static from the first step;
 - ``swarm``, when the search ran the swarm: its predicted optimum (``swarm_optimum.json``),
   static from the first step, as PBT's answer is;
-- every baseline of the search (best-of-n aside: it is the control for the search's selection,
-  and a confirmation selects nothing);
+- every baseline of the search (best-of-n and random aside: they are the controls for the
+  search's selection, and a confirmation selects nothing); DoReMi after the others, in a Tuner
+  of its own (``confirm-doremi``), against the stratified trial of the same fresh seed, as in
+  the search (:mod:`popmix.tune.reference`);
 
 and, when the experiment's ``confirm`` section names a second scale (``model`` changes,
 ``steps``), the same there. Every trial of a scale runs in one Tuner, all seeds at once.
@@ -53,7 +55,8 @@ from popmix.records.trial import TrialSpec
 from popmix.records.weights import WeightsFileError, WeightsSchedule
 from popmix.tune.callbacks import Interrupted, ProgressPrinter, catch_sigint
 from popmix.tune.cluster import RaySession, SearchOptions, resolve_cpus, tune_environment
-from popmix.tune.reference import DOREMI
+from popmix.tune.reference import DOREMI, doremi_specs, runs_later
+from popmix.tune.reference import TUNER_SUFFIX as REFERENCE_SUFFIX
 from popmix.tune.runner import TunerRun, run_tuner
 from popmix.tune.searchers import TunerParts
 from popmix.tune.spec import TrialSettings
@@ -143,17 +146,11 @@ def confirm_methods(exp: Experiment) -> list[str]:
     """What a confirmation trains: the best member's schedule and final weights (when a
     population ran), the swarm's optimum (when a swarm ran), then the search's baselines
     without best-of-n and random (the controls for the search's selection: the answer is
-    confirmed as one schedule), and without DoReMi (:data:`LEFT_OUT`)."""
+    confirmed as one schedule). DoReMi, when the search ran it, is trained after them
+    (:func:`_doremi_after`)."""
     found = [CONFIRM_SCHEDULE, CONFIRM_FINAL] if exp.runs_population() else []
     found += [SWARM] if exp.runs_swarm() else []
-    return found + [m for m in exp.baseline_methods() if m not in (BEST_OF_N, RANDOM, DOREMI)]
-
-
-#: why a confirmation leaves DoReMi out (said once, when the search ran it)
-LEFT_OUT = (
-    f"{DOREMI} left out: confirm does not train its reference (a stratified run on each "
-    "fresh seed, then doremi against it) yet; the search's doremi rows stand"
-)
+    return found + [m for m in exp.baseline_methods() if m not in (BEST_OF_N, RANDOM)]
 
 
 def confirm_specs(
@@ -167,6 +164,8 @@ def confirm_specs(
     specs = []
     for seed in seeds:
         for method in confirm_methods(exp):
+            if method == DOREMI:
+                continue  # after its reference: _doremi_after
             if method == SWARM:
                 assert swarm is not None
                 weights = swarm.aligned(names).final_weights
@@ -255,6 +254,8 @@ def _run_scale(
         callbacks=() if quiet else (progress,),
     )
     records = run_tuner(trainable, run, interrupted)
+    if runs_later(exp) and not interrupted.is_set():
+        records += _doremi_after(found, exp, seeds, domains, records, run, interrupted)
     # the population's label: none runs here
     summary = summarize(records, population_method="")
     reference = exp.search.reference
@@ -276,6 +277,43 @@ def _run_scale(
         "rank_agreement": rank_agreement(_search_means(found), confirmed),
         "wall_time_s": time.time() - start,
     }
+
+
+def _doremi_after(
+    found: FinishedSearch,
+    exp: Experiment,
+    seeds: list[int],
+    domains: Any,
+    records: list[dict[str, Any]],
+    first: TunerRun,
+    interrupted: Interrupted,
+) -> list[dict[str, Any]]:
+    """DoReMi's trials of a scale, in a Tuner of their own after the scale's: each scores its
+    batches against the stratified trial of its fresh seed, just trained (the search's rule:
+    the reference is the same seed's stratified run at the same budget, never retrained)."""
+    specs, missing = doremi_specs(exp, seeds, domains.names, records, found.exp_dir)
+    if missing:
+        print(
+            f"popmix confirm: {DOREMI}: no finished stratified run (its reference) for "
+            f"seed(s) {missing}, so no {DOREMI} trial there",
+            file=sys.stderr,
+            flush=True,
+        )
+    if not specs:
+        return []
+    cpus = resolve_cpus(exp, len(specs))
+    settings = TrialSettings.of(exp, None, cpus)
+    settings = dataclasses.replace(settings, reference_root=str(found.exp_dir))
+    trainable = tune.with_resources(
+        tune.with_parameters(MixtureTrainable, domains=domains, settings=settings),
+        {"cpu": cpus, "gpu": exp.resources.gpus_per_trial},
+    )
+    run = dataclasses.replace(
+        first,
+        name=first.name + REFERENCE_SUFFIX,
+        parts=TunerParts.grid(specs),
+    )
+    return run_tuner(trainable, run, interrupted)
 
 
 def run_confirm(
@@ -329,8 +367,6 @@ def run_confirm(
     if scale in ("second", "both"):
         scales.append(("second", exp.second_scale()))
     env, env_defaults = tune_environment(opts)
-    if DOREMI in exp.baseline_methods():
-        print(f"popmix confirm: {LEFT_OUT}", file=sys.stderr, flush=True)
     with RaySession(opts, env, env_defaults), catch_sigint("popmix confirm") as interrupted:
         for label, variant in scales:
             if interrupted.is_set():

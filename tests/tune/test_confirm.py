@@ -37,6 +37,18 @@ def test_fresh_seeds_and_the_methods_a_confirmation_trains():
     assert confirm_seeds(exp, 3) == [5, 6, 7]
     # the default methods: pbt, best-of-n, stratified, cooldown
     assert confirm_methods(exp) == ["best-schedule", "best-final", "stratified", "cooldown"]
+    # random is a control for the search's selection, as best-of-n is; doremi is confirmed
+    more = load_experiment(None, ["methods=[pbt,random,stratified,doremi]"])
+    assert confirm_methods(more) == ["best-schedule", "best-final", "stratified", "doremi"]
+    # doremi is not in the scale's first Tuner: it waits for its seed's stratified run
+    specs = confirm_specs(more, _best(), ["a", "b"], [3])
+    assert [s.method for s in specs] == ["best-schedule", "best-final", "stratified"]
+
+
+def _best() -> WeightsSchedule:
+    return WeightsSchedule.build(
+        domains=["a", "b"], total_steps=10, points=[{"step": 0, "weights": [0.5, 0.5]}]
+    )
 
 
 def test_the_schedule_is_replayed_and_the_final_weights_held_static():

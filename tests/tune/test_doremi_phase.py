@@ -116,3 +116,26 @@ def test_no_finished_reference_no_doremi_tuner(tmp_path, monkeypatch, capsys):
     )
     assert out == []
     assert "no finished stratified run (its reference) for seed(s) [0]" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # a search and its confirmation: 45 s on quiet cores
+def test_confirm_trains_doremi_after_the_stratified_run_of_each_fresh_seed(
+    ray_session, tmp_path, capsys
+):
+    import json
+
+    from popmix.cli import main
+
+    argv = ["--smoke", "--methods", "stratified,doremi"]
+    assert main(["search", *argv, "--storage", str(tmp_path), "--name", "d"]) == 0
+    folder = tmp_path / "d"
+    assert main(["confirm", str(folder), "--seeds", "1"]) == 0
+    out = capsys.readouterr()
+    report = json.loads((folder / "confirm.json").read_text())
+    rows = {r["method"]: r for r in report["rows"]}
+    assert set(rows) == {"stratified", "doremi"} and report["seeds"] == [1]
+    assert rows["doremi"]["status"] == "ok" and "doremi" in out.out
+    # its reference: the confirmation's own stratified trial of seed 1, not the search's
+    params = json.loads(next((folder / "confirm-doremi").glob("*/params.json")).read_text())
+    assert params["spec"]["reference"].startswith("confirm/") and params["spec"]["seed"] == 1
+    assert rows["stratified"]["trial_id"] in params["spec"]["reference"]
