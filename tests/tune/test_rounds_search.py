@@ -123,3 +123,44 @@ def test_a_search_stopped_mid_round_resumes_and_decides_every_round_once(
     check_rounds(exp_dir, 4)
     summary = json.loads((exp_dir / "summary.json").read_text())
     assert all(r["status"] == "ok" and r["steps"] == STEPS for r in summary["rows"])
+
+
+@pytest.mark.slow
+def test_a_member_whose_worker_dies_mid_round_is_retried_and_the_round_still_decides(
+    ray_session, tmp_path
+):
+    import glob
+    import threading
+
+    from popmix.cli import main
+
+    out = tmp_path / "runs"
+    killed: list[int] = []
+
+    def kill_a_member() -> None:
+        # each trial's worker writes its pid in every result: kill a member's after its first
+        # report, while its round is under way (the others report, or wait for it)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not killed:
+            for f in glob.glob(str(out / "r" / "seed0" / "*pbt*" / "result.json")):
+                lines = Path(f).read_text().splitlines()
+                if lines:
+                    pid = json.loads(lines[0])["pid"]
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        continue  # that worker has gone already: try another
+                    killed.append(pid)
+                    return
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_a_member, daemon=True)
+    killer.start()
+    assert main([*args(tmp_path, 4), "--storage", str(out), "--name", "r", "--quiet",
+                 "--cpus-per-trial", "0.25"]) == 0  # fmt: skip
+    killer.join(5)
+    assert killed, "no member's worker was seen"
+    check_rounds(out / "r", 4)
+    summary = json.loads((out / "r" / "summary.json").read_text())
+    assert summary["retries"] >= 1
+    assert all(r["status"] == "ok" and r["steps"] == STEPS for r in summary["rows"])
