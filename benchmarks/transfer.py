@@ -52,6 +52,7 @@ def main() -> None:
     strat = {r["seed"]: r for s in summaries for r in s["rows"] if r["method"] == "stratified"}
     oracle = next((s["oracle"] for s in summaries if s.get("oracle")), None)
     lines = []
+    moved: dict[str, dict[int, float]] = {}
     for method in args.methods.split(","):
         files = sorted(
             (int(p.stem.rsplit("seed", 1)[1]), p)
@@ -63,6 +64,7 @@ def main() -> None:
             continue
         runs = {s: train(args.keep / f"{method}-seed{s}", p, s, flags) for s, p in files}
         seeds = [s for s in runs if s in strat]
+        moved[method] = {s: runs[s]["test_mean_ppl"] for s in seeds}
         ppl = [runs[s]["test_mean_ppl"] for s in seeds]
         ref = [strat[s]["test_mean_ppl"] for s in seeds]
         p = paired(ppl, ref)
@@ -79,6 +81,12 @@ def main() -> None:
             ]
             line += f"; gap closed {fmt(mean_ci(shares), '+.2f')}"
         lines.append(line)
+    # the first method's transferred mixture against each other's, paired by seed
+    first, *others = list(moved)
+    for other in others:
+        common = [s for s in moved[first] if s in moved[other]]
+        p = paired([moved[first][s] for s in common], [moved[other][s] for s in common])
+        lines.append(f"{first} - {other}, both transferred: {fmt(p, '+.3f')} {p['verdict']}")
     print("\n".join(lines))
 
 
