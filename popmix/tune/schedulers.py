@@ -119,7 +119,13 @@ class _Population:
         if "objective" not in result:
             return
         reads = self._reads_of(trial)
-        reads.append({"objective": float(result["objective"]), "windows": window_losses(result)})
+        t = result.get(getattr(self, "_time_attr", "training_iteration"))
+        if t is not None:
+            # a member retried from an older checkpoint reports those steps again: its reads
+            # from after that checkpoint are replaced, not counted twice
+            reads[:] = [r for r in reads if r.get("time") is None or r["time"] < t]
+        read = {"objective": float(result["objective"]), "windows": window_losses(result)}
+        reads.append(read | {"time": t})
         del reads[: -max(1, int(self.fitness_reads))]
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
@@ -254,11 +260,15 @@ class _LineageLog:
 
 
 class _RestoredState:
-    """Mixin for PBT/PB2: a trial added with a result already (a search resumed after its
-    driver died: ``Tuner.restore`` re-creates the scheduler empty, ray-project/ray#30838)
-    gets its PBT state back from that result, the last one Tune saved: its score and its
-    place on the perturbation grid, so it is neither perturbed at once off the grid nor
-    left out of the quantiles until its next report."""
+    """Mixin for PBT/PB2: a trial added with a result already gets its PBT state back from
+    that result, its place on the perturbation grid from the checkpoint it restarts from, so it
+    is neither perturbed at once off the grid nor left out of the quantiles until its next
+    report. Two ways in: a search resumed after its driver died (``Tuner.restore`` re-creates
+    the scheduler empty, ray-project/ray#30838), and a trial retried after its worker died
+    (Tune calls ``on_trial_add`` again, and Ray's PBT resets the trial's state). Either way the
+    trial trains on from its latest checkpoint, which may be older than its last result: the
+    steps in between are reported again, and a perturbation point among them is one it has
+    not passed."""
 
     def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
         super().on_trial_add(tune_controller, trial)  # type: ignore[misc]
@@ -269,16 +279,27 @@ class _RestoredState:
         time_attr = self._time_attr  # type: ignore[attr-defined]
         if state is None or time_attr not in result or self._metric not in result:  # type: ignore[attr-defined]
             return
-        t = int(result[time_attr])
+        t = restart_time(trial)
         interval = int(self._perturbation_interval)  # type: ignore[attr-defined]
         note_read = getattr(self, "_note_read", None)
-        if note_read is not None:
+        if note_read is not None and t == int(result[time_attr]):
             note_read(trial, result)
         state.last_perturbation_time = t - t % interval
         state.last_train_time = t
         state.last_score = self._metric_op * float(result[self._metric])  # type: ignore[attr-defined]
         state.last_result = dict(result)
         state.last_checkpoint = trial.checkpoint  # a donor at once, like before the stop
+
+
+def restart_time(trial: Any) -> int:
+    """The ``training_iteration`` a trial added again (resumed or retried) trains on from:
+    its latest checkpoint's, or 0 when it has none; its last result's when the checkpoint's
+    record does not say."""
+    reported = int((trial.last_result or {}).get("training_iteration", 0))
+    if getattr(trial, "checkpoint", None) is None:
+        return 0
+    saved = _checkpoint_iteration(trial)
+    return reported if saved is None else min(saved, reported)
 
 
 def _checkpoint_iteration(trial: Any) -> int | None:
@@ -456,13 +477,14 @@ class _Rounds:
     _round_now: int | None = None
 
     def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+        requeued = trial in self._trial_state  # type: ignore[attr-defined]
         super().on_trial_add(tune_controller, trial)  # type: ignore[misc]
         result = trial.last_result or {}
         time_attr = self._time_attr  # type: ignore[attr-defined]
         state = self._trial_state.get(trial)  # type: ignore[attr-defined]
         if not is_member(trial) or state is None or time_attr not in result:
             return
-        t = int(result[time_attr])
+        t = restart_time(trial)
         interval = int(self._perturbation_interval)  # type: ignore[attr-defined]
         if t <= 0 or t % interval:
             return
@@ -471,11 +493,16 @@ class _Rounds:
             state.last_perturbation_time = t
             self._reapply_exploit(trial, key)
         elif _checkpoint_iteration(trial) == t and trial.status == Trial.PENDING:
-            # It waited for this round when the driver stopped: it waits again, paused (Tune
-            # files a trial by its status after this hook, so it is not started).
+            # It waited for this round when the driver stopped (or its worker died after the
+            # round's checkpoint was saved): it waits again, paused.
             state.last_perturbation_time = t - interval
             state.last_train_time = t
-            trial.set_status(Trial.PAUSED)
+            if requeued:
+                # a retry: Tune has filed it as pending already, so move it through Tune
+                tune_controller._set_trial_status(trial, Trial.PAUSED)
+            else:
+                # a resume: Tune files a trial by its status after this hook
+                trial.set_status(Trial.PAUSED)
 
     def _reapply_exploit(self, trial: Any, key: tuple[int, int]) -> None:
         """An exploit of a decided round that Tune's saved state does not hold (the driver

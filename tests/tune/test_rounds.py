@@ -34,6 +34,9 @@ class Controller:
     def get_live_trials(self) -> list[Trial]:
         return [t for t in self.trials if not t.is_finished()]
 
+    def _set_trial_status(self, trial: Trial, status: str) -> None:
+        trial.set_status(status)
+
 
 def member(seed: int, m: int) -> Trial:
     spec = TrialSpec("pbt", seed, member=m, params={"sample_weights": {"a": 0.1 * (m + 1)}})
@@ -220,6 +223,61 @@ def test_a_restored_member_waits_again_for_an_undecided_round_and_a_decided_one_
         report(fresh, ctrl, m, 4, obj)
     fresh.choose_trial_to_run(ctrl)
     assert [r["round"] for r in rows(tmp_path, "rounds-seed0.jsonl")] == [1, 2]
+
+
+def retry(sched, ctrl, trial: Trial) -> None:
+    """What Tune does with a trial whose worker died: it requeues it, pending, and adds it
+    to the scheduler again (Ray's PBT resets its state); it restarts from its latest
+    checkpoint."""
+    trial.set_status(Trial.PENDING)
+    sched.on_trial_error(ctrl, trial)
+    sched.on_trial_add(ctrl, trial)
+
+
+def test_a_member_retried_from_the_previous_round_s_checkpoint_rejoins_its_round(tmp_path):
+    sched, ctrl, trials = setup(tmp_path)
+    members = trials[:4]
+    for m, obj in zip(members, (3.0, 2.9, 2.8, 4.0)):
+        report(sched, ctrl, m, 2, obj)
+    sched.choose_trial_to_run(ctrl)  # round 1 decided
+    for m, obj in zip(members[:3], (2.7, 2.6, 2.5)):
+        m.set_status(Trial.RUNNING)
+        report(sched, ctrl, m, 4, obj)  # paused, waiting for round 2
+    # member 3 reports round 2's point, then its worker dies before the pause's save lands
+    members[3].set_status(Trial.RUNNING)
+    assert sched.on_trial_result(ctrl, members[3], {"training_iteration": 4, "objective": 2.4})
+    members[3].update_last_result({"training_iteration": 4, "objective": 2.4, "step": 40})
+    retry(sched, ctrl, members[3])
+    # nothing decided while it trains round 2 again from its round-1 checkpoint
+    assert sched.choose_trial_to_run(ctrl) is members[3]
+    assert [r["round"] for r in rows(tmp_path, "rounds-seed0.jsonl")] == [1]
+    members[3].set_status(Trial.RUNNING)
+    assert report(sched, ctrl, members[3], 3, 2.45) == TrialScheduler.CONTINUE
+    # it reaches round 2 again: it waits there, and the round decides with all four
+    assert report(sched, ctrl, members[3], 4, 2.4) == TrialScheduler.PAUSE
+    sched.choose_trial_to_run(ctrl)
+    decided = rows(tmp_path, "rounds-seed0.jsonl")
+    assert [r["round"] for r in decided] == [1, 2]
+    assert len(decided[1]["ranking"]) == 4
+    # its fitness reads each step once: the one trained again replaces the first
+    assert [r["time"] for r in sched._reads_of(members[3])] == [2, 3, 4]
+
+
+def test_a_member_retried_from_its_round_s_own_checkpoint_waits_paused(tmp_path):
+    sched, ctrl, trials = setup(tmp_path)
+    members = trials[:4]
+    for m, obj in zip(members[:3], (3.0, 2.9, 2.8)):
+        report(sched, ctrl, m, 2, obj)
+    # member 3's pause checkpoint is saved, then its worker dies before it is marked paused
+    members[3].set_status(Trial.RUNNING)
+    sched.on_trial_result(ctrl, members[3], {"training_iteration": 2, "objective": 4.0})
+    members[3].update_last_result({"training_iteration": 2, "objective": 4.0, "step": 20})
+    save(members[3], 2)
+    retry(sched, ctrl, members[3])
+    assert members[3].status == Trial.PAUSED and sched._waiting(members[3])
+    sched.choose_trial_to_run(ctrl)
+    (decided,) = rows(tmp_path, "rounds-seed0.jsonl")
+    assert decided["round"] == 1 and decided["ranking"][-1]["member"] == 3
 
 
 def test_an_exploit_the_saved_state_missed_is_applied_again_on_a_resume(tmp_path):

@@ -137,22 +137,37 @@ def test_a_member_whose_worker_dies_mid_round_is_retried_and_the_round_still_dec
     out = tmp_path / "runs"
     killed: list[int] = []
 
+    def running_members() -> list[int]:
+        # an actor process is titled after its class and the call it is running
+        # (``ray::ResourceTrainable.train`` while it trains; a cached actor between trials
+        # and a pooled idle worker say otherwise), and works in its trial's folder (pbt_<id>)
+        pids = []
+        for cmdline in glob.glob("/proc/[0-9]*/cmdline"):
+            try:
+                title = Path(cmdline).read_bytes().split(b"\0")[0].decode(errors="replace")
+                cwd = os.readlink(str(Path(cmdline).parent / "cwd"))
+            except OSError:
+                continue
+            if title.startswith("ray::") and "Trainable.train" in title:
+                if Path(cwd).name.startswith("pbt_"):
+                    pids.append(int(Path(cmdline).parent.name))
+        return pids
+
     def kill_a_member() -> None:
-        # each trial's worker writes its pid in every result: kill a member's after its first
-        # report, while its round is under way (the others report, or wait for it)
+        # once round 1 is decided, kill a member's worker while it trains round 2 (not keyed
+        # to result.json: Tune writes a trial's result files to storage late, so the pid in
+        # them may by then be an idle pooled worker's)
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and not killed:
-            for f in glob.glob(str(out / "r" / "seed0" / "*pbt*" / "result.json")):
-                lines = Path(f).read_text().splitlines()
-                if lines:
-                    pid = json.loads(lines[0])["pid"]
+            if (out / "r" / "rounds-seed0.jsonl").exists():
+                for pid in running_members()[:1]:
                     try:
                         os.kill(pid, signal.SIGKILL)
                     except ProcessLookupError:
-                        continue  # that worker has gone already: try another
+                        continue  # that worker has gone already: try again
                     killed.append(pid)
                     return
-            time.sleep(0.02)
+            time.sleep(0.01)
 
     killer = threading.Thread(target=kill_a_member, daemon=True)
     killer.start()
