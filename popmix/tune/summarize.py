@@ -150,6 +150,9 @@ def _picked_rows(records: list[dict[str, Any]], method: str) -> list[dict[str, A
     """One row per seed of best-of-n or random: the draw best on *validation*, reported on
     test, at the cost of all."""
     rows = []
+    # a population member is never a draw, even when the population's name is the method's
+    # (``searcher: random`` names its population ``random``)
+    records = [r for r in records if r.get("member", -1) < 0]
     for seed in sorted({r["seed"] for r in records if r["method"] == method}):
         if method == BEST_OF_N:
             group = best_of_n_group(records, seed)

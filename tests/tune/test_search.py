@@ -445,22 +445,36 @@ def test_a_trial_whose_worker_process_dies_is_retried_from_its_checkpoint(ray_se
     import time
 
     exp = smoke().replace(methods=("stratified",))
-    # long enough that the worker is still training when its first result is on disk (the
-    # smoke model trains 120 steps in about a second)
-    steps = 1200
+    # long enough that the worker is still training when its first checkpoint is on disk (the
+    # smoke model trains about 300 steps a second)
+    steps = 3000
     exp = exp.replace(train=dataclasses.replace(exp.train, steps=steps))
     killed: list[int] = []
 
+    def trainable_pids() -> list[int]:
+        # a trial's actor process names itself after its class (``ray::MixtureTrainable...``);
+        # pooled idle workers say ``ray::IDLE``
+        pids = []
+        for cmdline in glob.glob("/proc/[0-9]*/cmdline"):
+            try:
+                title = Path(cmdline).read_bytes().split(b"\0")[0].decode(errors="replace")
+            except OSError:
+                continue
+            if title.startswith("ray::") and "Trainable" in title:
+                pids.append(int(cmdline.split("/")[2]))
+        return pids
+
     def kill_first_worker() -> None:
-        # the trial's worker writes its pid in every result: kill it after its first report
+        # kill the trial's worker once its first checkpoint is on disk. Not on result.json: Tune
+        # writes a trial's result files to storage only when it ends, so a kill keyed to them
+        # could only hit an idle pooled worker after the fact
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not killed:
-            for f in glob.glob(str(tmp_path / "**" / "result.json"), recursive=True):
-                lines = Path(f).read_text().splitlines()
-                if lines:
-                    pid = json.loads(lines[0])["pid"]
+            if glob.glob(str(tmp_path / "**" / "checkpoint_*"), recursive=True):
+                for pid in trainable_pids():
                     os.kill(pid, signal.SIGKILL)
                     killed.append(pid)
+                if killed:
                     return
             time.sleep(0.02)
 
