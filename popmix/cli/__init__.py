@@ -61,6 +61,15 @@ def build_parser() -> Parser:
     return parser
 
 
+def _interrupting_signal() -> int:
+    """SIGINT, or SIGTERM when that is what stopped a Ray command (exit 130 or 143)."""
+    import signal
+
+    tune = sys.modules.get("popmix.tune.callbacks")  # loaded only by commands that start Ray
+    last = getattr(getattr(tune, "Interrupted", None), "last_signal", None)
+    return int(last) if last else int(signal.SIGINT)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``popmix`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
@@ -89,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as e:
         detail = f"; {e}" if str(e) else ""
         print(f"popmix {args.command}: interrupted{detail}", file=sys.stderr)
-        return 130
+        return 128 + _interrupting_signal()
     except OSError as e:
         # the machine, not the code: a full disk, a read-only or foreign folder
         fix = _OS_FIXES.get(e.errno or 0)

@@ -155,13 +155,21 @@ class Interrupted:
     #: the flag of the command running in this process (set by :func:`catch_sigint`)
     current: Interrupted | None = None
 
+    #: the signal that set the last command's flag (the CLI exits 128 + it: 130, 143)
+    last_signal: int | None = None
+
     def __call__(self, signum: int, frame: Any) -> None:
         if self._event.is_set():
             raise KeyboardInterrupt  # the second Ctrl-C: stop at once
         self._event.set()
+        Interrupted.last_signal = signum
+        what, again = (
+            ("terminated", "a second SIGTERM") if signum == signal.SIGTERM else
+            ("interrupted", "Ctrl-C again")
+        )  # fmt: skip
         print(
-            f"{self.command}: interrupted; stopping all trials and writing what finished "
-            "(Ctrl-C again to quit at once)",
+            f"{self.command}: {what}; stopping all trials and writing what finished "
+            f"({again} to quit at once)",
             file=sys.stderr,
             flush=True,
         )
@@ -191,7 +199,10 @@ class ForwardInterrupt(Callback):
 @contextlib.contextmanager
 def catch_sigint(command: str = "popmix") -> Iterator[Interrupted]:
     """Make Ctrl-C end the whole command (``popmix search``, ``calibrate``, ``confirm``), not
-    only its running Tuner.
+    only its running Tuner; SIGTERM (``kill``, ``timeout``, a cluster job's time limit) ends
+    it the same way, so what finished is written, marked interrupted, and can be resumed.
+    (Ray's driver takes SIGTERM to ``sys.exit``, which wrote a summary that claimed a
+    finished search and could not be resumed.)
 
     Tune's own SIGINT handler ends one ``Tuner.fit()`` and lets the caller go on (the next
     seed's Tuner would start); popmix takes SIGINT for the whole command, which starts no
@@ -208,12 +219,15 @@ def catch_sigint(command: str = "popmix") -> Iterator[Interrupted]:
         return
     previous_env = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    Interrupted.last_signal = None
     previous = signal.signal(signal.SIGINT, flag)
+    previous_term = signal.signal(signal.SIGTERM, flag)
     try:
         yield flag
     finally:
         Interrupted.current = None
         signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, previous_term)
         if previous_env is None:
             os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
         else:

@@ -152,7 +152,9 @@ SEARCH = [
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT], ids=["sigkill", "ctrl-c"])
+@pytest.mark.parametrize(
+    "how", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM], ids=["sigkill", "ctrl-c", "sigterm"]
+)
 def test_a_stopped_search_resumes_and_finishes(tmp_path, how, popmix_process):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -171,12 +173,16 @@ def test_a_stopped_search_resumes_and_finishes(tmp_path, how, popmix_process):
                 break
         time.sleep(0.5)
     assert proc.poll() is None, proc.communicate()[0][-2000:]
-    os.killpg(proc.pid, how)
+    if how == signal.SIGTERM:
+        os.kill(proc.pid, how)  # the driver alone, as `kill` or `timeout` sends it
+    else:
+        os.killpg(proc.pid, how)  # the process group, as a terminal sends Ctrl-C
     stopped = proc.communicate(timeout=120)[0]
     if how == signal.SIGKILL:
         assert not (exp_dir / "summary.json").exists()
-    else:  # Ctrl-C: what finished is written, and the way on
-        assert proc.returncode == 130 and f"popmix search --resume {exp_dir}" in stopped
+    else:  # what finished is written, marked interrupted, and the way on
+        assert proc.returncode == 128 + how, stopped[-2000:]
+        assert f"popmix search --resume {exp_dir}" in stopped
         assert json.loads((exp_dir / "summary.json").read_text())["interrupted"]
 
     resumed = popmix_process(["search", "--resume", str(exp_dir), "--cpus", "2", "--quiet"])
