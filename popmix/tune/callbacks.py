@@ -199,10 +199,11 @@ class ForwardInterrupt(Callback):
 @contextlib.contextmanager
 def catch_sigint(command: str = "popmix") -> Iterator[Interrupted]:
     """Make Ctrl-C end the whole command (``popmix search``, ``calibrate``, ``confirm``), not
-    only its running Tuner; SIGTERM (``kill``, ``timeout``, a cluster job's time limit) ends
-    it the same way, so what finished is written, marked interrupted, and can be resumed.
-    (Ray's driver takes SIGTERM to ``sys.exit``, which wrote a summary that claimed a
-    finished search and could not be resumed.)
+    only its running Tuner; a SIGTERM to the driver (``kill PID``) ends it the same way, so
+    what finished is written, marked interrupted, and can be resumed. (Ray's driver takes
+    SIGTERM to ``sys.exit``, which wrote a summary that claimed a finished search and could
+    not be resumed. A SIGTERM to the whole process group, as ``timeout`` sends it, also ends
+    Ray's own processes; the driver then dies with them, as after ``kill -9``.)
 
     Tune's own SIGINT handler ends one ``Tuner.fit()`` and lets the caller go on (the next
     seed's Tuner would start); popmix takes SIGINT for the whole command, which starts no
