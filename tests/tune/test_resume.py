@@ -174,7 +174,7 @@ def test_a_stopped_search_resumes_and_finishes(tmp_path, how, popmix_process):
         time.sleep(0.5)
     assert proc.poll() is None, proc.communicate()[0][-2000:]
     if how == signal.SIGTERM:
-        os.kill(proc.pid, how)  # the driver alone, as `kill` or `timeout` sends it
+        os.kill(proc.pid, how)  # the driver alone, as `kill PID` sends it
     else:
         os.killpg(proc.pid, how)  # the process group, as a terminal sends Ctrl-C
     stopped = proc.communicate(timeout=120)[0]

@@ -452,15 +452,15 @@ def test_a_trial_whose_worker_process_dies_is_retried_from_its_checkpoint(ray_se
     killed: list[int] = []
 
     def trainable_pids() -> list[int]:
-        # a trial's actor process names itself after its class (``ray::MixtureTrainable...``);
-        # pooled idle workers say ``ray::IDLE``
+        # an actor process is titled after its class and the call it runs
+        # (``ray::ResourceTrainable.train`` while it trains); pooled idle workers say ``ray::IDLE``
         pids = []
         for cmdline in glob.glob("/proc/[0-9]*/cmdline"):
             try:
                 title = Path(cmdline).read_bytes().split(b"\0")[0].decode(errors="replace")
             except OSError:
                 continue
-            if title.startswith("ray::") and "Trainable" in title:
+            if title.startswith("ray::") and "Trainable.train" in title:
                 pids.append(int(cmdline.split("/")[2]))
         return pids
 
