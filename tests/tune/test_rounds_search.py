@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _ray_procs import training_workers
 
 from popmix.records.weights import WeightsSchedule
 
@@ -129,7 +130,6 @@ def test_a_search_stopped_mid_round_resumes_and_decides_every_round_once(
 def test_a_member_whose_worker_dies_mid_round_is_retried_and_the_round_still_decides(
     ray_session, tmp_path
 ):
-    import glob
     import threading
 
     from popmix.cli import main
@@ -137,30 +137,12 @@ def test_a_member_whose_worker_dies_mid_round_is_retried_and_the_round_still_dec
     out = tmp_path / "runs"
     killed: list[int] = []
 
-    def running_members() -> list[int]:
-        # an actor process is titled after its class and the call it is running
-        # (``ray::ResourceTrainable.train`` while it trains; a cached actor between trials
-        # and a pooled idle worker say otherwise), and works in its trial's folder (pbt_<id>)
-        pids = []
-        for cmdline in glob.glob("/proc/[0-9]*/cmdline"):
-            try:
-                title = Path(cmdline).read_bytes().split(b"\0")[0].decode(errors="replace")
-                cwd = os.readlink(str(Path(cmdline).parent / "cwd"))
-            except OSError:
-                continue
-            if title.startswith("ray::") and "Trainable.train" in title:
-                if Path(cwd).name.startswith("pbt_"):
-                    pids.append(int(Path(cmdline).parent.name))
-        return pids
-
     def kill_a_member() -> None:
-        # once round 1 is decided, kill a member's worker while it trains round 2 (not keyed
-        # to result.json: Tune writes a trial's result files to storage late, so the pid in
-        # them may by then be an idle pooled worker's)
+        # once round 1 is decided, kill a member's worker while it trains round 2
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and not killed:
             if (out / "r" / "rounds-seed0.jsonl").exists():
-                for pid in running_members()[:1]:
+                for pid in training_workers("pbt_")[:1]:
                     try:
                         os.kill(pid, signal.SIGKILL)
                     except ProcessLookupError:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _ray_procs import training_workers
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
@@ -451,27 +452,12 @@ def test_a_trial_whose_worker_process_dies_is_retried_from_its_checkpoint(ray_se
     exp = exp.replace(train=dataclasses.replace(exp.train, steps=steps))
     killed: list[int] = []
 
-    def trainable_pids() -> list[int]:
-        # an actor process is titled after its class and the call it runs
-        # (``ray::ResourceTrainable.train`` while it trains); pooled idle workers say ``ray::IDLE``
-        pids = []
-        for cmdline in glob.glob("/proc/[0-9]*/cmdline"):
-            try:
-                title = Path(cmdline).read_bytes().split(b"\0")[0].decode(errors="replace")
-            except OSError:
-                continue
-            if title.startswith("ray::") and "Trainable.train" in title:
-                pids.append(int(cmdline.split("/")[2]))
-        return pids
-
     def kill_first_worker() -> None:
-        # kill the trial's worker once its first checkpoint is on disk. Not on result.json: Tune
-        # writes a trial's result files to storage only when it ends, so a kill keyed to them
-        # could only hit an idle pooled worker after the fact
+        # kill the trial's worker once its first checkpoint is on disk
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not killed:
             if glob.glob(str(tmp_path / "**" / "checkpoint_*"), recursive=True):
-                for pid in trainable_pids():
+                for pid in training_workers("stratified_"):
                     os.kill(pid, signal.SIGKILL)
                     killed.append(pid)
                 if killed:
