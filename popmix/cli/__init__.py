@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -63,8 +64,6 @@ def build_parser() -> Parser:
 
 def _interrupting_signal() -> int:
     """SIGINT, or SIGTERM when that is what stopped a Ray command (exit 130 or 143)."""
-    import signal
-
     tune = sys.modules.get("popmix.tune.callbacks")  # loaded only by commands that start Ray
     last = getattr(getattr(tune, "Interrupted", None), "last_signal", None)
     return int(last) if last else int(signal.SIGINT)
@@ -97,8 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except KeyboardInterrupt as e:
         detail = f"; {e}" if str(e) else ""
-        print(f"popmix {args.command}: interrupted{detail}", file=sys.stderr)
-        return 128 + _interrupting_signal()
+        signum = _interrupting_signal()
+        what = "terminated" if signum == signal.SIGTERM else "interrupted"
+        print(f"popmix {args.command}: {what}{detail}", file=sys.stderr)
+        return 128 + signum
     except OSError as e:
         # the machine, not the code: a full disk, a read-only or foreign folder
         fix = _OS_FIXES.get(e.errno or 0)
