@@ -243,3 +243,20 @@ def test_explore_the_initial_population_and_the_swarm_hold_the_fixed_weights():
     # de to 0.2; en and sw shifted up by one common 0.05
     np.testing.assert_allclose(moved["optimum"], [0.25, 0.2, 0.55])
     assert moved["fixed"] == [None, 0.2, None] and "caps" not in moved
+
+
+def test_the_unimax_anchor_is_the_unimax_baseline_s_mixture_at_the_experiment_s_budget():
+    # 10^8 tokens, at most 2 passes: sw (10^6) takes its cap 2 * 10^6, en and de share the
+    # other 9.8 * 10^7 alike (neither reaches its cap): 0.49, 0.49, 0.02 (UniMax, Algorithm 1);
+    # the limit is UniMax's own, not data.max_epochs, so the other anchors are not capped
+    exp = dataclasses.replace(
+        exp_with(target_tokens=10**8), baselines={"unimax": {"max_epochs": 2}}
+    )
+    space = SearchSpace(
+        sample_weights=VectorSpec(init="anchors", anchors=("unimax", "stratified"))
+    )
+    space.validate(len(NAMES))
+    ex = Explorer.of_seed(exp, space, NAMES, SIZES, seed=0)
+    first = ex.initial_config(0)["sample_weights"]
+    np.testing.assert_allclose([first[n] for n in NAMES], [0.49, 0.49, 0.02])
+    np.testing.assert_allclose(list(ex.initial_config(1)["sample_weights"].values()), 1 / 3)

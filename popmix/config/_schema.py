@@ -1076,7 +1076,8 @@ class Experiment:
 
 def anchor_temperature(name: str) -> float | None:
     """T of a vector anchor: None for ``stratified`` (T → ∞), 1 for ``proportional``, T for
-    ``temperature:<T>``; nan for ``file`` or an unknown name (see :func:`anchor_problem`)."""
+    ``temperature:<T>``; nan for ``file``, ``unimax`` or an unknown name (see
+    :func:`anchor_problem`)."""
     if name == "stratified":
         return None
     if name == "proportional":
@@ -1092,11 +1093,13 @@ def anchor_problem(name: str, init_file: str = "") -> str | None:
     """Why ``name`` is not a vector anchor (None when it is)."""
     if name == "file":
         return None if init_file else "file needs init_file (or --init-weights)"
+    if name == "unimax":
+        return None
     t = anchor_temperature(name)
     if t is not None and not (math.isfinite(t) and t > 0):
         return (
             f"unknown anchor {name!r}; use stratified, proportional, temperature:<T> with "
-            "T > 0 (e.g. temperature:3) or file"
+            "T > 0 (e.g. temperature:3), unimax or file"
         )
     return None
 
@@ -1112,9 +1115,10 @@ class VectorSpec:
             ``proportional``, ``temperature`` or ``file`` (member 0 starts exactly there, the
             others from an explore step of it).
         anchors: for ``init: anchors``: ``stratified`` (every domain alike), ``proportional``
-            (by size), ``temperature:<T>`` (p_i ∝ n_i^(1/T)) or ``file`` (``init_file``'s
-            first weights; a file given by ``init_file`` or ``--init-weights`` and not named
-            here is the first anchor).
+            (by size), ``temperature:<T>`` (p_i ∝ n_i^(1/T)), ``unimax`` (the ``unimax``
+            baseline's mixture at the experiment's budget and repetition limit) or ``file``
+            (``init_file``'s first weights; a file given by ``init_file`` or
+            ``--init-weights`` and not named here is the first anchor).
         init_file: for ``init: file``, a popmix weights file (``best_schedule.json``,
             ``bracket_schedule.json``, ``weights.json``, ``doge_weights-seed0.json``): its first
             point's weights are the starting mixture.

@@ -24,7 +24,7 @@ import numpy as np
 
 from popmix._util.simplex import floor_project
 from popmix.config import Experiment, SearchSpace, VectorSpec, anchor_temperature
-from popmix.policies import temperature_weights
+from popmix.policies import UniMaxPolicy, temperature_weights
 from popmix.records.weights import WeightsFileError, WeightsSchedule
 
 
@@ -67,6 +67,8 @@ class Explorer:
         resample_probability: chance that a vector is resampled instead of perturbed.
         caps: the largest sampling weight of each domain (``inf``: none), or None.
         fixed: the sampling weights kept out of the search (``nan``: searched), or None.
+        unimax: the ``unimax`` anchor's weights (the experiment's UniMax mixture); None:
+            uniform, UniMax's mixture when no budget is known.
     """
 
     def __init__(
@@ -79,8 +81,10 @@ class Explorer:
         resample_probability: float = 0.25,
         caps: np.ndarray | None = None,
         fixed: np.ndarray | None = None,
+        unimax: np.ndarray | None = None,
     ) -> None:
         self.space = space
+        self.unimax = None if unimax is None else np.asarray(unimax, dtype=np.float64)
         self.caps = None if caps is None else np.asarray(caps, dtype=np.float64)
         self.fixed = None if fixed is None else np.asarray(fixed, dtype=np.float64)
         self.names = list(names)
@@ -114,6 +118,9 @@ class Explorer:
             fixed=exp.weight_fixed(
                 names, sizes, space.sample_weights.floor if space.sample_weights else 0.0
             ),
+            unimax=UniMaxPolicy(
+                np.asarray(sizes, dtype=np.float64), exp.train.steps, **exp.method_params("unimax")
+            ).weights(0),
         )
 
     # -- explore ----------------------------------------------------------------------------
@@ -160,6 +167,9 @@ class Explorer:
         for name in names:
             if name == "file":
                 w = weights_from_file(spec.init_file, self.names)
+            elif name == "unimax":
+                k = len(self.names)
+                w = np.full(k, 1.0 / k) if self.unimax is None else self.unimax
             else:
                 t = anchor_temperature(name)
                 k = len(self.names)

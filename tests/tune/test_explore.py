@@ -243,6 +243,7 @@ def test_temperature_anchors_are_clipped_into_the_bounds_and_the_rest_drawn():
         (("stratified", "warm"), "", "unknown anchor 'warm'"),
         (("temperature:-1",), "", "unknown anchor 'temperature:-1'"),
         (("file",), "", "file needs init_file"),
+        (("unimax", "uni-max"), "", "unknown anchor .uni-max.; use .*unimax or file"),
         ((), "", "anchors is empty"),
     ],
 )
