@@ -84,6 +84,17 @@ def margin(text: str) -> float | str:
     return value
 
 
+def share(text: str) -> float:
+    """A share of training, from 0 to below 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number like 0.25, got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be from 0 to below 1, got {value:g}")
+    return value
+
+
 def _comma_list(convert: Callable[[str], Any], example: str) -> Callable[[str], list[Any]]:
     def parse(text: str) -> list[Any]:
         try:

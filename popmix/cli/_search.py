@@ -25,6 +25,7 @@ from popmix.cli._base import (
     methods,
     positive_int,
     seeds,
+    share,
 )
 from popmix.config import Experiment
 from popmix.tune.searchers import SEARCHERS
@@ -103,6 +104,13 @@ class SearchCommand(Command):
             "search.fitness",
             "what PBT ranks on: last (the read at the decision) or average (the last reads)",
             choices=("last", "average"),
+        ),
+        Flag(
+            "--burn-in",
+            "search.burn_in",
+            "the share of training before PBT's first decision",
+            type=share,
+            metavar="SHARE",
         ),
         Flag("--swarm-size", "search.swarm.size", "swarm runs per seed", positive_int),
         Flag(

@@ -621,6 +621,11 @@ class SearchSpec:
             read at the decision; ``average``, the mean objective over its last
             ``fitness_reads`` reads.
         fitness_reads: the reads ``fitness: average`` averages over (at least 2).
+        burn_in: the share of training (0 to below 1) before PBT's first decision: no member
+            is ranked before ``ceil(burn_in * reports)`` reports (Ray's ``burn_in_period``).
+            A mixture that pays off late (more weight on what is slow to learn) reads worse
+            than stratified early on; a decision then throws it away (measured on oracle16,
+            docs/benchmarks/oracle16.md#burn-in).
     """
 
     searcher: str = "pbt"
@@ -639,9 +644,15 @@ class SearchSpec:
     rounds: Literal["sync", "async"] = "sync"
     fitness: Literal["last", "average"] = "average"
     fitness_reads: int = 3
+    burn_in: float = 0.0
 
     def validate(self) -> None:
         self.swarm.validate()
+        if not (isinstance(self.burn_in, (int, float)) and 0 <= self.burn_in < 1):
+            raise ValueError(
+                f"search.burn_in must be a share of training from 0 to below 1, got "
+                f"{self.burn_in!r}"
+            )
         if self.fitness_reads < 2:
             raise ValueError(
                 f"search.fitness_reads must be at least 2 (reads averaged), got "

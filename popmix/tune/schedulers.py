@@ -387,6 +387,8 @@ class _Rounds:
             return TrialScheduler.CONTINUE
         t = int(result[time_attr])
         state = self._trial_state[trial]  # type: ignore[attr-defined]
+        if t < self._burn_in_period:  # type: ignore[attr-defined]
+            return TrialScheduler.CONTINUE  # Ray's rule: no member is ranked before it
         if t - state.last_perturbation_time < self._perturbation_interval:  # type: ignore[attr-defined]
             return TrialScheduler.CONTINUE
         if (_seed_of(trial), t) in self._rounds():

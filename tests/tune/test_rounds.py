@@ -345,3 +345,37 @@ def test_fitness_average_ranks_on_the_mean_of_the_last_reads(tmp_path):
     fitness = {r["member"]: r["fitness"] for r in round_row["ranking"]}
     assert fitness == pytest.approx({0: 2.7, 1: 2.6, 2: 2.7, 3: 2.8})
     assert round_row["ranking"][0]["member"] == 1
+
+
+def test_no_round_is_decided_before_the_burn_in(tmp_path):
+    # a burn-in of 5 reports, a decision every 2: as in Ray's rule, the first round is at the
+    # first report at or past the burn-in (5), not at 2 or 4; the next 2 reports later
+    sched, ctrl, trials = setup(tmp_path, _burn_in_period=5)
+    members = trials[:4]
+    for it in range(1, 5):
+        for i, m in enumerate(members):
+            assert report(sched, ctrl, m, it, 3.0 + i) == TrialScheduler.CONTINUE
+    assert sched.choose_trial_to_run(ctrl) is None and rows(tmp_path, "rounds-seed0.jsonl") == []
+    for it in (5, 7):
+        for i, m in enumerate(members):
+            assert report(sched, ctrl, m, it, 3.0 + i) == TrialScheduler.PAUSE
+        while (t := sched.choose_trial_to_run(ctrl)) is not None:
+            t.set_status(Trial.RUNNING)
+        if it == 5:
+            assert report(sched, ctrl, members[0], 6, 3.0) == TrialScheduler.CONTINUE
+            members[0].set_status(Trial.RUNNING)
+    assert [(r["time"], r["decisions"]) for r in rows(tmp_path, "rounds-seed0.jsonl")] == [
+        (5, 1),
+        (7, 1),
+    ]
+
+
+@pytest.mark.parametrize(("burn_in", "reports"), [(0.0, 0), (0.25, 3), (1 / 3, 4), (0.3, 4)])
+def test_burn_in_is_a_share_of_a_member_s_reports_rounded_up(burn_in, reports):
+    from popmix.config import Experiment, SearchSpec, TrainConfig
+    from popmix.tune.searchers.base import burn_in_reports
+
+    exp = Experiment(
+        train=TrainConfig(steps=600), search=SearchSpec(report_every=50, burn_in=burn_in)
+    )
+    assert burn_in_reports(exp) == reports

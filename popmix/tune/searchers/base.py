@@ -20,6 +20,7 @@ schedulers and searchers are imported when a searcher builds its parts.
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,6 +173,7 @@ def exploiting_parts(group: SeedGroup, perturb: bool, scheduler: Callable[..., A
     made = scheduler(
         time_attr="training_iteration",
         perturbation_interval=s.perturbation_interval,
+        burn_in_period=burn_in_reports(group.exp),
         quantile_fraction=s.quantile_fraction,
         custom_explore_fn=SeedExplorers(explorers),
     )
@@ -184,6 +186,13 @@ def exploiting_parts(group: SeedGroup, perturb: bool, scheduler: Callable[..., A
     return TunerParts.grid(members + group.fixed + group.later, made)
 
 
+def burn_in_reports(exp: Experiment) -> int:
+    """Reports before PBT's first decision: ``search.burn_in`` of a member's reports, rounded
+    up."""
+    reports = exp.train.steps // exp.search.report_every
+    return math.ceil(exp.search.burn_in * reports - 1e-9)
+
+
 def exploits(exp: Experiment, lineage: dict[str, Any]) -> dict[str, Any]:
     """``summary.json``'s ``exploits``: the exploits taken and those skipped as within the
     noise (what PBT and PB2 record)."""
@@ -192,6 +201,7 @@ def exploits(exp: Experiment, lineage: dict[str, Any]) -> dict[str, Any]:
 
 __all__ = [
     "SeedExplorers",
+    "burn_in_reports",
     "SeedGroup",
     "Searcher",
     "TunerParts",
