@@ -565,6 +565,8 @@ def make_pb2(rounds: str = "async", **kwargs: Any) -> Any:
             else:
                 PopulationBasedTraining.on_trial_add(self, tune_controller, trial)  # type: ignore[arg-type]
 
+    # PB2's constructor does not take Ray's burn_in_period; its PBT base reads the attribute
+    burn_in = kwargs.pop("burn_in_period", 0)
     if rounds == "sync":
 
         class RoundsPB2(
@@ -573,12 +575,15 @@ def make_pb2(rounds: str = "async", **kwargs: Any) -> Any:
             def __init__(self, **kw: Any) -> None:
                 super().__init__(synch=True, **kw)
 
-        return RoundsPB2(**kwargs)
+        made: Any = RoundsPB2(**kwargs)
+    else:
 
-    class PopulationPB2(_Population, _RestoredState, _LineageLog, _BaselinesOutOfPB2, PB2):
-        pass
+        class PopulationPB2(_Population, _RestoredState, _LineageLog, _BaselinesOutOfPB2, PB2):
+            pass
 
-    return PopulationPB2(**kwargs)
+        made = PopulationPB2(**kwargs)
+    made._burn_in_period = burn_in
+    return made
 
 
 class PopulationASHA(_Population, ASHAScheduler):

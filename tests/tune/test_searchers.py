@@ -114,6 +114,17 @@ def test_pb2_bounds_every_weight_and_lets_its_model_choose():
     assert not pb2._custom_explore_fn.by_seed[0].perturb  # PB2's values, put back on the simplex
 
 
+@pytest.mark.parametrize("searcher", ["pbt", "pb2"])
+@pytest.mark.parametrize("rounds", ["sync", "async"])
+def test_the_burn_in_reaches_ray_s_scheduler_in_reports(searcher, rounds):
+    # the default experiment's 1000 steps, a report every 50: 20 reports, a third is 7
+    space = SearchSpace(sample_weights=VectorSpec())
+    parts = SEARCHERS[searcher].tuner_parts(
+        group_of(searcher, space, rounds=rounds, burn_in=1 / 3)
+    )
+    assert parts.scheduler._burn_in_period == 7
+
+
 def test_pb2_without_scikit_learn_is_refused_in_one_line(monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn", None)
     with pytest.raises(ConfigError, match="searcher pb2 needs scikit-learn"):
