@@ -117,12 +117,15 @@ NO_BUDGET = ("check", "report", "export", "info", "init")
 #: the documented commands whose smoke run is long (popmix calibrate: ten trials per setting)
 #: and that no later command reads: in the slow suite, which CI runs too (a search of the
 #: own-model example: its trials import transformers or the user's file, each in its worker;
-#: the swarm's search, 90 s on loaded cores, and the run that trains its optimum)
+#: the swarm's search, 90 s on loaded cores, the run that trains its optimum, and PBT from it)
 _SLOW_COMMANDS = (
     "popmix calibrate",
     "popmix search --experiment examples/",
     "popmix search --searcher swarm",
     "popmix run --weights-from 'runs/<name>/swarm_optimum.json'",
+    # the swarm, then PBT from its optimum (how-to/swarm.md)
+    "popmix search --methods swarm,stratified",
+    "popmix search --weights-from 'runs/<name>/swarm_optimum.json'",
 )
 #: the shipped YAMLs whose launch lines all run in the fast suite; the others' searches (each a
 #: smoke search of 10 to 20 s that no README command reads) run in the slow suite
