@@ -317,11 +317,13 @@ def render(plan: Plan, out: Path) -> str:
             "perturbation_interval",
             "rounds",
             "fitness",
+            "burn_in",
             "objective",
             "reference",
         ),
         notes={
             "perturbation_interval": "reports between PBT's decisions",
+            "burn_in": "share of training before PBT's first decision (docs/how-to/swarm.md)",
             "rounds": "the whole population ranked on the same step (docs/explanation/methods.md)",
             "space": {
                 "sampling": "per-domain sampling weights",
