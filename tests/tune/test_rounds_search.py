@@ -161,3 +161,15 @@ def test_a_member_whose_worker_dies_mid_round_is_retried_and_the_round_still_dec
     summary = json.loads((out / "r" / "summary.json").read_text())
     assert summary["retries"] >= 1
     assert all(r["status"] == "ok" and r["steps"] == STEPS for r in summary["rows"])
+
+
+@pytest.mark.slow
+def test_no_round_is_decided_before_the_burn_in(ray_session, tmp_path):
+    from popmix.cli import main
+
+    out = tmp_path / "runs"
+    # 4 reports, half of them burn-in: rounds after reports 2 and 3 only
+    assert main([*args(tmp_path, 4), "--burn-in", "0.5", "--storage", str(out), "--name", "b",
+                 "--quiet", "--cpus-per-trial", "0.25"]) == 0  # fmt: skip
+    rounds = rows(out / "b" / "rounds-seed0.jsonl")
+    assert [(r["step"], r["decisions"]) for r in rounds] == [(2 * REPORT, 1), (3 * REPORT, 1)]
