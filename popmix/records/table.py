@@ -229,6 +229,14 @@ def _mixture_lines(rec: Recommendation, method: str) -> list[str]:
     return lines
 
 
+def _swarm_optimum_written(swarm: Mapping[str, Any] | None) -> bool:
+    """Whether a seed's swarm fit found an optimum (``swarm_optimum.json`` is written)."""
+    surfaces = [
+        (s or {}).get("surface") or {} for s in ((swarm or {}).get("per_seed") or {}).values()
+    ]
+    return any("optimum" in f and "error" not in f for f in surfaces)
+
+
 def format_answer(summary: Summary, folder: str) -> str:
     """The answer ``popmix search`` prints after its table: the recommended mixture per
     domain beside the proportional prior, which method it came from, its verdicts against
@@ -260,6 +268,12 @@ def format_answer(summary: Summary, folder: str) -> str:
         lines.append(
             f"next: popmix export {folder} --format hf --out mix.json   (exports {rec.file}; "
             "--method M for another method's)"
+        )
+    if _swarm_optimum_written(summary.swarm):
+        # measured on oracle16: the swarm's optimum as PBT's first member, kept by the burn-in
+        lines.append(
+            f"or start PBT at the swarm's optimum: popmix search --weights-from "
+            f"{folder}/swarm_optimum.json --burn-in 0.5   (docs/how-to/swarm.md)"
         )
     return "\n".join(lines)
 

@@ -240,3 +240,15 @@ def test_export_writes_the_recommended_mixture_by_default_and_any_method_on_requ
     assert err[-1].endswith(
         "--method doge: not a method of this search (its methods: pbt, cooldown, stratified)"
     )
+
+
+def test_after_a_swarm_the_answer_names_the_command_that_starts_pbt_at_its_optimum():
+    s = search(records_of({"pbt": [9.0, 9.5], "stratified": [10.0, 10.0]}))
+    hint = "or start PBT at the swarm's optimum: popmix search --weights-from runs/x/swarm_optimum"
+    assert hint not in format_answer(Summary.from_dict(s), "runs/x")
+    fitted = {"surface": {"optimum": [0.5, 0.5]}}
+    s["swarm"] = {"size": 5, "per_seed": {"0": {"surface": {"error": "too few runs"}}}}
+    assert hint not in format_answer(Summary.from_dict(s), "runs/x")  # no optimum written
+    s["swarm"]["per_seed"]["1"] = fitted
+    text = format_answer(Summary.from_dict(s), "runs/x")
+    assert text.splitlines()[-1].startswith(hint) and "--burn-in 0.5" in text
