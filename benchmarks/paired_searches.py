@@ -22,17 +22,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from _searches import fmt
+from _searches import by_seed, fmt
 
 from popmix._util.stats import mean_ci, paired
-
-
-def rows(summary: dict[str, Any], method: str) -> dict[int, dict[str, Any]]:
-    return {
-        r["seed"]: r
-        for r in summary["rows"]
-        if r["method"] == method and r.get("test_mean_ppl") is not None
-    }
 
 
 def side(arg: str, default: str = "pbt") -> tuple[str, Path, str]:
@@ -65,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     _, folder, method = side(args.search)
     summary = json.loads((folder / "summary.json").read_text())
-    mine, strat = rows(summary, method), rows(summary, "stratified")
+    mine, strat = by_seed(summary, method), by_seed(summary, "stratified")
     seeds = sorted(mine)
     if not seeds:
         sys.exit(f"{folder}: no finished {method} row")
@@ -110,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
         p = paired(a, b)
         per = ", ".join(f"{x - y:+.3f}" for x, y in zip(a, b))
         print(f"  - {name}: {fmt(p, '+.3f')} {p['verdict']}; seeds {per}{note}")
-        if gap(other):
+        if other is not strat and gap(other):
             print(f"      its own {gap(other)}")
 
     if strat:
@@ -121,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
             show(name or str(path), run_rows(path))
             continue
         other = json.loads((path / "summary.json").read_text())
-        theirs = rows(other, "stratified")
+        theirs = by_seed(other, "stratified")
         agree = all(
             theirs.get(s, {}).get("test_mean_ppl") == strat[s]["test_mean_ppl"]
             for s in seeds
@@ -129,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         show(
             f"{name or path} ({meth})",
-            rows(other, meth),
+            by_seed(other, meth),
             "" if agree else "  (stratified differs: not the same runs)",
         )
 

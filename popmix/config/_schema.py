@@ -1011,6 +1011,11 @@ class Experiment:
                 params["max_epochs"] = float(epochs)
         return params
 
+    def reports(self) -> int:
+        """Tune reports of one run: one every ``search.report_every`` steps, the last one
+        at the end (a shorter last interval counts)."""
+        return math.ceil(self.train.steps / self.search.report_every)
+
     def run_tokens(self) -> int:
         """Tokens one run trains on: ``train.steps * train.batch_size * model.seq_len``."""
         return self.train.steps * self.train.batch_size * self.model.seq_len

@@ -189,8 +189,7 @@ def exploiting_parts(group: SeedGroup, perturb: bool, scheduler: Callable[..., A
 def burn_in_reports(exp: Experiment) -> int:
     """Reports before PBT's first decision: ``search.burn_in`` of a member's reports, rounded
     up."""
-    reports = exp.train.steps // exp.search.report_every
-    return math.ceil(exp.search.burn_in * reports - 1e-9)
+    return math.ceil(exp.search.burn_in * exp.reports() - 1e-9)
 
 
 def exploits(exp: Experiment, lineage: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,6 @@ WithFixedTrials`); none of their results reach TPE.
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any
 
 from popmix.records.trial import CONFIG_KEY, TrialSpec
@@ -59,7 +58,7 @@ class Optuna(Searcher):
         )
         asha = None
         if s.asha:
-            n_reports = math.ceil(exp.train.steps / s.report_every)
+            n_reports = exp.reports()
             asha = PopulationASHA(
                 time_attr="training_iteration",
                 max_t=n_reports,
