@@ -28,6 +28,7 @@ from popmix.cli._base import (
     share,
 )
 from popmix.config import Experiment
+from popmix.tune.fitness import FITNESS_RULES
 from popmix.tune.searchers import SEARCHERS
 
 #: ``--smoke`` on a search: a few reports of a tiny model, two members, the first seed.
@@ -102,8 +103,9 @@ class SearchCommand(Command):
         Flag(
             "--fitness",
             "search.fitness",
-            "what PBT ranks on: last (the read at the decision) or average (the last reads)",
-            choices=("last", "average"),
+            "what PBT ranks on: last (the read at the decision), average (the last reads) "
+            "or forecast (the reads extrapolated to the last step)",
+            choices=FITNESS_RULES,
         ),
         Flag(
             "--burn-in",

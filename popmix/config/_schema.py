@@ -619,7 +619,8 @@ class SearchSpec:
             the others' last reads when it reaches its perturbation point.
         fitness: what a member is ranked on at a decision: ``last``, the objective of the
             read at the decision; ``average``, the mean objective over its last
-            ``fitness_reads`` reads.
+            ``fitness_reads`` reads; ``forecast``, its reads extrapolated to the run's last
+            step (:mod:`popmix.tune.fitness`).
         fitness_reads: the reads ``fitness: average`` averages over (at least 2).
         burn_in: the share of training (0 to below 1) before PBT's first decision: no member
             is ranked before ``ceil(burn_in * reports)`` reports (Ray's ``burn_in_period``).
@@ -642,7 +643,7 @@ class SearchSpec:
     reference: str = "stratified"
     swarm: SwarmSpec = field(default_factory=SwarmSpec)
     rounds: Literal["sync", "async"] = "sync"
-    fitness: Literal["last", "average"] = "average"
+    fitness: Literal["last", "average", "forecast"] = "average"
     fitness_reads: int = 3
     burn_in: float = 0.0
 

@@ -21,11 +21,12 @@ members that are better by luck of the windows alone. Members of a seed are scor
 validation windows, so the margin for ``auto`` comes from the per-window differences between
 the two members (a paired standard error); the independent-reads margin is recorded beside it.
 
-**Fitness** (``search.fitness``): what a member is ranked on at a decision. ``last``: the
-objective of the read at the decision (Ray's rule). ``average``: the mean objective over the
-member's last ``search.fitness_reads`` reads (its own, and after an exploit its donor's before
-it): less noise per decision, and a member whose schedule has just started to pay off is not
-judged on one read.
+**Fitness** (``search.fitness``, :mod:`popmix.tune.fitness`): what a member is ranked on at a
+decision. ``last``: the objective of the read at the decision (Ray's rule). ``average``: the
+mean objective over the member's last ``search.fitness_reads`` reads (its own, and after an
+exploit its donor's before it): less noise per decision. ``forecast``: the member's reads
+extrapolated to the run's last step, so a mixture whose curve falls faster is not culled for
+reading worse early on.
 
 Files written in the experiment folder: ``lineage-seed<S>.jsonl``, one JSON row per exploit
 decision (``time``, ``seed``, ``round``, ``trial_id``, ``donor``, both steps, ``gain`` and
@@ -52,6 +53,7 @@ from ray.tune.search import Searcher
 from popmix.config import EXPLOIT_Z
 from popmix.records.trial import CONFIG_KEY, TrialSpec
 from popmix.train.objective import paired_standard_error
+from popmix.tune.fitness import read_weights
 
 #: the result key of each domain's per-window validation losses (flattened by Tune to
 #: ``val_window_loss/<domain>``)
@@ -105,9 +107,11 @@ class _Population:
 
     _seed_now: int | None = None
     _trial_state: dict[Any, Any]  # Ray's PBT's own
-    #: ``last`` or ``average`` (over the last ``fitness_reads`` reads)
+    #: ``last``, ``average`` (over the last ``fitness_reads`` reads) or ``forecast`` (to
+    #: ``fitness_horizon``, the run's last step); see :mod:`popmix.tune.fitness`
     fitness: str = "last"
     fitness_reads: int = 3
+    fitness_horizon: int = 0
     #: the search's objective (``mean``, ``worst``, ``domain:<name>``), for the paired margin
     objective: str = "mean"
 
@@ -125,8 +129,9 @@ class _Population:
             # from after that checkpoint are replaced, not counted twice
             reads[:] = [r for r in reads if r.get("time") is None or r["time"] < t]
         read = {"objective": float(result["objective"]), "windows": window_losses(result)}
-        reads.append(read | {"time": t})
-        del reads[: -max(1, int(self.fitness_reads))]
+        reads.append(read | {"time": t, "step": result.get("step")})
+        if self.fitness != "forecast":  # a forecast fits the member's whole curve
+            del reads[: -max(1, int(self.fitness_reads))]
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         spec = TrialSpec.from_config(trial.config)
@@ -145,22 +150,30 @@ class _Population:
 
     def _with_fitness(self, trial: Any, result: dict) -> dict:
         """``result`` with its ``objective`` replaced by the member's fitness (the read's own
-        kept as ``objective_read``) and, for ``average``, its window losses averaged over the
-        same reads, so the paired margin is that of the fitness."""
+        kept as ``objective_read``) and its window losses by the same weighted sum of its
+        reads' windows, so the paired margin is that of the fitness."""
         reads = self._reads_of(trial)
-        if self.fitness != "average" or len(reads) < 2:
+        if self.fitness == "last" or len(reads) < 2:
             return result
+        steps = [r.get("step") for r in reads]
+        if self.fitness == "forecast" and (
+            None in steps or len(set(steps)) < len(steps) or self.fitness_horizon <= 0
+        ):
+            return result  # reads without their step (an old result): rank on the read
+        w = read_weights(self.fitness, steps, self.fitness_horizon, self.fitness_reads)  # type: ignore[arg-type]
+        used = [(wi, r) for wi, r in zip(w, reads) if wi != 0]
         out = dict(result)
         out["objective_read"] = result.get("objective")
-        out["objective"] = float(np.mean([r["objective"] for r in reads]))
-        out["fitness_reads"] = len(reads)
-        windows = [r["windows"] for r in reads if r["windows"]]
-        if len(windows) == len(reads):
+        out["objective"] = float(sum(wi * r["objective"] for wi, r in used))
+        out["fitness_reads"] = len(used)
+        windows = [r["windows"] for _, r in used]
+        if all(windows):
             prefix = WINDOWS_KEY + "/"
             for key in [k for k in out if k.startswith(prefix) or k == WINDOWS_KEY]:
                 del out[key]
+            weights = np.array([wi for wi, _ in used])
             out[WINDOWS_KEY] = {
-                d: [float(x) for x in np.mean([w[d] for w in windows], axis=0)]
+                d: [float(x) for x in weights @ np.array([win[d] for win in windows])]
                 for d in windows[-1]
             }
         return out

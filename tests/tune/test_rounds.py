@@ -347,6 +347,26 @@ def test_fitness_average_ranks_on_the_mean_of_the_last_reads(tmp_path):
     assert round_row["ranking"][0]["member"] == 1
 
 
+def test_fitness_forecast_ranks_on_the_reads_extrapolated_to_the_last_step(tmp_path):
+    sched, ctrl, trials = setup(tmp_path, fitness="forecast", fitness_horizon=1000)
+    members = trials[:4]
+    # reads at steps 10 and 20 (report() steps 10 per report); member 3 reads worst at step
+    # 20 but falls fastest
+    reads = [(2.80, 2.70), (2.85, 2.72), (2.90, 2.74), (3.40, 2.76)]
+    for m, (first, second) in zip(members, reads):
+        report(sched, ctrl, m, 1, first)
+        report(sched, ctrl, m, 2, second)
+    sched.choose_trial_to_run(ctrl)
+    (round_row,) = rows(tmp_path, "rounds-seed0.jsonl")
+    # hand-computed: L = a + b / sqrt(t) through both reads, at t = 1000:
+    # weight on the first read (1000**-.5 - 20**-.5) / (10**-.5 - 20**-.5) = -2.0731
+    w1 = (1000**-0.5 - 20**-0.5) / (10**-0.5 - 20**-0.5)
+    expected = {i: w1 * a + (1 - w1) * b for i, (a, b) in enumerate(reads)}
+    fitness = {r["member"]: r["fitness"] for r in round_row["ranking"]}
+    assert fitness == pytest.approx(expected)
+    assert round_row["ranking"][0]["member"] == 3
+
+
 def test_no_round_is_decided_before_the_burn_in(tmp_path):
     # a burn-in of 5 reports, a decision every 2: as in Ray's rule, the first round is at the
     # first report at or past the burn-in (5), not at 2 or 4; the next 2 reports later

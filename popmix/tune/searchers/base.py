@@ -183,6 +183,7 @@ def exploiting_parts(group: SeedGroup, perturb: bool, scheduler: Callable[..., A
     made.objective = s.objective
     made.fitness = s.fitness
     made.fitness_reads = s.fitness_reads
+    made.fitness_horizon = group.exp.train.steps
     return TunerParts.grid(members + group.fixed + group.later, made)
 
 
