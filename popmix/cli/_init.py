@@ -324,6 +324,7 @@ def render(plan: Plan, out: Path) -> str:
         notes={
             "perturbation_interval": "reports between PBT's decisions",
             "burn_in": "share of training before PBT's first decision (docs/how-to/swarm.md)",
+            "fitness": "what a round ranks on: last, average or forecast (oracle16.md#forecast)",
             "rounds": "the whole population ranked on the same step (docs/explanation/methods.md)",
             "space": {
                 "sampling": "per-domain sampling weights",
