@@ -33,7 +33,11 @@ decision (``time``, ``seed``, ``round``, ``trial_id``, ``donor``, both steps, ``
 ``margin`` in nats with ``margin_paired`` and ``margin_unpaired``, the donor's ``checkpoint``,
 and either the new searched values or ``skipped_within_noise: true``); with ``sync`` rounds,
 ``rounds-seed<S>.jsonl``, one row per decided round (its step, the ranking with each member's
-fitness, how many exploits were decided, taken and skipped as within noise).
+fitness, how many exploits were decided, taken and skipped as within noise); and
+``reads-seed<S>.jsonl``, each member's reads (``read``) and copies of a donor's reads
+(``copied_from``) in the order they happened. Tune restores a search's scheduler empty
+(ray-project/ray#30838): replaying that record gives a resumed search the reads its fitness
+had, so it ranks as the search would have without the stop.
 """
 
 from __future__ import annotations
@@ -117,21 +121,61 @@ class _Population:
 
     def _reads_of(self, trial: Any) -> list[dict[str, Any]]:
         reads: dict[Any, list[dict[str, Any]]] = self.__dict__.setdefault("_reads", {})
-        return reads.setdefault(trial, [])
+        if trial not in reads:
+            # a resumed search starts with an empty scheduler: its members' reads come back
+            # from the record the search kept (``reads-seed<S>.jsonl``)
+            if "_recorded" not in self.__dict__:
+                self.__dict__["_recorded"] = self._replay()
+            reads[trial] = self.__dict__["_recorded"].pop(trial.trial_id, [])
+        return reads[trial]
 
-    def _note_read(self, trial: Any, result: Mapping[str, Any]) -> None:
-        if "objective" not in result:
-            return
-        reads = self._reads_of(trial)
-        t = result.get(getattr(self, "_time_attr", "training_iteration"))
+    def _add_read(self, reads: list[dict[str, Any]], read: dict[str, Any]) -> None:
+        t = read.get("time")
         if t is not None:
             # a member retried from an older checkpoint reports those steps again: its reads
             # from after that checkpoint are replaced, not counted twice
             reads[:] = [r for r in reads if r.get("time") is None or r["time"] < t]
-        read = {"objective": float(result["objective"]), "windows": window_losses(result)}
-        reads.append(read | {"time": t, "step": result.get("step")})
+        reads.append(read)
         if self.fitness != "forecast":  # a forecast fits the member's whole curve
             del reads[: -max(1, int(self.fitness_reads))]
+
+    def _note_read(self, trial: Any, result: Mapping[str, Any]) -> None:
+        if "objective" not in result:
+            return
+        t = result.get(getattr(self, "_time_attr", "training_iteration"))
+        read = {"objective": float(result["objective"]), "windows": window_losses(result)}
+        read |= {"time": t, "step": result.get("step")}
+        self._add_read(self._reads_of(trial), read)
+        self._record(trial, {"read": read})
+
+    def _copy_reads(self, trial: Any, donor: Any) -> None:
+        """After an exploit the member continues the donor's run: its reads are the donor's."""
+        self._reads_of(trial)[:] = [dict(r) for r in self._reads_of(donor)]
+        self._record(trial, {"copied_from": donor.trial_id})
+
+    def _record(self, trial: Any, row: dict[str, Any]) -> None:
+        folder = getattr(self, "lineage_dir", None)
+        if folder is not None:
+            with open(Path(folder) / f"reads-seed{_seed_of(trial)}.jsonl", "a") as f:
+                f.write(json.dumps({"trial_id": trial.trial_id} | row) + "\n")
+
+    def _replay(self) -> dict[str, list[dict[str, Any]]]:
+        """Each member's reads (by trial id) as the record leaves them: its reads and its
+        copies of a donor's, in the order they happened."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        folder = getattr(self, "lineage_dir", None)
+        for path in sorted(Path(folder).glob("reads-seed*.jsonl")) if folder else []:
+            for line in path.read_text().splitlines():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # the last line of a driver killed while writing it
+                reads = out.setdefault(row["trial_id"], [])
+                if "copied_from" in row:
+                    reads[:] = [dict(r) for r in out.get(row["copied_from"], [])]
+                else:
+                    self._add_read(reads, row["read"])
+        return out
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         spec = TrialSpec.from_config(trial.config)
@@ -177,10 +221,6 @@ class _Population:
                 for d in windows[-1]
             }
         return out
-
-    def _copy_reads(self, trial: Any, donor: Any) -> None:
-        """After an exploit the member continues the donor's run: its reads are the donor's."""
-        self._reads_of(trial)[:] = [dict(r) for r in self._reads_of(donor)]
 
     def _quantiles(self) -> tuple[list[Any], list[Any]]:
         # Ray's PBT ranks every trial it tracks; it reads them from _trial_state only, so

@@ -10,6 +10,8 @@ Files written under ``<storage>/<name>/`` (the experiment folder, also TensorBoa
   results arrive;
 - ``lineage-seed<S>.jsonl``: one row per PBT exploit decision (taken, or skipped as within
   the noise of the two validation reads), written as they happen;
+- ``reads-seed<S>.jsonl``: each PBT member's validation reads and its copies of a donor's,
+  as they happen: a resumed search ranks its members on them (:mod:`popmix.tune.schedulers`);
 
 and under ``--out`` (default: the experiment folder) what :mod:`popmix.tune.outputs` writes:
 ``summary.json`` (with the recommended mixture), ``best_schedule.json``, ``lineage.json`` and,

@@ -367,6 +367,30 @@ def test_fitness_forecast_ranks_on_the_reads_extrapolated_to_the_last_step(tmp_p
     assert round_row["ranking"][0]["member"] == 3
 
 
+@pytest.mark.parametrize("fitness", ["average", "forecast"])
+def test_a_resumed_search_ranks_on_the_reads_it_had_before_the_stop(tmp_path, fitness):
+    sched, ctrl, trials = setup(tmp_path, fitness=fitness, fitness_horizon=100)
+    members = trials[:4]
+    for it, objectives in ((1, (3.1, 3.0, 2.9, 4.2)), (2, (3.0, 2.9, 2.8, 4.0))):
+        for m, obj in zip(members, objectives):
+            report(sched, ctrl, m, it, obj)
+    sched.choose_trial_to_run(ctrl)  # round 1: member 3 copies member 2 and its reads
+    (exploit,) = [r for r in rows(tmp_path, "lineage-seed0.jsonl") if "new_config" in r]
+    assert exploit["trial_id"] == "s0m3" and exploit["donor"] == "s0m2"
+    for m, obj in zip(members, (2.95, 2.85, 2.75, 2.7)):
+        report(sched, ctrl, m, 3, obj)
+    before = {m.trial_id: sched._reads_of(m) for m in members}
+    assert [r["objective"] for r in before["s0m3"]] == [2.9, 2.8, 2.7]
+    # the driver dies; Tune restores the scheduler empty and adds the trials again
+    for m in members:
+        save(m, 3)
+        m.set_status(Trial.PENDING)
+    fresh = scheduler(tmp_path, fitness=fitness, fitness_horizon=100)
+    for m in members:
+        fresh.on_trial_add(ctrl, m)
+    assert {m.trial_id: fresh._reads_of(m) for m in members} == before
+
+
 def test_no_round_is_decided_before_the_burn_in(tmp_path):
     # a burn-in of 5 reports, a decision every 2: as in Ray's rule, the first round is at the
     # first report at or past the burn-in (5), not at 2 or 4; the next 2 reports later
