@@ -2,18 +2,20 @@
 of the run does?
 
 A PBT round keeps the members its fitness ranks first; it helps only if that ranking agrees
-with the ranking at the end of training. This takes every finished run of a fixed method (not
-a PBT member, whose mixture changes as it is copied) from experiment folders, groups them by
-seed (each seed's runs share their validation windows), and prints, for each report step
-before the last and each rule of :mod:`popmix.tune.fitness` computed from the reads up to that
-step, two agreements with the runs' validation objective at the last step, averaged over
-seeds: Spearman's rank correlation (1: the same order; 0: none; negative: reversed) and the
-share of pairs of runs the fitness orders as the end does.
+with the ranking at the end of training. This takes every finished run of a method whose
+mixture is its own (not a PBT member, whose mixture changes as it is copied, nor best-of-n's
+draws, stratified on other seeds) from search folders, and the ``popmix run`` outputs under
+other folders (``benchmarks/transfer.py --keep`` writes them), groups them by seed (each seed's
+runs share their validation windows), and prints, for each report step before the last and
+each rule of :mod:`popmix.tune.fitness` computed from the reads up to that step, two
+agreements with the runs' validation objective at the last step, averaged over seeds:
+Spearman's rank correlation (1: the same order; 0: none; negative: reversed) and the share of
+pairs of runs the fitness orders as the end does.
 
     python benchmarks/fitness_forecast.py DIR [DIR ...]
 
-Folders of different experiments are refused (their runs end at different steps). A run found
-in several folders (the same seed's stratified in two searches) counts once.
+Runs of different lengths are refused. A run found twice (the same seed's stratified in two
+searches) counts once.
 """
 
 from __future__ import annotations
@@ -31,29 +33,52 @@ from popmix.tune.fitness import FITNESS_RULES, fitness_of
 Curves = dict[int, list[tuple[str, dict[int, float]]]]
 
 
+#: best-of-n's draws are stratified trained on other seeds: one mixture, not several to order
+SAME_MIXTURE = {"best-of-n"}
+
+
 def static_curves(folders: list[Path]) -> tuple[int, Curves]:
-    """The run length and each seed's runs (method, validation objective by step) of the
-    folders' finished runs that are not PBT members."""
-    lengths = {json.loads((f / "summary.json").read_text())["steps_per_model"] for f in folders}
-    if len(lengths) != 1:
-        sys.exit(f"the folders' runs end at different steps ({sorted(lengths)}); give one kind")
-    (horizon,) = lengths
-    seen: set[tuple[float, ...]] = set()
-    by_seed: Curves = {}
+    """The run length and each seed's runs (method, validation objective by step): the
+    finished trials of search folders (and of their ``popmix confirm``) that are not PBT
+    members, and the ``popmix run``
+    outputs (a ``result.json`` with its ``history``) found under the other folders."""
+    runs: list[tuple[int, int, str, dict[int, float]]] = []  # (length, seed, method, curve)
     for folder in folders:
-        for params in sorted(folder.glob("seed*/*/params.json")):
-            spec = TrialSpec.from_config(json.loads(params.read_text()))
-            results = params.parent / "result.json"
-            if spec.is_member or not results.exists():
+        summary = folder / "summary.json"
+        if summary.exists():
+            horizon = json.loads(summary.read_text())["steps_per_model"]
+            trials = [*folder.glob("seed*/*/params.json"), *folder.glob("confirm/*/params.json")]
+            for params in sorted(trials):
+                spec = TrialSpec.from_config(json.loads(params.read_text()))
+                results = params.parent / "result.json"
+                if spec.is_member or spec.method in SAME_MIXTURE or not results.exists():
+                    continue
+                rows = [json.loads(x) for x in results.read_text().splitlines() if x.strip()]
+                curve = {int(r["step"]): float(r["objective"]) for r in rows if "objective" in r}
+                runs.append((horizon, spec.seed, spec.method, curve))
+            continue
+        for result in sorted(folder.rglob("result.json")):
+            try:
+                run = json.loads(result.read_text())
+            except json.JSONDecodeError:
+                continue  # a trial's rows (JSON lines), not a run's result
+            if not isinstance(run, dict) or "history" not in run:
                 continue
-            rows = [json.loads(x) for x in results.read_text().splitlines() if x.strip()]
-            curve = {int(r["step"]): float(r["objective"]) for r in rows if "objective" in r}
-            key = tuple(curve[s] for s in sorted(curve))
-            if curve.get(horizon) is None or key in seen:
-                continue
-            seen.add(key)
-            by_seed.setdefault(spec.seed, []).append((spec.method, curve))
-    return horizon, by_seed
+            curve = {int(h["step"]): float(h["val_mean_loss"]) for h in run["history"]}
+            name = f"{result.parent.name} ({run['method']})"
+            runs.append((int(run["steps"]), int(run["train_config"]["seed"]), name, curve))
+    lengths = {length for length, *_ in runs}
+    if len(lengths) > 1:
+        sys.exit(f"the runs end at different steps ({sorted(lengths)}); give one kind")
+    seen: set[tuple[int, tuple[float, ...]]] = set()
+    by_seed: Curves = {}
+    for horizon, seed, method, curve in runs:
+        key = (seed, tuple(round(curve[t], 5) for t in sorted(curve)))
+        if curve.get(horizon) is None or key in seen:
+            continue  # unfinished, or a run found twice (one seed's stratified in two folders)
+        seen.add(key)
+        by_seed.setdefault(seed, []).append((method, curve))
+    return (lengths.pop() if lengths else 0), by_seed
 
 
 def spearman(a: list[float], b: list[float]) -> float:
