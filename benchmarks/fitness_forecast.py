@@ -40,8 +40,8 @@ SAME_MIXTURE = {"best-of-n"}
 def static_curves(folders: list[Path]) -> tuple[int, Curves]:
     """The run length and each seed's runs (method, validation objective by step): the
     finished trials of search folders (and of their ``popmix confirm``) that are not PBT
-    members, and the ``popmix run``
-    outputs (a ``result.json`` with its ``history``) found under the other folders."""
+    members, and the ``popmix run`` outputs (a ``result.json`` with its ``history``) found
+    under the other folders, read on their mean validation loss (the default objective)."""
     runs: list[tuple[int, int, str, dict[int, float]]] = []  # (length, seed, method, curve)
     for folder in folders:
         summary = folder / "summary.json"
