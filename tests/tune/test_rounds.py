@@ -332,19 +332,26 @@ def test_margin_auto_prefers_the_paired_standard_error():
     assert exploit_margin(0.2, 0.03, 0.04, paired_se=0.01) == 0.2
 
 
-def test_fitness_average_ranks_on_the_mean_of_the_last_reads(tmp_path):
-    sched, ctrl, trials = setup(tmp_path, fitness="average", fitness_reads=2)
-    members = trials[:4]
-    # member 0 had a lucky last read (2.0 after 3.4); member 1 is steady at 2.6
-    reads = [(3.4, 2.0), (2.6, 2.6), (2.7, 2.7), (2.8, 2.8)]
+def first_round(tmp_path, sched, ctrl, members, reads):
+    """Each member reports its two ``reads`` (steps 10 and 20); the round decides. Returns
+    each member's fitness in the round's row and the members from best to worst."""
     for m, (first, second) in zip(members, reads):
         report(sched, ctrl, m, 1, first)
         report(sched, ctrl, m, 2, second)
     sched.choose_trial_to_run(ctrl)
     (round_row,) = rows(tmp_path, "rounds-seed0.jsonl")
-    fitness = {r["member"]: r["fitness"] for r in round_row["ranking"]}
+    ranking = [r["member"] for r in round_row["ranking"]]
+    return {r["member"]: r["fitness"] for r in round_row["ranking"]}, ranking
+
+
+def test_fitness_average_ranks_on_the_mean_of_the_last_reads(tmp_path):
+    sched, ctrl, trials = setup(tmp_path, fitness="average", fitness_reads=2)
+    members = trials[:4]
+    # member 0 had a lucky last read (2.0 after 3.4); member 1 is steady at 2.6
+    reads = [(3.4, 2.0), (2.6, 2.6), (2.7, 2.7), (2.8, 2.8)]
+    fitness, ranking = first_round(tmp_path, sched, ctrl, members, reads)
     assert fitness == pytest.approx({0: 2.7, 1: 2.6, 2: 2.7, 3: 2.8})
-    assert round_row["ranking"][0]["member"] == 1
+    assert ranking[0] == 1
 
 
 def test_fitness_forecast_ranks_on_the_reads_extrapolated_to_the_last_step(tmp_path):
@@ -353,18 +360,13 @@ def test_fitness_forecast_ranks_on_the_reads_extrapolated_to_the_last_step(tmp_p
     # reads at steps 10 and 20 (report() steps 10 per report); member 3 reads worst at step
     # 20 but falls fastest
     reads = [(2.80, 2.70), (2.85, 2.72), (2.90, 2.74), (3.40, 2.76)]
-    for m, (first, second) in zip(members, reads):
-        report(sched, ctrl, m, 1, first)
-        report(sched, ctrl, m, 2, second)
-    sched.choose_trial_to_run(ctrl)
-    (round_row,) = rows(tmp_path, "rounds-seed0.jsonl")
+    fitness, ranking = first_round(tmp_path, sched, ctrl, members, reads)
     # hand-computed: L = a + b / sqrt(t) through both reads, at t = 1000:
     # weight on the first read (1000**-.5 - 20**-.5) / (10**-.5 - 20**-.5) = -2.0731
     w1 = (1000**-0.5 - 20**-0.5) / (10**-0.5 - 20**-0.5)
     expected = {i: w1 * a + (1 - w1) * b for i, (a, b) in enumerate(reads)}
-    fitness = {r["member"]: r["fitness"] for r in round_row["ranking"]}
     assert fitness == pytest.approx(expected)
-    assert round_row["ranking"][0]["member"] == 3
+    assert ranking[0] == 3
 
 
 @pytest.mark.parametrize("fitness", ["average", "forecast"])
