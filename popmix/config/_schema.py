@@ -1093,7 +1093,7 @@ class Experiment:
 
 def anchor_temperature(name: str) -> float | None:
     """T of a vector anchor: None for ``stratified`` (T → ∞), 1 for ``proportional``, T for
-    ``temperature:<T>``; nan for ``file``, ``unimax`` or an unknown name (see
+    ``temperature:<T>``; nan for ``file``, ``file:<path>``, ``unimax`` or an unknown name (see
     :func:`anchor_problem`)."""
     if name == "stratified":
         return None
@@ -1110,13 +1110,21 @@ def anchor_problem(name: str, init_file: str = "") -> str | None:
     """Why ``name`` is not a vector anchor (None when it is)."""
     if name == "file":
         return None if init_file else "file needs init_file (or --init-weights)"
+    if name.startswith("file:"):
+        path = name.removeprefix("file:")
+        if not Path(path).is_file():
+            return (
+                f"anchor {name!r}: {path!r} not found; name a popmix weights file, e.g. "
+                "file:runs/<search>/swarm_optimum.json"
+            )
+        return None
     if name == "unimax":
         return None
     t = anchor_temperature(name)
     if t is not None and not (math.isfinite(t) and t > 0):
         return (
             f"unknown anchor {name!r}; use stratified, proportional, temperature:<T> with "
-            "T > 0 (e.g. temperature:3), unimax or file"
+            "T > 0 (e.g. temperature:3), unimax, file or file:<path>"
         )
     return None
 
@@ -1133,9 +1141,11 @@ class VectorSpec:
             others from an explore step of it).
         anchors: for ``init: anchors``: ``stratified`` (every domain alike), ``proportional``
             (by size), ``temperature:<T>`` (p_i ∝ n_i^(1/T)), ``unimax`` (the ``unimax``
-            baseline's mixture at the experiment's budget and repetition limit) or ``file``
+            baseline's mixture at the experiment's budget and repetition limit), ``file``
             (``init_file``'s first weights; a file given by ``init_file`` or
-            ``--init-weights`` and not named here is the first anchor).
+            ``--init-weights`` and not named here is the first anchor) or ``file:<path>``
+            (that weights file's first weights; name several to start from several
+            candidates, e.g. each seed's ``swarm_optimum-seed<S>.json``).
         init_file: for ``init: file``, a popmix weights file (``best_schedule.json``,
             ``bracket_schedule.json``, ``weights.json``, ``doge_weights-seed0.json``): its first
             point's weights are the starting mixture.

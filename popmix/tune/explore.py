@@ -36,8 +36,9 @@ def as_vector(names: list[str], d: dict[str, float]) -> np.ndarray:
     return np.array([d[n] for n in names], dtype=np.float64)
 
 
-def weights_from_file(path: str, names: list[str]) -> np.ndarray:
-    """The first point's weights of a popmix weights file, checked against the domains.
+def weights_from_file(path: str, names: list[str], what: str = "init_file ") -> np.ndarray:
+    """The first point's weights of a popmix weights file, checked against the domains;
+    ``what`` names the setting that gave the file in the error.
 
     Raises:
         ConfigError: the file cannot be read as a weights file over ``names`` (one line).
@@ -47,7 +48,7 @@ def weights_from_file(path: str, names: list[str]) -> np.ndarray:
     try:
         schedule = WeightsSchedule.read(path, names)
     except WeightsFileError as e:
-        raise ConfigError(f"init_file {e}") from None
+        raise ConfigError(f"{what}{e}") from None
     return np.asarray(schedule.points[0].weights, dtype=np.float64)
 
 
@@ -167,6 +168,8 @@ class Explorer:
         for name in names:
             if name == "file":
                 w = weights_from_file(spec.init_file, self.names)
+            elif name.startswith("file:"):
+                w = weights_from_file(name.removeprefix("file:"), self.names, "anchors: file:")
             elif name == "unimax":
                 k = len(self.names)
                 w = np.full(k, 1.0 / k) if self.unimax is None else self.unimax

@@ -65,6 +65,13 @@ def write_search_file(
     for vec in space_dict.values():
         if isinstance(vec, dict) and vec.get("init_file"):
             vec["init_file"] = str(Path(vec["init_file"]).resolve())
+        if isinstance(vec, dict) and vec.get("anchors"):
+            vec["anchors"] = [
+                f"file:{Path(a[5:]).resolve()}"
+                if isinstance(a, str) and a.startswith("file:")
+                else a
+                for a in vec["anchors"]
+            ]
     data = {
         "format": FORMAT,
         "experiment": config,

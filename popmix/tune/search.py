@@ -100,12 +100,15 @@ def resolve(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> Resolve
             exp.weight_fixed(domains.names, domains.sizes, exp.search.swarm.floor)
     if exp.runs_population():
         for key, vec in space.vectors().items():
-            if vec.init_file and vec.init in (
-                "file",
-                "anchors",
-            ):  # read it now: a bad file fails before Ray starts
+            # read the files now: a bad one fails before Ray starts
+            files = [("init_file ", vec.init_file)] if vec.init in ("file", "anchors") else []
+            if vec.init == "anchors":
+                files += [("anchors: file:", a[5:]) for a in vec.anchors if a.startswith("file:")]
+            for what, path in files:
+                if not path:
+                    continue
                 try:
-                    weights_from_file(vec.init_file, domains.names)
+                    weights_from_file(path, domains.names, what)
                 except ConfigError as e:
                     raise ConfigError(f"{space.source or 'search space'}: {key}.{e}") from None
     if opts.address is not None:

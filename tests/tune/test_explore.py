@@ -225,6 +225,26 @@ def test_a_weights_file_is_the_first_anchor(tmp_path):
     np.testing.assert_allclose(as_vector(NAMES, ex.initial_config(1)["sample_weights"]), 1 / 16)
 
 
+def test_several_weights_files_are_anchors_in_the_order_named(tmp_path):
+    from popmix.records.weights import WeightsSchedule
+
+    files = []
+    for i, w in enumerate([np.linspace(1, 2, 16), np.linspace(2, 1, 16)]):
+        w /= w.sum()
+        files.append((tmp_path / f"w{i}.json", w))
+        WeightsSchedule.build(
+            domains=NAMES, total_steps=10, points=[{"step": 0, "weights": w.tolist()}],
+            final_weights=w.tolist(), method="fixed",
+        ).write(files[-1][0])  # fmt: skip
+    anchors = (f"file:{files[1][0]}", "stratified", f"file:{files[0][0]}")
+    ex = make(init="anchors", anchors=anchors)
+    first = [as_vector(NAMES, ex.initial_config(m)["sample_weights"]) for m in range(4)]
+    np.testing.assert_allclose(first[0], files[1][1])
+    np.testing.assert_allclose(first[1], 1 / 16)
+    np.testing.assert_allclose(first[2], files[0][1])
+    assert not np.allclose(first[3], files[1][1])  # one explore step from the first anchor
+
+
 def test_temperature_anchors_are_clipped_into_the_bounds_and_the_rest_drawn():
     temp = TemperatureSpec(
         t_end=(0.5, 2.0), init="anchors", anchors=((5.0, 1.0, 0.5), (3.0, 3.0, 0.5))
@@ -243,8 +263,9 @@ def test_temperature_anchors_are_clipped_into_the_bounds_and_the_rest_drawn():
         (("stratified", "warm"), "", "unknown anchor 'warm'"),
         (("temperature:-1",), "", "unknown anchor 'temperature:-1'"),
         (("file",), "", "file needs init_file"),
-        (("unimax", "uni-max"), "", "unknown anchor .uni-max.; use .*unimax or file"),
+        (("unimax", "uni-max"), "", "unknown anchor .uni-max.; use .*unimax, file or file:<path>"),
         ((), "", "anchors is empty"),
+        (("file:nowhere/w.json",), "", "anchor 'file:nowhere/w.json': 'nowhere/w.json' not found"),
     ],
 )
 def test_a_bad_anchor_is_one_line_naming_it(anchors, init_file, message):

@@ -15,7 +15,13 @@ from types import SimpleNamespace
 import pytest
 
 from popmix.cli import main
-from popmix.config import load_experiment, load_space, resolve_space_path
+from popmix.config import (
+    SearchSpace,
+    VectorSpec,
+    load_experiment,
+    load_space,
+    resolve_space_path,
+)
 from popmix.records.trial import TrialSpec
 from popmix.tune.callbacks import StepLedger
 from popmix.tune.resume import SEARCH_FILE, read_search_file, write_search_file
@@ -30,6 +36,16 @@ def test_search_file_gives_back_the_experiment_and_space(tmp_path):
     saved = read_search_file(tmp_path)
     assert saved.exp.replace(source=None) == exp.replace(source=None)
     assert saved.space == space and saved.out == tmp_path / "out"
+
+
+def test_search_file_keeps_a_file_anchor_reachable_from_another_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("w.json").write_text("{}")  # only its path matters here
+    vec = VectorSpec(anchors=("stratified", "file:w.json"))
+    write_search_file(tmp_path, load_experiment(None), SearchSpace(sample_weights=vec), tmp_path)
+    monkeypatch.chdir("/")  # a --resume from elsewhere still finds the file
+    saved = read_search_file(tmp_path).space.sample_weights
+    assert saved.anchors == ("stratified", f"file:{tmp_path.resolve() / 'w.json'}")
 
 
 def one_line_exit_2(args, capsys) -> str:

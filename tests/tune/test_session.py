@@ -49,6 +49,13 @@ def test_resolve_checks_everything_before_ray(tmp_path):
     msg = str(e.value)
     assert msg.startswith(f"s.yaml: sample_weights.init_file {bad}: its domains differ")
     assert "\n" not in msg
+    # so does a bad file named among the anchors
+    vec = VectorSpec(init="anchors", anchors=("stratified", f"file:{bad}"))
+    with pytest.raises(ConfigError) as e:
+        resolve(smoke(), SearchSpace(sample_weights=vec, source="s.yaml"), SearchOptions())
+    msg = str(e.value)
+    assert msg.startswith(f"s.yaml: sample_weights.anchors: file:{bad}: its domains differ")
+    assert "\n" not in msg
 
 
 def test_session_sets_and_restores_environment_levels_and_random(ray_session, monkeypatch):
