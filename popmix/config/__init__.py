@@ -49,11 +49,13 @@ from popmix.config._schema import (
     TemperatureSpec,
     TrainConfig,
     VectorSpec,
+    anchor_file,
     anchor_temperature,
     tokenizer_file,
 )
 
 __all__ = [
+    "anchor_file",
     "anchor_temperature",
     "tokenizer_file",
     "APPLY_MODES",

@@ -1106,12 +1106,17 @@ def anchor_temperature(name: str) -> float | None:
         return math.nan
 
 
+def anchor_file(name: str) -> str:
+    """The path a ``file:<path>`` anchor names; "" for every other anchor."""
+    return name[len("file:") :] if name.startswith("file:") else ""
+
+
 def anchor_problem(name: str, init_file: str = "") -> str | None:
     """Why ``name`` is not a vector anchor (None when it is)."""
     if name == "file":
         return None if init_file else "file needs init_file (or --init-weights)"
-    if name.startswith("file:"):
-        path = name.removeprefix("file:")
+    path = anchor_file(name)
+    if path:
         if not Path(path).is_file():
             return (
                 f"anchor {name!r}: {path!r} not found; name a popmix weights file, e.g. "
@@ -1167,6 +1172,16 @@ class VectorSpec:
     sigma: float = 0.3
     resample_concentration: float = 5.0
     floor: float = 1e-3
+
+    def weight_files(self) -> list[tuple[str, str]]:
+        """Each weights file the first members start from, as (the setting that names it,
+        as an error's prefix; its path): ``init_file``, then the ``file:`` anchors."""
+        files = []
+        if self.init_file and self.init in ("file", "anchors"):
+            files.append(("init_file ", self.init_file))
+        if self.init == "anchors":
+            files += [("anchors: file:", path) for path in map(anchor_file, self.anchors) if path]
+        return files
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from popmix._util.simplex import floor_project
-from popmix.config import Experiment, SearchSpace, VectorSpec, anchor_temperature
+from popmix.config import Experiment, SearchSpace, VectorSpec, anchor_file, anchor_temperature
 from popmix.policies import UniMaxPolicy, temperature_weights
 from popmix.records.weights import WeightsFileError, WeightsSchedule
 
@@ -168,8 +168,8 @@ class Explorer:
         for name in names:
             if name == "file":
                 w = weights_from_file(spec.init_file, self.names)
-            elif name.startswith("file:"):
-                w = weights_from_file(name.removeprefix("file:"), self.names, "anchors: file:")
+            elif anchor_file(name):
+                w = weights_from_file(anchor_file(name), self.names, "anchors: file:")
             elif name == "unimax":
                 k = len(self.names)
                 w = np.full(k, 1.0 / k) if self.unimax is None else self.unimax

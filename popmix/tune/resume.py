@@ -25,6 +25,7 @@ from popmix.config import (
     ConfigError,
     Experiment,
     SearchSpace,
+    anchor_file,
     experiment_from_dict,
     experiment_to_dict,
 )
@@ -67,8 +68,8 @@ def write_search_file(
             vec["init_file"] = str(Path(vec["init_file"]).resolve())
         if isinstance(vec, dict) and vec.get("anchors"):
             vec["anchors"] = [
-                f"file:{Path(a[5:]).resolve()}"
-                if isinstance(a, str) and a.startswith("file:")
+                f"file:{Path(anchor_file(a)).resolve()}"
+                if isinstance(a, str) and anchor_file(a)
                 else a
                 for a in vec["anchors"]
             ]

@@ -100,13 +100,7 @@ def resolve(exp: Experiment, space: SearchSpace, opts: SearchOptions) -> Resolve
             exp.weight_fixed(domains.names, domains.sizes, exp.search.swarm.floor)
     if exp.runs_population():
         for key, vec in space.vectors().items():
-            # read the files now: a bad one fails before Ray starts
-            files = [("init_file ", vec.init_file)] if vec.init in ("file", "anchors") else []
-            if vec.init == "anchors":
-                files += [("anchors: file:", a[5:]) for a in vec.anchors if a.startswith("file:")]
-            for what, path in files:
-                if not path:
-                    continue
+            for what, path in vec.weight_files():  # read now: a bad file fails before Ray
                 try:
                     weights_from_file(path, domains.names, what)
                 except ConfigError as e:
