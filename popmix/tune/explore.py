@@ -13,7 +13,10 @@ held there by the same projection (their bounds are their weights); loss weights
 and are neither capped nor fixed. Scalars
 (temperature-schedule parameters) use Ray's mutation and are clipped back into their bounds here.
 
-All randomness comes from the explorer's own ``np.random.Generator``.
+All randomness comes from the explorer's own ``np.random.Generator``: seeded by (``search.seed``,
+the seed) for the initial population, and again for each decision by the scheduler
+(:meth:`Explorer.reseed`), so a decision's draws depend on which decision it is, not on how
+many came before it in this process (a resumed search draws as the uninterrupted one).
 """
 
 from __future__ import annotations
@@ -90,6 +93,7 @@ class Explorer:
         self.fixed = None if fixed is None else np.asarray(fixed, dtype=np.float64)
         self.names = list(names)
         self.sizes = np.asarray(sizes, dtype=np.float64)
+        self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.perturb = perturb
         self.resample_probability = resample_probability
@@ -125,6 +129,11 @@ class Explorer:
         )
 
     # -- explore ----------------------------------------------------------------------------
+    def reseed(self, key: list[int]) -> None:
+        """Draw from here on from a generator keyed by this explorer's seed and ``key`` (the
+        decision: see :func:`popmix.tune.schedulers.seeded_draws`)."""
+        self.rng = np.random.default_rng(np.random.SeedSequence([self.seed, *key]))
+
     def project(self, w: np.ndarray, spec: VectorSpec) -> np.ndarray:
         """``w`` on the simplex with ``spec``'s floor, and within the caps and at the fixed
         weights when ``spec`` is the space's sampling weights."""

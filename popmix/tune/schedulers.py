@@ -28,6 +28,15 @@ exploit its donor's before it): less noise per decision. ``forecast``: the membe
 extrapolated to the run's last step, so a mixture whose curve falls faster is not culled for
 reading worse early on.
 
+**Draws.** Ray's PBT draws the donor (``random.choice`` of the top quantile) and mutates the
+scalars from Python's and NumPy's global generators, and the explorer from its own: shared
+by every seed of the driver, in the order decisions happen to come. So two runs of one
+command, or a seed run alone and beside another, or a search and its resume, drew different
+values and parted at the first decision where a draw mattered. Every decision here draws
+from generators keyed by what the decision is (:func:`seeded_draws`: ``search.seed``, the
+seed, the round, or the member and step for ``async``): the same search decides the same
+way however its seeds and decisions interleave.
+
 Files written in the experiment folder: ``lineage-seed<S>.jsonl``, one JSON row per exploit
 decision (``time``, ``seed``, ``round``, ``trial_id``, ``donor``, both steps, ``gain`` and
 ``margin`` in nats with ``margin_paired`` and ``margin_unpaired``, the donor's ``checkpoint``,
@@ -42,10 +51,12 @@ had, so it ranks as the search would have without the stop.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +115,32 @@ def exploit_margin(
     return EXPLOIT_Z * math.sqrt(own * own + donor * donor)
 
 
+@contextlib.contextmanager
+def seeded_draws(scheduler: Any, seed: int, key: list[int]) -> Iterator[None]:
+    """Within: Python's and NumPy's global generators (Ray's PBT and PB2 draw from them) and
+    seed ``seed``'s explorer seeded by (``scheduler.draw_seed``, ``seed``, ``key``); the
+    global generators are given back their state after, so nothing else in the driver is
+    moved by a decision."""
+    entropy = [int(getattr(scheduler, "draw_seed", 0)), int(seed), *(int(k) for k in key)]
+    sequence = np.random.SeedSequence(entropy)
+    py_seed, np_seed = (int(x) for x in sequence.generate_state(2))
+    saved_py, saved_np = random.getstate(), np.random.get_state()
+    random.seed(py_seed)
+    np.random.seed(np_seed)
+    reseed = getattr(getattr(scheduler, "_custom_explore_fn", None), "reseed", None)
+    if reseed is not None:
+        reseed(seed, entropy)
+    try:
+        yield
+    finally:
+        random.setstate(saved_py)
+        np.random.set_state(saved_np)
+
+
+#: the first key of a decision's draws: one member's (``async``) or a round's (``sync``)
+_MEMBER_DRAWS, _ROUND_DRAWS = 1, 2
+
+
 class _Population:
     """Mixin: results of baseline trials pass straight through as CONTINUE; a member is
     ranked (and copies) only within its own seed's population when a Tuner runs several;
@@ -118,6 +155,8 @@ class _Population:
     fitness_horizon: int = 0
     #: the search's objective (``mean``, ``worst``, ``domain:<name>``), for the paired margin
     objective: str = "mean"
+    #: ``search.seed``: with the seed and the decision, what a decision's draws are keyed by
+    draw_seed: int = 0
 
     def _reads_of(self, trial: Any) -> list[dict[str, Any]]:
         reads: dict[Any, list[dict[str, Any]]] = self.__dict__.setdefault("_reads", {})
@@ -183,8 +222,11 @@ class _Population:
             return TrialScheduler.CONTINUE
         self._note_read(trial, result)
         self._seed_now = spec.seed
+        t = int(result.get(getattr(self, "_time_attr", "training_iteration"), 0))
         try:
-            return super().on_trial_result(tune_controller, trial, result)  # type: ignore[misc]
+            # Ray's asynchronous PBT decides here, for this member alone
+            with seeded_draws(self, spec.seed, [_MEMBER_DRAWS, spec.member, t]):
+                return super().on_trial_result(tune_controller, trial, result)  # type: ignore[misc]
         finally:
             self._seed_now = None
 
@@ -494,8 +536,9 @@ class _Rounds:
         try:
             middle = [t for t in live if t not in upper and t not in lower]
             # the top first: their checkpoints are held before the bottom copies them
-            for t in upper + middle + lower:
-                self._checkpoint_or_exploit(t, tune_controller, upper, lower)  # type: ignore[attr-defined]
+            with seeded_draws(self, seed, [_ROUND_DRAWS, self._round_now]):
+                for t in upper + middle + lower:
+                    self._checkpoint_or_exploit(t, tune_controller, upper, lower)  # type: ignore[attr-defined]
         finally:
             self._round_now = None
         rows = [r for r in logged[first:] if r.get("seed") == seed]

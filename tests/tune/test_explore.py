@@ -62,6 +62,20 @@ def test_resample_is_centred_on_parent():
     assert not np.allclose(child, parent) and np.all(np.abs(np.log(child / parent)) < 2.5)
 
 
+def test_a_decision_s_draws_depend_on_its_key_not_on_the_draws_before_it():
+    explored = []
+    for draws_before in (0, 5):
+        ex = make(sigma=0.5)
+        config = {"spec": ex.initial_config(1)}
+        for _ in range(draws_before):
+            ex({"spec": dict(config["spec"])})
+        ex.reseed([0, 3, 2, 4])  # (search seed, seed, the kind of decision, round)
+        explored.append(ex({"spec": dict(config["spec"])})["spec"]["sample_weights"])
+    assert explored[0] == explored[1]
+    ex.reseed([0, 3, 2, 5])  # the next round draws anew
+    assert ex({"spec": dict(config["spec"])})["spec"]["sample_weights"] != explored[0]
+
+
 def test_pb2_mode_only_renormalises():
     ex = make(perturb=False, floor=0.01)
     spec = {

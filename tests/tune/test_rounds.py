@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import math
+import random
 
+import numpy as np
 import pytest
 from ray.train._internal.session import _TrainingResult
 from ray.tune import Checkpoint
@@ -425,3 +427,32 @@ def test_burn_in_is_a_share_of_a_member_s_reports_rounded_up(burn_in, reports):
         train=TrainConfig(steps=600), search=SearchSpec(report_every=50, burn_in=burn_in)
     )
     assert burn_in_reports(exp) == reports
+
+
+def _donors(folder, draws_between: int, draw_seed: int = 0) -> list[tuple]:
+    """Two rounds of 8 members, the bottom half copying a donor drawn from the top half,
+    with ``draws_between`` draws from the global generators before each round."""
+    folder.mkdir()
+    sched, ctrl, trials = setup(folder, n=8, quantile=0.5, draw_seed=draw_seed)
+    for r in range(1, 3):
+        for _ in range(draws_between):
+            random.random()
+            np.random.random()
+        for i, m in enumerate(trials[:8]):
+            report(sched, ctrl, m, 2 * r, 3.0 - 0.1 * i)
+        before = random.getstate(), np.random.get_state()[1].tolist()
+        while (t := sched.choose_trial_to_run(ctrl)) is not None:
+            t.set_status(Trial.RUNNING)
+        # a decision gives the driver's generators back as it found them
+        assert (random.getstate(), np.random.get_state()[1].tolist()) == before
+    return [(r["round"], r["trial_id"], r["donor"]) for r in rows(folder, "lineage-seed0.jsonl")]
+
+
+def test_a_round_draws_its_donors_by_which_round_it_is_not_by_what_was_drawn_before(tmp_path):
+    # Ray draws the donor with random.choice: from the process's generator, these would
+    # depend on every draw before them (another seed's rounds, a resume's fresh start)
+    alike = _donors(tmp_path / "a", 0)
+    assert len(alike) == 8
+    assert _donors(tmp_path / "b", 7) == alike
+    # the draws are the search's (search.seed): another search seed draws other donors
+    assert _donors(tmp_path / "c", 0, draw_seed=1) != alike

@@ -173,3 +173,38 @@ def test_no_round_is_decided_before_the_burn_in(ray_session, tmp_path):
                  "--quiet", "--cpus-per-trial", "0.25"]) == 0  # fmt: skip
     rounds = rows(out / "b" / "rounds-seed0.jsonl")
     assert [(r["step"], r["decisions"]) for r in rounds] == [(2 * REPORT, 1), (3 * REPORT, 1)]
+
+
+def _decisions(exp_dir: Path, seed: int) -> list[tuple]:
+    """A seed's decisions by member (trial ids differ between searches)."""
+    ranking = [e for r in rows(exp_dir / f"rounds-seed{seed}.jsonl") for e in r["ranking"]]
+    member = {e["trial_id"]: e["member"] for e in ranking}
+    return [
+        (r["round"], member[r["trial_id"]], member[r["donor"]], r.get("new_config"))
+        for r in rows(exp_dir / f"lineage-seed{seed}.jsonl")
+    ]
+
+
+@pytest.mark.slow
+def test_a_seed_decides_alike_alone_and_beside_another_seed(ray_session, tmp_path):
+    # The temperature space: Ray mutates its scalars and draws the donor among the top half
+    # from the driver's generators, which two seeds in one Tuner used to share in whatever
+    # order their rounds came.
+    from popmix.cli import main
+
+    data = corpus(tmp_path)
+    out = tmp_path / "runs"
+    common = [
+        "search", "--data", str(data), "--space", "temperature.yaml",
+        "--n-layer", "1", "--d-model", "32", "--n-head", "2", "--seq-len", "32",
+        "--batch-size", "8", "--steps", str(STEPS), "--report-every", str(REPORT),
+        "--population", "4", "--methods", "pbt", "--eval-windows", "8", "--test-windows", "2",
+        "--rounds", "sync", "search.perturbation_interval=1", "search.quantile_fraction=0.5",
+        "search.exploit_margin=0", "--storage", str(out), "--quiet", "--cpus-per-trial", "0.25",
+    ]  # fmt: skip
+    assert main([*common, "--seeds", "0,1", "--name", "pair"]) == 0
+    assert main([*common, "--seed", "1", "--name", "alone"]) == 0
+    alone = _decisions(out / "alone", 1)
+    assert len(alone) == ROUNDS * 2  # every round: the bottom 2 of 4 copy and explore
+    assert any(new for _, _, _, new in alone)
+    assert _decisions(out / "pair", 1) == alone

@@ -159,6 +159,11 @@ class SeedExplorers:
     def __call__(self, config: dict[str, Any]) -> dict[str, Any]:
         return self.by_seed[int(config[CONFIG_KEY]["seed"])](config)
 
+    def reseed(self, seed: int, key: list[int]) -> None:
+        """Seed ``seed``'s explorer for one decision (:meth:`Explorer.reseed`)."""
+        if seed in self.by_seed:
+            self.by_seed[seed].reseed(key)
+
 
 def exploiting_parts(group: SeedGroup, perturb: bool, scheduler: Callable[..., Any]) -> TunerParts:
     """PBT's and PB2's parts: each seed's initial population first on the grid, then the
@@ -178,6 +183,7 @@ def exploiting_parts(group: SeedGroup, perturb: bool, scheduler: Callable[..., A
         custom_explore_fn=SeedExplorers(explorers),
     )
     made.lineage_dir = group.lineage_dir
+    made.draw_seed = s.seed
     made.margin_setting = s.exploit_margin
     made.on_exploit = group.on_exploit
     made.objective = s.objective
