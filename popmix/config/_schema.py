@@ -604,7 +604,9 @@ class SearchSpec:
         resample_probability: chance that explore resamples instead of perturbing.
         objective: ``mean`` (mean per-domain validation loss), ``worst`` or ``domain:<name>``.
         asha: stop bad Optuna trials early with ASHA (never the baselines).
-        seed: seed of initial configurations and of the explore step.
+        seed: seed of initial configurations and of PBT's draws (each round's donors and
+            explore steps, keyed by this, the seed and the round): the same search repeats;
+            another value is another draw of it.
         exploit_margin: a PBT/PB2 member copies a donor only when the donor's objective is
             lower by more than this (nats). ``auto``: ``EXPLOIT_Z`` times the combined
             standard error of the two objectives, each measured from the member's own
