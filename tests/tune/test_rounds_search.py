@@ -1,5 +1,6 @@
-"""Synchronous rounds on a real Ray: every round decides, the bad member goes first, and a
-search stopped mid-way and resumed decides each round once."""
+"""Synchronous rounds on a real Ray: every round decides, the bad member goes first, a
+search stopped mid-way and resumed decides each round once, and a seed decides alike alone
+and beside another seed."""
 
 from __future__ import annotations
 
