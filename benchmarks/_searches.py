@@ -32,6 +32,15 @@ def by_seed(summary: dict, method: str) -> dict[int, dict[str, Any]]:
     return {r["seed"]: r for r in summary["rows"] if r["method"] == method and r["status"] == "ok"}
 
 
+def gap_share(oracle: dict[str, Any], strat: dict[str, Any], row: dict[str, Any]) -> float | None:
+    """The share of oracle16's stratified-to-oracle gap that ``row`` closes (its seed's
+    stratified row ``strat``; ``oracle``: the summary's ``oracle``), None off oracle16."""
+    if not oracle.get("applies"):
+        return None
+    top = strat["test_mean_loss"]
+    return (top - row["test_mean_loss"]) / (top - oracle["test_mean_loss"])
+
+
 def fmt(stat: dict[str, Any], spec: str = ".3f") -> str:
     """``mean [lo, hi]`` of a :func:`popmix._util.stats.mean_ci` or ``paired`` result."""
     m = stat.get("mean", stat.get("diff_mean"))

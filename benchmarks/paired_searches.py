@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from _searches import by_seed, fmt
+from _searches import by_seed, fmt, gap_share
 
 from popmix._util.stats import mean_ci, paired
 
@@ -73,12 +73,7 @@ def main(argv: list[str] | None = None) -> None:
         common = [s for s in seeds if s in of and s in strat]
         if not (oracle.get("applies") and common):
             return ""
-        low = oracle["test_mean_loss"]
-        shares = [
-            (strat[s]["test_mean_loss"] - of[s]["test_mean_loss"])
-            / (strat[s]["test_mean_loss"] - low)
-            for s in common
-        ]
+        shares = [gap_share(oracle, strat[s], of[s]) for s in common]
         per = " / ".join(f"{x:+.2f}" for x in shares)
         return f"gap closed {fmt(mean_ci(shares), '+.2f')}, seeds {per}"
 

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from _searches import by_seed, fmt
+from _searches import by_seed, fmt, gap_share
 
 from popmix._util.stats import mean_ci, paired
 
@@ -37,21 +37,22 @@ def main(argv: list[str] | None = None) -> None:
         search = json.loads((folder / "search.json").read_text())
         draw = search["experiment"]["search"]["seed"]
         draws.append((draw, by_seed(summary, args.method), by_seed(summary, "stratified")))
-        oracle = summary.get("oracle") or {}
+        if not draws[1:]:
+            oracle = summary.get("oracle") or {}  # one benchmark: the first search's
     strat = draws[0][2]
     for draw, _, theirs in draws[1:]:
-        if any(theirs[s]["test_mean_ppl"] != strat[s]["test_mean_ppl"] for s in strat):
+        if any(theirs.get(s, {}).get("test_mean_ppl") != strat[s]["test_mean_ppl"] for s in strat):
             sys.exit(f"search.seed {draw}: its stratified runs differ: not the same seeds' runs")
     seeds = sorted(set.intersection(*(set(mine) for _, mine, _ in draws)) & set(strat))
     if len(seeds) < 2:
         sys.exit("fewer than 2 seeds common to every search")
     ppl = np.array([[mine[s]["test_mean_ppl"] for _, mine, _ in draws] for s in seeds])
-    low = oracle.get("test_mean_loss") if oracle.get("applies") else None
+    on_oracle = bool(oracle.get("applies"))
 
     def share(mine: dict, s: int) -> float:
-        assert low is not None
-        top = strat[s]["test_mean_loss"]
-        return (top - mine[s]["test_mean_loss"]) / (top - low)
+        value = gap_share(oracle, strat[s], mine[s])
+        assert value is not None
+        return value
 
     head = " | ".join(f"search.seed {d}" for d, _, _ in draws)
     print(f"{args.method}, test ppl (gap closed) | seed | {head} | mean over draws")
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
         cells = []
         for j, (_, mine, _) in enumerate(draws):
             cell = f"{ppl[i, j]:.3f}"
-            cells.append(cell + (f" ({share(mine, s):+.2f})" if low is not None else ""))
+            cells.append(cell + (f" ({share(mine, s):+.2f})" if on_oracle else ""))
         print(f"  seed {s} | " + " | ".join(cells) + f" | {ppl[i].mean():.3f}")
     within = math.sqrt(float(np.mean(ppl.var(axis=1, ddof=1)))) if len(draws) > 1 else math.nan
     between = float(ppl.mean(axis=1).std(ddof=1))
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
         f"spread (sd, test ppl): the draws within a seed {within:.3f}; the seeds (their means "
         f"over the draws) {between:.3f}"
     )
-    if low is not None:
+    if on_oracle:
         shares = np.array([[share(mine, s) for _, mine, _ in draws] for s in seeds])
         sd = math.sqrt(float(np.mean(shares.var(axis=1, ddof=1)))) if len(draws) > 1 else 0.0
         per_draw = " / ".join(fmt(mean_ci(list(shares[:, j])), "+.2f") for j in range(len(draws)))

@@ -177,8 +177,8 @@ class Explorer:
         for name in names:
             if name == "file":
                 w = weights_from_file(spec.init_file, self.names)
-            elif anchor_file(name):
-                w = weights_from_file(anchor_file(name), self.names, "anchors: file:")
+            elif path := anchor_file(name):
+                w = weights_from_file(path, self.names, "anchors: file:")
             elif name == "unimax":
                 k = len(self.names)
                 w = np.full(k, 1.0 / k) if self.unimax is None else self.unimax
